@@ -1,0 +1,50 @@
+# Two commands matter: `make demo` (run the demo shop) and `make test` (lint + the suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+PLUGIN_EXAMPLE := examples/encoder_plugin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install test lint demo demo-data services-stop clean
+
+$(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	if [ -f $(PLUGIN_EXAMPLE)/pyproject.toml ]; then \
+		$(BIN)/python -m pip install --quiet -e $(PLUGIN_EXAMPLE); fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	# pytest exits 5 when it collects nothing: say so instead of a bare "Error 5".
+	$(BIN)/pytest || { status=$$?; \
+		if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status; }
+
+demo-data: install
+	$(BIN)/python manage.py services start
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py demo_admin
+
+demo: demo-data
+	@echo ""
+	@echo "  Admin:     http://127.0.0.1:8000/admin/   (login: admin / recsite-demo)"
+	@echo "  API docs:  http://127.0.0.1:8000/api/docs/"
+	@echo "  Health:    http://127.0.0.1:8000/api/v1/health"
+	@echo "  Stop with Ctrl-C; 'make services-stop' stops the embedded database and broker."
+	@echo ""
+	$(BIN)/honcho start
+
+services-stop: install
+	$(BIN)/python manage.py services stop
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The recommender Django app: catalogue, behaviours, vectors, serving and learning."""

@@ -1,0 +1,23 @@
+"""App configuration; starts the embedded servers once per process when they are used."""
+
+import sys
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class RecommenderConfig(AppConfig):
+    name = "recommender"
+    verbose_name = "Recommender"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # `manage.py services ...` manages the servers itself (and `stop` must not start them).
+        if sys.argv[1:2] == ["services"] or not settings.RECSITE_AUTOSTART_SERVICES:
+            return
+        wants_pg = settings.RECSITE_EMBEDDED_POSTGRES
+        wants_redis = settings.RECSITE_EMBEDDED_REDIS
+        if wants_pg or wants_redis:
+            from recsite import services
+
+            services.ensure_running(settings.RECSITE_DATA_DIR, postgres=wants_pg, redis=wants_redis)

@@ -1,0 +1,16 @@
+"""Top-level URLs: admin, API and its documentation."""
+
+from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("recommender.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+# Serves the admin's static files when DEBUG is on (the demo); production uses collectstatic.
+urlpatterns += staticfiles_urlpatterns()
