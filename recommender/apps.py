@@ -4,11 +4,12 @@ import sys
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 
 class RecommenderConfig(AppConfig):
     name = "recommender"
-    verbose_name = "Recommender"
+    verbose_name = _("Recommender")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -64,7 +64,13 @@ def test_behaviours_filter_by_kind(admin_client, shop):
 def test_admin_speaks_simplified_chinese(admin_client_zh, shop):
     response = admin_client_zh.get(reverse("admin:index"))
     assert response.status_code == 200
-    assert "站点管理" in response.text
+    assert "站点管理" in response.text  # Django's own catalogue
+    assert "推荐系统" in response.text and "终端用户" in response.text  # ours
+
+
+def test_item_list_in_chinese_names_columns_and_actions(admin_client_zh, shop):
+    response = admin_client_zh.get(reverse("admin:recommender_item_changelist"))
+    assert "类目" in response.text and "下架所选物品" in response.text
 
 
 def test_event_id_is_unique():
