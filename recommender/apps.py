@@ -13,6 +13,10 @@ class RecommenderConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from encoders.registry import configure_text_processing
+
+        # The jieba user dictionary must apply to keyword extraction too, not only encoders.
+        configure_text_processing()
         # `manage.py services ...` manages the servers itself (and `stop` must not start them).
         if sys.argv[1:2] == ["services"] or not settings.RECSITE_AUTOSTART_SERVICES:
             return
