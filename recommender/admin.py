@@ -1,10 +1,12 @@
 """Catalogue management for operators: items, end users with their timelines, behaviours."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from recommender.models import Behaviour, EndUser, Item
+from recommender import spaces
+from recommender.models import Behaviour, EncoderSpace, EndUser, Item
 
 
 @admin.register(Item)
@@ -14,7 +16,22 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ("external_id", "title", "description", "category")
     readonly_fields = ("created_at", "updated_at")
     list_per_page = 50
-    actions = ("activate", "deactivate")
+    actions = ("activate", "deactivate", "reembed")
+
+    @admin.action(description=_("Re-embed selected items in every maintained space"))
+    def reembed(self, request, queryset):
+        from recommender.tasks import embed_items
+
+        ids = list(queryset.filter(is_active=True).values_list("pk", flat=True))
+        for space in spaces.maintained_spaces():
+            for start in range(0, len(ids), 256):
+                embed_items.delay(space.pk, ids[start : start + 256], True)
+        self.message_user(
+            request,
+            ngettext("%d item queued for embedding.", "%d items queued for embedding.", len(ids))
+            % len(ids),
+            messages.SUCCESS,
+        )
 
     @admin.action(description=_("Activate selected items"))
     def activate(self, request, queryset):
@@ -74,3 +91,71 @@ class BehaviourAdmin(admin.ModelAdmin):
     @admin.display(description=_("text"))
     def short_text(self, obj: Behaviour) -> str:
         return obj.text[:60]
+
+
+@admin.register(EncoderSpace)
+class EncoderSpaceAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "plugin",
+        "dim",
+        "status",
+        "is_active",
+        "coverage_display",
+        "stale_display",
+    )
+    readonly_fields = ("dim", "status", "is_active", "created_at", "activated_at")
+    fields = ("name", "plugin", "options", "text_template") + readonly_fields
+    actions = ("activate_space", "build")
+
+    def get_readonly_fields(self, request, obj=None):
+        # A space's model and text are fixed once it exists: change them by a new space.
+        if obj is not None:
+            return ("name", "plugin", "options", "text_template") + self.readonly_fields
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        created = spaces.create_space(
+            obj.name, obj.plugin, obj.options, text_template=obj.text_template
+        )
+        obj.pk, obj.dim = created.pk, created.dim
+        from recommender.tasks import build_space
+
+        build_space.delay(created.pk)
+
+    def _coverage(self, obj):
+        if not hasattr(obj, "_coverage_cache"):
+            obj._coverage_cache = spaces.coverage(obj)
+        return obj._coverage_cache
+
+    @admin.display(description=_("coverage"))
+    def coverage_display(self, obj):
+        cover = self._coverage(obj)
+        return f"{cover.vectors}/{cover.active_items} ({cover.ratio:.0%})"
+
+    @admin.display(description=_("stale"))
+    def stale_display(self, obj):
+        return self._coverage(obj).stale
+
+    @admin.action(description=_("Activate the selected space"))
+    def activate_space(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one space."), messages.ERROR)
+            return
+        space = queryset.get()
+        try:
+            spaces.activate_space(space)
+        except ValidationError as exc:
+            self.message_user(request, exc.messages[0], messages.ERROR)
+            return
+        self.message_user(request, _("%s is now the active space.") % space.name)
+
+    @admin.action(description=_("Queue missing and stale vectors"))
+    def build(self, request, queryset):
+        from recommender.tasks import build_space
+
+        for space in queryset:
+            build_space.delay(space.pk)
+        self.message_user(request, _("Build queued."), messages.SUCCESS)

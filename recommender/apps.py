@@ -17,6 +17,7 @@ class RecommenderConfig(AppConfig):
 
         # The jieba user dictionary must apply to keyword extraction too, not only encoders.
         configure_text_processing()
+        from recommender import signals  # noqa: F401  (connects the receivers)
         # `manage.py services ...` manages the servers itself (and `stop` must not start them).
         if sys.argv[1:2] == ["services"] or not settings.RECSITE_AUTOSTART_SERVICES:
             return

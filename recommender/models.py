@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from pgvector.django import VectorField
 
 
 class EndUser(models.Model):
@@ -37,6 +39,20 @@ class Item(models.Model):
     is_active = models.BooleanField(_("active"), default=True, db_index=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Computed by PostgreSQL from the fields encoders read, so every write path (ORM save,
+    # bulk upsert, COPY, raw SQL) keeps it right; vectors store the hash they were made
+    # from, and stale vectors are the ones whose hash differs.
+    text_hash = models.GeneratedField(
+        expression=MD5(
+            Concat(
+                "title", models.Value("\x1f"), "category", models.Value("\x1f"),
+                Cast("tags", models.TextField()), models.Value("\x1f"), "description",
+                output_field=models.TextField(),
+            )
+        ),
+        output_field=models.CharField(max_length=32),
+        db_persist=True,
+    )
 
     class Meta:
         verbose_name = _("item")
@@ -45,6 +61,20 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_text = instance.text_snapshot()
+        return instance
+
+    _loaded_text: tuple | None = None
+
+    def text_snapshot(self) -> tuple | None:
+        """The encoder-facing fields as loaded, to tell whether a save changed the text."""
+        if self.get_deferred_fields() & {"title", "category", "tags", "description"}:
+            return None  # loaded with .only(): unknown, so a save counts as a change
+        return (self.title, self.category, tuple(self.tags or ()), self.description)
 
 
 class BehaviourKind(models.TextChoices):
@@ -115,3 +145,71 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SpaceStatus(models.TextChoices):
+    BUILDING = "building", _("building")
+    READY = "ready", _("ready")
+    RETIRED = "retired", _("retired")
+
+
+DEFAULT_TEXT_TEMPLATE = "{title}\n{category}\n{tags}\n{description}"
+
+
+class EncoderSpace(models.Model):
+    """One configured encoder with its own item vectors and its own HNSW index.
+
+    Changing the model means a new space, filled in the background while the active one
+    keeps serving; exactly one space is active at a time.
+    """
+
+    name = models.SlugField(_("name"), max_length=100, unique=True)
+    plugin = models.CharField(_("plugin"), max_length=200)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    dim = models.PositiveIntegerField(_("dimensions"))
+    text_template = models.TextField(
+        _("text template"),
+        default=DEFAULT_TEXT_TEMPLATE,
+        help_text=_("fields: {title} {category} {tags} {description}"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=SpaceStatus.choices, default=SpaceStatus.BUILDING
+    )
+    is_active = models.BooleanField(_("active"), default=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("encoder space")
+        verbose_name_plural = _("encoder spaces")
+        ordering = ["-is_active", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_space"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.plugin}, {self.dim}d)"
+
+
+class ItemVector(models.Model):
+    """An item's vector in one space, with the hash of the text it was made from."""
+
+    space = models.ForeignKey(EncoderSpace, on_delete=models.CASCADE, related_name="vectors")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="vectors")
+    # No fixed dimension: spaces of different sizes share the table, each with its own
+    # partial HNSW index over ``embedding::vector(dim)`` (see recommender.spaces).
+    embedding = VectorField()
+    text_hash = models.CharField(max_length=32)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("item vector")
+        verbose_name_plural = _("item vectors")
+        constraints = [
+            models.UniqueConstraint(fields=["space", "item"], name="one_vector_per_space_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} in {self.space_id}"

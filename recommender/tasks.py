@@ -1,14 +1,33 @@
-"""Celery tasks: thin wrappers that take ids and call the domain modules."""
+"""Celery tasks: thin wrappers that take ids, call the domain modules, and are idempotent.
+
+Model-bound work (``recommender.embed_items``) is routed to the ``embed`` queue, so GPU
+workers can take only that queue; everything else goes to ``default``.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from recommender.models import Behaviour, EndUser, Item, WorkerHeartbeat
+from recommender import embedding, spaces
+from recommender.models import Behaviour, EncoderSpace, EndUser, Item, WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+# Transient failures worth retrying: the database restarting or a dropped connection.
+_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 
-@shared_task(bind=True, name="recommender.heartbeat", ignore_result=False)
+@shared_task(bind=True, name="recommender.heartbeat")
 def heartbeat(self) -> dict:
     """Record that this worker is alive and sees the database; return what it sees."""
     hostname = self.request.hostname or "unknown"
@@ -21,3 +40,61 @@ def heartbeat(self) -> dict:
         "users": EndUser.objects.count(),
         "behaviours": Behaviour.objects.count(),
     }
+
+
+@shared_task(name="recommender.embed_items", acks_late=True, **_RETRY)
+def embed_items(space_id: int, item_ids: list[int], force: bool = False) -> dict:
+    """Encode items into a space and upsert their vectors (skips fresh ones unless forced)."""
+    space = EncoderSpace.objects.filter(pk=space_id).first()
+    if space is None or space.status == "retired":
+        return {"embedded": 0, "skipped": len(item_ids), "space": space_id}
+    report = embedding.embed_items(space, item_ids, force=force)
+    if space.status == "building":
+        spaces.mark_ready_if_complete(space)
+    return {"embedded": report.embedded, "skipped": report.skipped, "space": space_id}
+
+
+def _enqueue(space: EncoderSpace, item_ids, *, force: bool = False) -> int:
+    queued = 0
+    for batch in embedding.batches(item_ids):
+        embed_items.delay(space.pk, batch, force)
+        queued += len(batch)
+    return queued
+
+
+@shared_task(name="recommender.build_space", acks_late=True, **_RETRY)
+def build_space(space_id: int) -> dict:
+    """Queue every item that lacks a fresh vector in one space (a new space, or a refresh)."""
+    space = EncoderSpace.objects.get(pk=space_id)
+    queued = _enqueue(space, list(spaces.items_needing_vectors(space)))
+    if not queued:
+        spaces.mark_ready_if_complete(space)
+    return {"space": space.name, "queued": queued}
+
+
+@shared_task(name="recommender.refresh_stale_vectors", acks_late=True, **_RETRY)
+def refresh_stale_vectors() -> dict:
+    """Find missing and stale vectors in every maintained space by hash, and queue them."""
+    queued = {}
+    for space in spaces.maintained_spaces():
+        queued[space.name] = _enqueue(space, list(spaces.items_needing_vectors(space)))
+        if not queued[space.name]:
+            spaces.mark_ready_if_complete(space)
+    return queued
+
+
+@shared_task(name="recommender.reembed_space", acks_late=True, **_RETRY)
+def reembed_space(space_id: int | None = None) -> dict:
+    """Re-encode every active item of a space (default: the active one), fresh or not."""
+    space = EncoderSpace.objects.get(pk=space_id) if space_id else spaces.active_space()
+    ids = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    return {"space": space.name, "queued": _enqueue(space, ids, force=True)}
+
+
+def enqueue_item_embeddings(item_ids: list[int]) -> None:
+    """Queue items for every maintained space; a broker outage only logs (beat catches up)."""
+    try:
+        for space in spaces.maintained_spaces():
+            _enqueue(space, item_ids)
+    except Exception:  # kombu raises many types; the periodic refresh will pick them up
+        logger.warning("could not queue embeddings for %d items", len(item_ids), exc_info=True)

@@ -151,6 +151,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_ROUTES = {"recommender.embed_items": {"queue": "embed"}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -208,6 +209,14 @@ RECOMMENDER_BEHAVIOUR_WEIGHTS = {
     "dislike": -3.0,
 }
 RECOMMENDER_RATING_WEIGHT = 2.0
+
+# Encoders by alias (like CACHES). "default" seeds the first encoder space of a new site.
+RECOMMENDER_ENCODERS = {
+    "default": {"PLUGIN": "use-multilingual", "OPTIONS": {}},
+}
+# Queue an item's embedding when a save changes its text (after commit).
+RECOMMENDER_EMBED_ON_SAVE = _env_bool("RECOMMENDER_EMBED_ON_SAVE", True)
+RECOMMENDER_JIEBA_USER_DICT = os.environ.get("RECOMMENDER_JIEBA_USER_DICT") or None
 
 LOGGING = {
     "version": 1,

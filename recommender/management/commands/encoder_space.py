@@ -1,0 +1,109 @@
+"""``manage.py encoder_space create|activate|retire|list|ensure-default``: blue/green models."""
+
+import json
+
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from recommender import spaces
+from recommender.models import DEFAULT_TEXT_TEMPLATE, EncoderSpace
+
+
+def parse_option(raw: str) -> tuple[str, object]:
+    """``k=v`` with v read as JSON when it parses (numbers, booleans), else as a string."""
+    key, sep, value = raw.partition("=")
+    if not sep or not key:
+        raise CommandError(f"--option {raw!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+class Command(BaseCommand):
+    help = (
+        "Manage encoder spaces: create one (built in the background by the workers while the "
+        "active one keeps serving), activate it in one step, retire old ones, list coverage."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="create a space and queue its build")
+        create.add_argument("name")
+        create.add_argument("--plugin", required=True, help="e.g. use-multilingual, hashing")
+        create.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+        create.add_argument("--template", default=DEFAULT_TEXT_TEMPLATE)
+        create.add_argument(
+            "--inline", action="store_true", help="build here instead of queueing to workers"
+        )
+        activate = sub.add_parser("activate", help="make a space the one that serves")
+        activate.add_argument("name")
+        activate.add_argument(
+            "--force", action="store_true", help="activate even if vectors are missing"
+        )
+        retire = sub.add_parser("retire", help="drop a space's vectors and index")
+        retire.add_argument("name")
+        sub.add_parser("list", help="spaces with coverage and stale counts")
+        sub.add_parser("ensure-default", help="create and activate the default space if none")
+
+    def handle(self, *args, action: str, **options):
+        try:
+            getattr(self, "do_" + action.replace("-", "_"))(options)
+        except (ValidationError, ImproperlyConfigured) as exc:
+            message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            raise CommandError(message) from None
+
+    def _space(self, name: str) -> EncoderSpace:
+        space = EncoderSpace.objects.filter(name=name).first()
+        if space is None:
+            names = ", ".join(EncoderSpace.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"no encoder space {name!r} (spaces: {names})")
+        return space
+
+    def do_create(self, options):
+        opts = dict(parse_option(raw) for raw in options["option"])
+        space = spaces.create_space(
+            options["name"], options["plugin"], opts, text_template=options["template"]
+        )
+        self.stdout.write(f"created {space}")
+        if options["inline"]:
+            from django.core.management import call_command
+
+            call_command("embed", space=space.name, stdout=self.stdout, stderr=self.stderr)
+        else:
+            from recommender.tasks import build_space
+
+            build_space.delay(space.pk)
+            self.stdout.write("build queued; `manage.py encoder_space list` shows progress")
+
+    def do_activate(self, options):
+        space = self._space(options["name"])
+        cover = spaces.coverage(space)
+        if cover.missing and not options["force"]:
+            raise CommandError(
+                f"space {space.name!r} covers {cover.ratio:.0%} of active items "
+                f"({cover.missing} missing); wait for the build or pass --force"
+            )
+        spaces.activate_space(space)
+        self.stdout.write(f"active space is now {space.name}")
+
+    def do_retire(self, options):
+        space = spaces.retire_space(self._space(options["name"]))
+        self.stdout.write(f"retired {space.name}")
+
+    def do_list(self, options):
+        rows = EncoderSpace.objects.all()
+        if not rows:
+            self.stdout.write("no encoder spaces yet (manage.py encoder_space ensure-default)")
+        for space in rows:
+            cover = spaces.coverage(space)
+            mark = "*" if space.is_active else " "
+            self.stdout.write(
+                f"{mark} {space.name:<20} {space.plugin:<22} {space.dim:>5}d {space.status:<9} "
+                f"{cover.vectors}/{cover.active_items} vectors ({cover.ratio:.0%}), "
+                f"{cover.stale} stale"
+            )
+
+    def do_ensure_default(self, options):
+        space = spaces.ensure_default_space()
+        self.stdout.write(f"active space: {space}")

@@ -1,0 +1,25 @@
+"""Saving an item queues its embedding after commit, only when its text changed."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from recommender.models import Item
+
+
+@receiver(post_save, sender=Item, dispatch_uid="recommender.item_text_changed")
+def queue_embedding_on_text_change(sender, instance: Item, created: bool, **kwargs) -> None:
+    if not getattr(settings, "RECOMMENDER_EMBED_ON_SAVE", True):
+        return
+    if not instance.is_active:
+        return
+    if not created and instance.text_snapshot() == instance._loaded_text:
+        return
+    instance._loaded_text = instance.text_snapshot()
+    from recommender.tasks import enqueue_item_embeddings
+
+    item_id = instance.pk
+    transaction.on_commit(lambda: enqueue_item_embeddings([item_id]))

@@ -1,0 +1,230 @@
+"""Encoder spaces: creation with their HNSW index, activation, retirement, coverage.
+
+Each space gets a partial expression index over its own rows,
+``USING hnsw ((embedding::vector(D)) vector_cosine_ops) WHERE space_id = N``, so spaces of
+different dimensions share one table. The raw SQL lives here, in one place, because the
+ORM cannot express a partial index over a cast whose size depends on a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from encoders.registry import get_encoder
+from recommender.models import (
+    DEFAULT_TEXT_TEMPLATE,
+    EncoderSpace,
+    Item,
+    ItemVector,
+    SpaceStatus,
+)
+
+TEMPLATE_FIELDS = ("title", "category", "tags", "description")
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+class NoActiveSpace(ImproperlyConfigured):
+    """No encoder space is active yet; run ``manage.py encoder_space ensure-default``."""
+
+
+def index_name(space: EncoderSpace) -> str:
+    return f"itemvector_hnsw_space_{space.pk}"
+
+
+def vector_cast(space: EncoderSpace) -> str:
+    """The SQL type a query must cast to for the space's index to be used."""
+    return f"vector({int(space.dim)})"
+
+
+def check_template(template: str) -> str:
+    """Reject templates naming fields the text hash does not cover."""
+    try:
+        template.format(**{name: "" for name in TEMPLATE_FIELDS})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValidationError(
+            f"text template {template!r} is not valid: use only "
+            + ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
+        ) from exc
+    return template
+
+
+def create_index(space: EncoderSpace) -> None:
+    with connection.cursor() as cursor:
+        # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED; PostgreSQL refuses DDL on
+        # a table with pending checks, so run them now and restore the default afterwards.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(space)} ON {ItemVector._meta.db_table} "
+            f"USING hnsw ((embedding::{vector_cast(space)}) vector_cosine_ops) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+            f"WHERE space_id = {int(space.pk)}"
+        )
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def drop_index(space: EncoderSpace) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP INDEX IF EXISTS {index_name(space)}")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def index_exists(space: EncoderSpace) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(space)])
+        return cursor.fetchone() is not None
+
+
+@transaction.atomic
+def create_space(
+    name: str,
+    plugin: str,
+    options: dict[str, Any] | None = None,
+    *,
+    text_template: str = DEFAULT_TEXT_TEMPLATE,
+    activate: bool = False,
+) -> EncoderSpace:
+    """Create a space (status ``building``) and its HNSW index.
+
+    The encoder is built once here to learn its dimension and to fail early on a bad
+    plugin name or option, before any worker tries.
+    """
+    if EncoderSpace.objects.filter(name=name).exists():
+        raise ValidationError(f"an encoder space named {name!r} already exists")
+    options = dict(options or {})
+    encoder = get_encoder(plugin, options)
+    space = EncoderSpace.objects.create(
+        name=name,
+        plugin=plugin,
+        options=options,
+        dim=encoder.dim,
+        text_template=check_template(text_template),
+    )
+    create_index(space)
+    if activate:
+        activate_space(space)
+    return space
+
+
+@transaction.atomic
+def activate_space(space: EncoderSpace) -> EncoderSpace:
+    """Make ``space`` the one that serves, in one transaction."""
+    if space.status == SpaceStatus.RETIRED:
+        raise ValidationError(f"space {space.name!r} is retired; create a new one")
+    EncoderSpace.objects.select_for_update().filter(is_active=True).exclude(pk=space.pk).update(
+        is_active=False
+    )
+    space.is_active = True
+    space.activated_at = timezone.now()
+    space.save(update_fields=["is_active", "activated_at"])
+    return space
+
+
+@transaction.atomic
+def retire_space(space: EncoderSpace) -> EncoderSpace:
+    """Stop maintaining a space: drop its index and vectors. The active space cannot retire."""
+    if space.is_active:
+        raise ValidationError(f"space {space.name!r} is active; activate another space first")
+    space.status = SpaceStatus.RETIRED
+    space.save(update_fields=["status"])
+    drop_index(space)
+    ItemVector.objects.filter(space=space).delete()
+    return space
+
+
+def active_space() -> EncoderSpace:
+    space = EncoderSpace.objects.filter(is_active=True).first()
+    if space is None:
+        raise NoActiveSpace("no active encoder space; run `manage.py encoder_space ensure-default`")
+    return space
+
+
+def ensure_default_space() -> EncoderSpace:
+    """The active space, creating ``default`` from ``RECOMMENDER_ENCODERS`` on a new site."""
+    existing = EncoderSpace.objects.filter(is_active=True).first()
+    if existing is not None:
+        return existing
+    config = getattr(settings, "RECOMMENDER_ENCODERS", {}).get("default")
+    if not config:
+        raise ImproperlyConfigured("RECOMMENDER_ENCODERS has no 'default' encoder")
+    space = EncoderSpace.objects.filter(name="default").first()
+    if space is None:
+        space = create_space("default", config["PLUGIN"], config.get("OPTIONS", {}))
+    return activate_space(space)
+
+
+def maintained_spaces():
+    """Spaces whose vectors are kept fresh: the active one and those being built."""
+    return EncoderSpace.objects.exclude(status=SpaceStatus.RETIRED)
+
+
+# --- Coverage and staleness (by query, from the text hashes) ------------------------------
+
+
+def missing_items(space: EncoderSpace):
+    """Active items with no vector in ``space``."""
+    return Item.objects.filter(is_active=True).exclude(vectors__space=space)
+
+
+def stale_vectors(space: EncoderSpace):
+    return ItemVector.objects.filter(space=space).exclude(text_hash=F("item__text_hash"))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    space: str
+    active_items: int
+    vectors: int
+    stale: int
+    missing: int
+
+    @property
+    def ratio(self) -> float:
+        if self.active_items == 0:
+            return 1.0
+        return (self.active_items - self.missing) / self.active_items
+
+
+def coverage(space: EncoderSpace) -> Coverage:
+    return Coverage(
+        space=space.name,
+        active_items=Item.objects.filter(is_active=True).count(),
+        vectors=ItemVector.objects.filter(space=space, item__is_active=True).count(),
+        stale=stale_vectors(space).filter(item__is_active=True).count(),
+        missing=missing_items(space).count(),
+    )
+
+
+def items_needing_vectors(space: EncoderSpace):
+    """Ids of active items whose vector is missing or stale in ``space``."""
+    stale = ItemVector.objects.filter(space=space).exclude(text_hash=F("item__text_hash"))
+    return (
+        Item.objects.filter(is_active=True)
+        .filter(
+            Q(pk__in=stale.values("item_id"))
+            | ~Q(pk__in=ItemVector.objects.filter(space=space).values("item_id"))
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def mark_ready_if_complete(space: EncoderSpace) -> bool:
+    """A building space becomes ready once every active item has a fresh vector."""
+    if space.status != SpaceStatus.BUILDING:
+        return space.status == SpaceStatus.READY
+    if items_needing_vectors(space).exists():
+        return False
+    EncoderSpace.objects.filter(pk=space.pk, status=SpaceStatus.BUILDING).update(
+        status=SpaceStatus.READY
+    )
+    space.status = SpaceStatus.READY
+    return True
