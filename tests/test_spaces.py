@@ -204,3 +204,15 @@ def test_admin_lists_spaces_with_coverage(admin_client, hashing_space):
     response = admin_client.get("/admin/recommender/encoderspace/")
     assert response.status_code == 200
     assert "1/2 (50%)" in response.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_importing_items_queues_their_embedding(celery_worker, tmp_path, capsys):
+    space = spaces.create_space("imported", "hashing", {"dim": 32}, activate=True)
+    path = tmp_path / "items.csv"
+    rows = "".join(f"sku{n},商品 {n} 号\n" for n in range(600))
+    path.write_text("external_id,title\n" + rows, encoding="utf-8")
+    call_command("import_items", str(path), "--no-progress")
+    assert "queued embedding" in capsys.readouterr().out
+    wait_for(lambda: spaces.coverage(space).missing == 0, message="imported items embedded")
+    assert ItemVector.objects.filter(space=space).count() == 600

@@ -14,6 +14,12 @@ class Command(ImportCommand):
     )
     fields = importing.ITEM_FIELDS
 
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--no-embed", action="store_true", help="do not queue embedding of changed items"
+        )
+
     def handle(self, *args, **options):
         path = options["file"]
         if not path.exists():
@@ -30,3 +36,16 @@ class Command(ImportCommand):
             ),
         )
         self.stdout.write(self.describe(report, "items"))
+        if not options["dry_run"] and report.rows and not options["no_embed"]:
+            self.queue_embeddings()
+
+    def queue_embeddings(self) -> None:
+        """New and changed texts are found by hash and embedded by the workers, in batches."""
+        from recommender.tasks import refresh_stale_vectors
+
+        try:
+            refresh_stale_vectors.apply_async(retry=False)
+        except Exception as exc:  # broker down: the beat schedule will catch up
+            self.stderr.write(f"could not queue embeddings ({exc}); run `manage.py embed`")
+        else:
+            self.stdout.write("queued embedding of new and changed items")
