@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import connection
 
-from recommender.models import Behaviour, EndUser, Item
+from recommender.models import Behaviour, EndUser, Item, WorkerHeartbeat
 
 
 @dataclass
@@ -14,6 +15,8 @@ class HealthReport:
     database: str
     broker: str
     counts: dict[str, int] = field(default_factory=dict)
+    active_space: dict | None = None
+    worker_last_seen: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,4 +52,18 @@ def check() -> HealthReport:
             "users": EndUser.objects.count(),
             "behaviours": Behaviour.objects.count(),
         }
+        from recommender import spaces
+
+        space = spaces.current_space()
+        if space is not None:
+            cover = spaces.coverage(space)
+            report.active_space = {
+                "name": space.name,
+                "plugin": space.plugin,
+                "dim": space.dim,
+                "coverage": round(cover.ratio, 4),
+                "stale": cover.stale,
+            }
+        latest = WorkerHeartbeat.objects.order_by("-seen_at").first()
+        report.worker_last_seen = latest.seen_at if latest else None
     return report

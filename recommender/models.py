@@ -213,3 +213,53 @@ class ItemVector(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} in {self.space_id}"
+
+
+class UserProfile(models.Model):
+    """A user's interest vector in one space, kept as decayed sums for O(dim) updates.
+
+    ``item_sum`` is the behaviour-weighted sum of the vectors of items the user touched and
+    ``text_sum`` the sum of vectors of their own texts (searches, reviews), both decayed
+    exponentially to ``ref_time``; the profile vector blends their directions
+    (see ``recommender.profiles``).
+    """
+
+    user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="profiles")
+    space = models.ForeignKey(EncoderSpace, on_delete=models.CASCADE, related_name="profiles")
+    item_sum = VectorField(null=True)
+    text_sum = VectorField(null=True)
+    ref_time = models.DateTimeField()
+    rating_sum = models.FloatField(default=0.0)
+    rating_count = models.PositiveIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("user profile")
+        verbose_name_plural = _("user profiles")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "space"], name="one_profile_per_space_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.space_id}"
+
+
+class ItemCooccurrence(models.Model):
+    """How strongly engaging with ``item`` predicts engaging with ``other`` (precomputed)."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="cooccurrences")
+    other = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = _("item co-occurrence")
+        verbose_name_plural = _("item co-occurrences")
+        constraints = [
+            models.UniqueConstraint(fields=["item", "other"], name="one_cooccurrence_per_pair"),
+        ]
+        indexes = [models.Index(fields=["item", "-score"], name="cooccurrence_item_score")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} → {self.other_id} ({self.score:.3f})"

@@ -147,6 +147,11 @@ def active_space() -> EncoderSpace:
     return space
 
 
+def current_space() -> EncoderSpace | None:
+    """The active space, or None on a site that has none yet."""
+    return EncoderSpace.objects.filter(is_active=True).first()
+
+
 def ensure_default_space() -> EncoderSpace:
     """The active space, creating ``default`` from ``RECOMMENDER_ENCODERS`` on a new site."""
     existing = EncoderSpace.objects.filter(is_active=True).first()

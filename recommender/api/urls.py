@@ -1,9 +1,23 @@
-"""API routes under /api/v1/."""
+"""API routes under /api/v1/ (a trailing slash is optional everywhere)."""
 
-from django.urls import path
+from django.urls import include, re_path
+from rest_framework.routers import SimpleRouter
 
 from recommender.api import views
 
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register("items", views.ItemViewSet, basename="item")
+router.register("users", views.UserViewSet, basename="user")
+router.register("behaviours", views.BehaviourViewSet, basename="behaviour")
+
 urlpatterns = [
-    path("health", views.HealthView.as_view(), name="health"),
+    re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
+    re_path(r"^search/?$", views.SearchView.as_view(), name="search"),
+    re_path(
+        r"^recommendations/?$",
+        views.SessionRecommendationView.as_view(),
+        name="recommendations",
+    ),
+    re_path(r"^", include(router.urls)),
 ]

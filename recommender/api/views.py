@@ -1,11 +1,37 @@
 """API views: read the request, call one domain function, serialise the result."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender import health
+from recommender import events, explain, health, importing, privacy, recommend
+from recommender.api import serializers as s
+from recommender.models import Behaviour, EndUser, Item
+
+
+def _lang(request, value: str | None) -> str:
+    return explain.pick_language(value, request.headers.get("Accept-Language"))
+
+
+def _item_pks(external_ids: list[str], field: str) -> list[int]:
+    found = dict(Item.objects.filter(external_id__in=external_ids).values_list("external_id", "pk"))
+    missing = [external_id for external_id in external_ids if external_id not in found]
+    if missing:
+        raise ValidationError({field: [f"unknown item {missing[0]!r}"]})
+    return [found[external_id] for external_id in external_ids]
+
+
+def _list_response(results, user: str | None, lang: str) -> Response:
+    payload = {"user": user, "lang": lang, "items": results}
+    return Response(s.RecommendationListSerializer(payload).data)
 
 
 class HealthSerializer(serializers.Serializer):
@@ -13,10 +39,12 @@ class HealthSerializer(serializers.Serializer):
     database = serializers.CharField()
     broker = serializers.CharField()
     counts = serializers.DictField(child=serializers.IntegerField())
+    active_space = serializers.DictField(allow_null=True)
+    worker_last_seen = serializers.DateTimeField(allow_null=True)
 
 
 class HealthView(APIView):
-    """Whether the database and the broker answer, and how much data there is."""
+    """Whether the database, broker and workers answer; the active space and its coverage."""
 
     authentication_classes = []
     permission_classes = []
@@ -25,3 +53,192 @@ class HealthView(APIView):
     def get(self, request):
         report = health.check()
         return Response(HealthSerializer(report).data, status=200 if report.ok else 503)
+
+
+class ItemViewSet(viewsets.ModelViewSet):
+    """The catalogue. Ids in URLs are the site's own item ids (external ids)."""
+
+    queryset = Item.objects.order_by("pk")
+    serializer_class = s.ItemSerializer
+    lookup_field = "external_id"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        request=s.BulkItemsSerializer,
+        responses=inline_serializer(
+            "BulkItemsResult",
+            {"created": serializers.IntegerField(), "updated": serializers.IntegerField()},
+        ),
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        """Upsert up to 1,000 items by id, all or nothing."""
+        data = s.BulkItemsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = [
+            importing.Row(f"items[{index}]", {**record, "external_id": record["external_id"]})
+            for index, record in enumerate(data.validated_data["items"])
+        ]
+        report = importing.import_items(rows)
+        from recommender.tasks import enqueue_item_embeddings
+
+        ids = list(
+            Item.objects.filter(
+                external_id__in=[r.values["external_id"] for r in rows]
+            ).values_list("pk", flat=True)
+        )
+        transaction.on_commit(lambda: enqueue_item_embeddings(ids))
+        return Response({"created": report.created, "updated": report.updated})
+
+    @extend_schema(parameters=[s.SimilarQuerySerializer], responses=s.RecommendationListSerializer)
+    @action(detail=True, methods=["get"])
+    def similar(self, request, id=None):
+        """Items similar to this one (nearest in the active space, and co-occurrence)."""
+        item = self.get_object()
+        params = s.SimilarQuerySerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        lang = _lang(request, params.validated_data.get("lang"))
+        results = recommend.similar_items(item, params.validated_data["k"], lang=lang)
+        return _list_response(results, None, lang)
+
+
+class UserViewSet(viewsets.ModelViewSet):
+    """End users of the site. ``DELETE`` forgets the user and everything naming them."""
+
+    queryset = EndUser.objects.order_by("pk")
+    serializer_class = s.EndUserSerializer
+    lookup_field = "external_id"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"
+
+    def perform_destroy(self, instance):
+        privacy.forget_user(instance)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def export(self, request, id=None):
+        """Everything stored about this user."""
+        return Response(privacy.export_user(self.get_object()))
+
+    @extend_schema(
+        parameters=[s.RecommendationQuerySerializer], responses=s.RecommendationListSerializer
+    )
+    @action(detail=True, methods=["get"])
+    def recommendations(self, request, id=None):
+        """A ranked, diverse, explained list for this user (free-text intent in ``q``)."""
+        user = self.get_object()
+        params = s.RecommendationQuerySerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        p = params.validated_data
+        lang = _lang(request, p.get("lang"))
+        ranges = {}
+        if p.get("price_min") is not None or p.get("price_max") is not None:
+            ranges["price"] = (p.get("price_min"), p.get("price_max"))
+        results = recommend.recommend(
+            recommend.RecommendationRequest(
+                user=user,
+                k=p["k"],
+                category=p.get("category"),
+                attribute_ranges=ranges,
+                diversity=p["diversity"],
+                exclude_seen=p["exclude_seen"],
+                query=p.get("q") or None,
+                lang=lang,
+                explain=p["explain"],
+                category_cap=p.get("category_cap"),
+                context={key: p[key] for key in ("device", "page") if key in p},
+            )
+        )
+        return _list_response(results, user.external_id, lang)
+
+
+class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Behaviour events: post one or a batch; list a user's events."""
+
+    serializer_class = s.BehaviourSerializer
+
+    def get_queryset(self):
+        return Behaviour.objects.select_related("user", "item").order_by("-occurred_at", "-pk")
+
+    @extend_schema(parameters=[OpenApiParameter("user", str, required=True, description="user id")])
+    def list(self, request, *args, **kwargs):
+        user_id = request.query_params.get("user")
+        if not user_id:
+            raise ValidationError({"user": ["this query parameter is required"]})
+        user = get_object_or_404(EndUser, external_id=user_id)
+        queryset = self.get_queryset().filter(user=user)
+        page = self.paginate_queryset(queryset)
+        if page is None:
+            return Response(s.BehaviourSerializer(queryset, many=True).data)
+        return self.get_paginated_response(s.BehaviourSerializer(page, many=True).data)
+
+    @extend_schema(request=s.BehaviourInputSerializer, responses=s.RecordedSerializer)
+    def create(self, request, *args, **kwargs):
+        """Record one event (idempotent by ``event_id``); the profile updates at once."""
+        data = s.BehaviourInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            recorded = events.record_event(events.EventInput(**data.validated_data))
+        except events.UnknownItem as exc:
+            raise ValidationError({"item": [str(exc)]}) from None
+        code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
+        return Response(s.RecordedSerializer(recorded).data, status=code)
+
+    @extend_schema(request=s.BehaviourBatchSerializer, responses=s.BatchResultSerializer)
+    @action(detail=False, methods=["post"])
+    def batch(self, request):
+        """Record up to 5,000 events, all or nothing; repeated event ids count once."""
+        data = s.BehaviourBatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        batch = [events.EventInput(**event) for event in data.validated_data["events"]]
+        try:
+            result = events.record_events(batch)
+        except events.UnknownItem as exc:
+            raise ValidationError({"events": {exc.index: {"item": [str(exc)]}}}) from None
+        return Response(s.BatchResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class SearchView(APIView):
+    """Personalised search: items matching ``q``, the user's taste breaking ties."""
+
+    @extend_schema(parameters=[s.SearchQuerySerializer], responses=s.RecommendationListSerializer)
+    def get(self, request):
+        params = s.SearchQuerySerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        p = params.validated_data
+        user = None
+        if p.get("user"):
+            user = get_object_or_404(EndUser, external_id=p["user"])
+        lang = _lang(request, p.get("lang"))
+        results = recommend.search(p["q"], user, p["k"], lang, category=p.get("category"))
+        return _list_response(results, user.external_id if user else None, lang)
+
+
+class SessionRecommendationView(APIView):
+    """Recommendations for an anonymous session from liked/disliked items and a text."""
+
+    @extend_schema(
+        request=s.SessionRecommendationSerializer, responses=s.RecommendationListSerializer
+    )
+    def post(self, request):
+        data = s.SessionRecommendationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        p = data.validated_data
+        user = None
+        if p.get("user"):
+            user = get_object_or_404(EndUser, external_id=p["user"])
+        lang = _lang(request, p.get("lang"))
+        results = recommend.recommend(
+            recommend.RecommendationRequest(
+                user=user,
+                k=p["k"],
+                category=p.get("category"),
+                diversity=p["diversity"],
+                query=p.get("text") or None,
+                lang=lang,
+                positive=_item_pks(p["positive"], "positive"),
+                negative=_item_pks(p["negative"], "negative"),
+            )
+        )
+        return _list_response(results, user.external_id if user else None, lang)

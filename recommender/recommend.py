@@ -1,0 +1,374 @@
+"""The serving pipeline: profile → candidates → scores → diverse re-ranking → reasons.
+
+One implementation for the API, the storefront and offline evaluation (``as_of`` makes
+every step see only what was known at that time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from recommender import explain, profiles, retrieval, spaces
+from recommender.models import Behaviour, EncoderSpace, EndUser, Item
+from recommender.ranking import BlendScorer, Candidate, Scorer, mmr, score
+
+MAX_K = 200
+HISTORY_LIMIT = 200
+SEED_LIMIT = 30
+
+
+@dataclass
+class RecommendationRequest:
+    """What a caller asks for. Item ids here are primary keys, not external ids."""
+
+    user: EndUser | None = None
+    k: int = 10
+    category: str | None = None
+    attribute_ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    diversity: float = 0.0
+    exclude_seen: bool = True
+    query: str | None = None
+    lang: str = "zh"
+    explain: bool = True
+    positive: list[int] = field(default_factory=list)
+    negative: list[int] = field(default_factory=list)
+    context: dict = field(default_factory=dict)
+    as_of: datetime | None = None
+    category_cap: int | None = None
+    per_source: int = 100
+    mode: str = "recommend"  # or "search": query sources only, seen items allowed
+    scorer: Scorer | None = None
+
+
+@dataclass
+class Recommendation:
+    item: Item
+    score: float
+    sources: list[str]
+    features: dict[str, float]
+    reason: explain.Reason | None = None
+    blurb: str | None = None
+
+
+@dataclass
+class History:
+    """What the user did before the request (or before ``as_of``)."""
+
+    recent: list[tuple[int, str, datetime, float | None]]  # item, kind, time, value
+    seen: set[int]
+    disliked: set[int]
+
+    @classmethod
+    def load(cls, user: EndUser | None, as_of: datetime | None) -> History:
+        if user is None:
+            return cls([], set(), set())
+        events = Behaviour.objects.filter(user=user, item__isnull=False)
+        if as_of is not None:
+            events = events.filter(occurred_at__lt=as_of)
+        recent = list(
+            events.order_by("-occurred_at").values_list("item_id", "kind", "occurred_at", "value")[
+                :HISTORY_LIMIT
+            ]
+        )
+        seen = set(events.values_list("item_id", flat=True).distinct())
+        disliked = {item for item, kind, _, _ in recent if kind == "dislike"}
+        return cls(recent, seen, disliked)
+
+    def seeds(self, now: datetime) -> dict[int, float]:
+        """Recent positively engaged items, weighted by kind and recency."""
+        weights = settings.RECOMMENDER_BEHAVIOUR_WEIGHTS
+        seeds: dict[int, float] = {}
+        for item_id, kind, occurred_at, value in self.recent:
+            weight = float(weights.get(kind, 0.0))
+            if kind == "rating" and value is not None:
+                weight = max(0.0, (value - 2.5) / 2.5)
+            if weight <= 0 or item_id in self.disliked:
+                continue
+            age = (now - occurred_at).total_seconds()
+            seeds[item_id] = seeds.get(item_id, 0.0) + weight * profiles.decay_factor(age)
+        return dict(sorted(seeds.items(), key=lambda kv: -kv[1])[:SEED_LIMIT])
+
+    def anchor_kinds(self) -> dict[int, str]:
+        """The strongest thing the user did to each recent item (for explanations)."""
+        order = ["view", "click", "share", "review", "rating", "like", "cart", "purchase"]
+        best: dict[int, str] = {}
+        for item_id, kind, _, _ in self.recent:
+            if kind in order and (
+                item_id not in best or order.index(kind) > order.index(best[item_id])
+            ):
+                best[item_id] = kind
+        return best
+
+
+def _unit(vector: np.ndarray | None) -> np.ndarray | None:
+    if vector is None:
+        return None
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm > 1e-9 else None
+
+
+def _vectors(space: EncoderSpace | None, ids) -> dict[int, np.ndarray]:
+    if space is None or not ids:
+        return {}
+    return profiles.item_vectors(space, ids)
+
+
+def _item_text(item: Item) -> explain.ItemText:
+    return explain.ItemText(
+        title=item.title,
+        category=item.category,
+        tags=tuple(str(tag) for tag in item.tags or ()),
+        description=item.description,
+        attributes=item.attributes or {},
+    )
+
+
+def recommend(request: RecommendationRequest) -> list[Recommendation]:
+    """A ranked, diverse, explained list for one request."""
+    k = max(1, min(request.k, MAX_K))
+    now = request.as_of or timezone.now()
+    space = spaces.current_space()
+    history = History.load(request.user, request.as_of)
+    search_mode = request.mode == "search"
+
+    filters = retrieval.Filters(
+        category=request.category, attribute_ranges=dict(request.attribute_ranges)
+    )
+    filters.exclude_ids |= history.disliked | set(request.positive) | set(request.negative)
+    if request.exclude_seen and not search_mode:
+        filters.exclude_ids |= history.seen
+
+    profile_vector = None
+    if space is not None and request.user is not None:
+        profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
+    if request.positive or request.negative:
+        session = _vectors(space, request.positive + request.negative)
+        pos = [session[i] for i in request.positive if i in session]
+        neg = [session[i] for i in request.negative if i in session]
+        total = (np.mean(pos, axis=0) if pos else 0) - (0.5 * np.mean(neg, axis=0) if neg else 0)
+        if isinstance(total, np.ndarray):
+            base = profile_vector if profile_vector is not None else 0
+            profile_vector = _unit(total + 0.5 * base)
+    query_vector = None
+    if request.query and space is not None:
+        from recommender.embedding import encoder_for
+
+        query_vector = _unit(encoder_for(space).encode([request.query])[0])
+
+    # Free-text intent is blended into the profile for this request only, and history-bound
+    # features are damped by the same share, so what the user asks for now comes first.
+    history_share = 1.0
+    if query_vector is not None and not search_mode:
+        intent_weight = float(getattr(settings, "RECOMMENDER_INTENT_WEIGHT", 0.7))
+        history_share = 1.0 - intent_weight
+        if profile_vector is not None:
+            profile_vector = _unit(history_share * profile_vector + intent_weight * query_vector)
+
+    candidates: dict[int, Candidate] = {}
+
+    def add(item_id: int, source: str, **features) -> Candidate:
+        candidate = candidates.setdefault(item_id, Candidate(item_id))
+        candidate.sources.add(source)
+        for name, value in features.items():
+            candidate.features[name] = max(candidate.features.get(name, 0.0), value)
+        return candidate
+
+    n = max(request.per_source, k * 3)
+    if space is not None:
+        if query_vector is not None:
+            for hit in retrieval.nearest_items(query_vector, n, space=space, filters=filters):
+                add(hit.item_id, "query")
+        if profile_vector is not None and not search_mode:
+            source = "positive" if request.positive and request.user is None else "history"
+            for hit in retrieval.nearest_items(profile_vector, n, space=space, filters=filters):
+                add(hit.item_id, source)
+    if request.query:
+        matches = retrieval.keyword_matches(request.query, n // 2, filters)
+        top = max(matches.values(), default=1)
+        for item_id, count in matches.items():
+            add(item_id, "keyword", keyword_match=count / top)
+    if not search_mode:
+        seeds = history.seeds(now)
+        for item_id in request.positive:
+            seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
+        cooc = retrieval.cooccurrence_candidates(seeds, n, filters)
+        top = max((value for value, _ in cooc.values()), default=1.0) or 1.0
+        for item_id, (value, anchor) in cooc.items():
+            add(item_id, "co_occurrence", cooccurrence=value / top).anchor_item_id = anchor
+    popularity = retrieval.popularity(request.as_of)
+    pop_scale = retrieval.log_scale(popularity.values())
+    if not search_mode:
+        for item_id in retrieval.top_items(popularity, n // 2, filters):
+            add(item_id, "popular")
+        trend = retrieval.trending(request.as_of)
+        for item_id in retrieval.top_items(trend, 20, filters):
+            add(item_id, "trending")
+        if profile_vector is None and query_vector is None:
+            for item_id in retrieval.new_items(20, filters, request.as_of):
+                add(item_id, "new")
+    else:
+        trend = {}
+    if not candidates:
+        return []
+
+    items = Item.objects.in_bulk(list(candidates))
+    vectors = _vectors(space, list(candidates))
+    disliked_vectors = list(_vectors(space, history.disliked).values())
+    affinity = _category_affinity(history, items)
+    trend_top = max(trend.values(), default=1.0) or 1.0
+    for item_id, candidate in list(candidates.items()):
+        item = items.get(item_id)
+        if item is None:
+            del candidates[item_id]
+            continue
+        vector = vectors.get(item_id)
+        candidate.vector = _unit(vector) if vector is not None else None
+        candidate.category = item.category
+        f = candidate.features
+        if candidate.vector is not None:
+            if profile_vector is not None:
+                f["similarity"] = float(candidate.vector @ profile_vector)
+            if query_vector is not None:
+                f["query_similarity"] = float(candidate.vector @ query_vector)
+            if disliked_vectors:
+                f["dislike_similarity"] = max(
+                    0.0, max(float(candidate.vector @ d) for d in disliked_vectors)
+                )
+        f["popularity"] = math.log1p(popularity.get(item_id, 0.0)) / pop_scale
+        f["trending"] = trend.get(item_id, 0.0) / trend_top
+        age_days = max((now - item.created_at).total_seconds(), 0.0) / 86400.0
+        f["freshness"] = math.pow(0.5, age_days / 30.0)
+        f["category_affinity"] = affinity.get(item.category, 0.0) * history_share
+        if "cooccurrence" in f:
+            f["cooccurrence"] *= history_share
+
+    pool = list(candidates.values())
+    scorer = request.scorer
+    if scorer is None and search_mode:
+        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
+    score(pool, scorer)
+    chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
+    results = [
+        Recommendation(
+            item=items[c.item_id],
+            score=c.score,
+            sources=sorted(c.sources),
+            features=dict(c.features),
+        )
+        for c in chosen
+    ]
+    if request.explain:
+        _explain(results, chosen, request, history, space, items)
+    return results
+
+
+def _category_affinity(history: History, items: dict[int, Item]) -> dict[str, float]:
+    ids = [item_id for item_id, kind, _, _ in history.recent if kind != "dislike"]
+    if not ids:
+        return {}
+    categories = dict(Item.objects.filter(pk__in=ids).values_list("pk", "category"))
+    counts: dict[str, float] = {}
+    for item_id in ids:
+        category = categories.get(item_id, "")
+        if category:
+            counts[category] = counts.get(category, 0.0) + 1.0
+    total = sum(counts.values())
+    return {category: value / total for category, value in counts.items()}
+
+
+def _explain(results, chosen, request, history, space, items) -> None:
+    kinds = history.anchor_kinds()
+    anchors = {aid for aid in kinds if kinds[aid] != "dislike"} | set(request.positive)
+    anchor_vectors = {
+        item_id: _unit(vector) for item_id, vector in _vectors(space, list(anchors)).items()
+    }
+    needed = set(anchor_vectors) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
+    anchor_items = Item.objects.in_bulk([i for i in needed if i is not None])
+    for result, candidate in zip(results, chosen, strict=True):
+        evidence = _evidence(candidate, request, kinds, anchor_vectors, anchor_items)
+        text = _item_text(result.item)
+        result.reason = explain.explain(text, evidence, request.lang)
+        result.blurb = explain.blurb(text, result.reason, request.lang)
+
+
+def _evidence(candidate, request, kinds, anchor_vectors, anchor_items) -> explain.Evidence:
+    f = candidate.features
+    if request.query and (f.get("query_similarity", 0.0) >= 0.25 or "keyword" in candidate.sources):
+        kind = "query" if request.mode == "search" else "intent"
+        return explain.Evidence(kind, query=request.query)
+    if "co_occurrence" in candidate.sources and candidate.anchor_item_id in anchor_items:
+        anchor = anchor_items[candidate.anchor_item_id]
+        anchor_kind = kinds.get(anchor.pk, "purchase")
+        # "People who bought X also bought this" is only true of an item the user bought;
+        # otherwise the honest reason is the user's own action on X.
+        kind = "co_occurrence" if anchor_kind in ("purchase", "cart") else "history"
+        return explain.Evidence(kind, anchor=_item_text(anchor), anchor_kind=anchor_kind)
+    if candidate.vector is not None and anchor_vectors and f.get("similarity", 0.0) > 0:
+        best = max(anchor_vectors, key=lambda i: float(anchor_vectors[i] @ candidate.vector))
+        if best in anchor_items:
+            kind = "positive" if best in request.positive else "history"
+            return explain.Evidence(
+                kind, anchor=_item_text(anchor_items[best]), anchor_kind=kinds.get(best, "like")
+            )
+    for source in ("trending", "popular", "new"):
+        if source in candidate.sources:
+            return explain.Evidence(source)
+    return explain.Evidence("popular")
+
+
+def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommendation]:
+    """Items like ``item``: nearest in the active space, plus co-occurrence."""
+    k = max(1, min(k, MAX_K))
+    space = spaces.current_space()
+    filters = retrieval.Filters(exclude_ids={item.pk})
+    candidates: dict[int, Candidate] = {}
+    if space is not None:
+        vector = _vectors(space, [item.pk]).get(item.pk)
+        if vector is not None:
+            for hit in retrieval.nearest_items(vector, k * 3, space=space, filters=filters):
+                c = candidates.setdefault(hit.item_id, Candidate(hit.item_id))
+                c.sources.add("similar_item")
+                c.features["similarity"] = hit.similarity
+    for other, (value, _) in retrieval.cooccurrence_candidates({item.pk: 1.0}, k, filters).items():
+        c = candidates.setdefault(other, Candidate(other))
+        c.sources.add("co_occurrence")
+        c.features["cooccurrence"] = value
+    score(list(candidates.values()), BlendScorer({"cooccurrence": 0.5}))
+    ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
+    items = Item.objects.in_bulk([c.item_id for c in ranked])
+    anchor = _item_text(item)
+    results = []
+    for c in ranked:
+        if c.item_id not in items:
+            continue
+        text = _item_text(items[c.item_id])
+        kind = "similar_item" if "similar_item" in c.sources else "co_occurrence"
+        reason = explain.explain(
+            text, explain.Evidence(kind, anchor=anchor, anchor_kind="view"), lang
+        )
+        results.append(
+            Recommendation(
+                items[c.item_id],
+                c.score,
+                sorted(c.sources),
+                dict(c.features),
+                reason,
+                explain.blurb(text, reason, lang),
+            )
+        )
+    return results
+
+
+def search(query: str, user: EndUser | None = None, k: int = 10, lang: str = "zh", **kwargs):
+    """Personalised search: query matches first, the user's profile as a tie-breaker."""
+    return recommend(
+        RecommendationRequest(
+            user=user, k=k, query=query, lang=lang, mode="search", exclude_seen=False, **kwargs
+        )
+    )
