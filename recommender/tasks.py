@@ -98,3 +98,30 @@ def enqueue_item_embeddings(item_ids: list[int]) -> None:
             _enqueue(space, item_ids)
     except Exception:  # kombu raises many types; the periodic refresh will pick them up
         logger.warning("could not queue embeddings for %d items", len(item_ids), exc_info=True)
+
+
+@shared_task(name="recommender.refresh_cooccurrence", acks_late=True, **_RETRY)
+def refresh_cooccurrence() -> dict:
+    """Recompute the item-to-item co-occurrence table from the behaviour log."""
+    from recommender import retrieval
+
+    return {"pairs": retrieval.refresh_cooccurrence()}
+
+
+@shared_task(name="recommender.recompute_profiles", acks_late=True, **_RETRY)
+def recompute_profiles(user_ids: list[int] | None = None) -> dict:
+    """Rebuild stored profiles exactly from the log (drift from incremental updates, a new
+    active space). Without ids: every user, fanned out in batches of 500."""
+    from recommender import profiles
+
+    space = spaces.current_space()
+    if space is None:
+        return {"users": 0}
+    if user_ids is None:
+        ids = list(EndUser.objects.order_by("pk").values_list("pk", flat=True))
+        for start in range(0, len(ids), 500):
+            recompute_profiles.delay(ids[start : start + 500])
+        return {"queued": len(ids)}
+    for user_id in user_ids:
+        profiles.save(user_id, space, profiles.recompute(user_id, space))
+    return {"users": len(user_ids)}

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import override_settings
 
 from recommender import embedding, retrieval, spaces
-from recommender.models import EncoderSpace, Item, ItemVector
+from recommender.models import EncoderSpace, EndUser, Item, ItemVector, UserProfile
 from recommender.tasks import refresh_stale_vectors
 
 
@@ -216,3 +216,26 @@ def test_importing_items_queues_their_embedding(celery_worker, tmp_path, capsys)
     assert "queued embedding" in capsys.readouterr().out
     wait_for(lambda: spaces.coverage(space).missing == 0, message="imported items embedded")
     assert ItemVector.objects.filter(space=space).count() == 600
+
+
+@pytest.mark.django_db(transaction=True)
+def test_profile_recompute_task_matches_incremental_updates(celery_worker):
+    from recommender import events, profiles
+    from recommender.tasks import recompute_profiles
+
+    space = spaces.create_space("prof", "hashing", {"dim": 64}, activate=True)
+    items = make_items(("羽绒服", "clothing"), ("键盘", "electronics"), ("绿茶", "food"))
+    embedding.embed_items(space, [item.pk for item in items])
+    for item, kind in zip(items, ["view", "purchase", "dislike"], strict=True):
+        events.record_event(events.EventInput(user="p1", item=item.external_id, kind=kind))
+    events.record_event(events.EventInput(user="p1", kind="search", text="保暖外套"))
+    user_pk = EndUser.objects.get(external_id="p1").pk
+    incremental = profiles.load(user_pk, space).vector()
+    stamp = UserProfile.objects.get(user_id=user_pk, space=space).updated_at
+    assert recompute_profiles.delay().get(timeout=60) == {"queued": 1}
+    wait_for(
+        lambda: UserProfile.objects.get(user_id=user_pk, space=space).updated_at > stamp,
+        message="the recomputed profile",
+    )
+    exact = profiles.load(user_pk, space).vector()
+    assert float(incremental @ exact) == pytest.approx(1.0, abs=1e-4)

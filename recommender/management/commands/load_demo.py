@@ -3,6 +3,7 @@
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from recommender import retrieval
 from recommender.demo import load
 
 
@@ -25,3 +26,5 @@ class Command(BaseCommand):
         )
         if not options["no_embed"]:
             call_command("embed", stdout=self.stdout, stderr=self.stderr, no_progress=True)
+        pairs = retrieval.refresh_cooccurrence()
+        self.stdout.write(f"co-occurrence: {pairs} item pairs")
