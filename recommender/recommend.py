@@ -44,6 +44,9 @@ class RecommendationRequest:
     per_source: int = 100
     mode: str = "recommend"  # or "search": query sources only, seen items allowed
     scorer: Scorer | None = None
+    # Restrict candidate sources (offline baselines): history, positive, query, keyword,
+    # co_occurrence, popular, trending, new. None means all.
+    sources: frozenset[str] | None = None
 
 
 @dataclass
@@ -129,8 +132,42 @@ def _item_text(item: Item) -> explain.ItemText:
     )
 
 
+@dataclass
+class Pool:
+    """Every candidate for a request, with features filled in, before scoring."""
+
+    candidates: list[Candidate]
+    items: dict[int, Item]
+    history: History
+    space: EncoderSpace | None
+
+
 def recommend(request: RecommendationRequest) -> list[Recommendation]:
     """A ranked, diverse, explained list for one request."""
+    k = max(1, min(request.k, MAX_K))
+    found = candidate_pool(request)
+    pool, items = found.candidates, found.items
+    scorer = request.scorer
+    if scorer is None and request.mode == "search":
+        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
+    score(pool, scorer)
+    chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
+    results = [
+        Recommendation(
+            item=items[c.item_id],
+            score=c.score,
+            sources=sorted(c.sources),
+            features=dict(c.features),
+        )
+        for c in chosen
+    ]
+    if request.explain:
+        _explain(results, chosen, request, found.history, found.space, items)
+    return results
+
+
+def candidate_pool(request: RecommendationRequest) -> Pool:
+    """Candidates from every source with their features (shared by serving and training)."""
     k = max(1, min(request.k, MAX_K))
     now = request.as_of or timezone.now()
     space = spaces.current_space()
@@ -173,6 +210,8 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     candidates: dict[int, Candidate] = {}
 
     def add(item_id: int, source: str, **features) -> Candidate:
+        if request.sources is not None and source not in request.sources:
+            return Candidate(item_id)  # a source left out of this request: dropped
         candidate = candidates.setdefault(item_id, Candidate(item_id))
         candidate.sources.add(source)
         for name, value in features.items():
@@ -215,7 +254,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     else:
         trend = {}
     if not candidates:
-        return []
+        return Pool([], {}, history, space)
 
     items = Item.objects.in_bulk(list(candidates))
     vectors = _vectors(space, list(candidates))
@@ -248,24 +287,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
 
-    pool = list(candidates.values())
-    scorer = request.scorer
-    if scorer is None and search_mode:
-        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
-    score(pool, scorer)
-    chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
-    results = [
-        Recommendation(
-            item=items[c.item_id],
-            score=c.score,
-            sources=sorted(c.sources),
-            features=dict(c.features),
-        )
-        for c in chosen
-    ]
-    if request.explain:
-        _explain(results, chosen, request, history, space, items)
-    return results
+    return Pool(list(candidates.values()), items, history, space)
 
 
 def _category_affinity(history: History, items: dict[int, Item]) -> dict[str, float]:
