@@ -18,6 +18,10 @@ class RecommenderConfig(AppConfig):
         # The jieba user dictionary must apply to keyword extraction too, not only encoders.
         configure_text_processing()
         from recommender import signals  # noqa: F401  (connects the receivers)
+        from recommender.learning import load_latest_scorer
+        from recommender.ranking import set_learned_scorer_loader
+
+        set_learned_scorer_loader(load_latest_scorer)
         # `manage.py services ...` manages the servers itself (and `stop` must not start them).
         if sys.argv[1:2] == ["services"] or not settings.RECSITE_AUTOSTART_SERVICES:
             return

@@ -263,3 +263,32 @@ class ItemCooccurrence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} → {self.other_id} ({self.score:.3f})"
+
+
+class EvaluationRun(models.Model):
+    """One offline evaluation: protocol, settings, metrics per recommender, report folder."""
+
+    created_at = models.DateTimeField(_("run at"), default=timezone.now, db_index=True)
+    protocol = models.CharField(_("protocol"), max_length=100)
+    space = models.CharField(_("encoder space"), max_length=100, blank=True)
+    params = models.JSONField(_("parameters"), default=dict)
+    cases = models.PositiveIntegerField(_("cases"), default=0)
+    metrics = models.JSONField(_("metrics"), default=dict)
+    report_dir = models.CharField(_("report folder"), max_length=500, blank=True)
+    seconds = models.FloatField(_("seconds"), default=0.0)
+
+    class Meta:
+        verbose_name = _("evaluation run")
+        verbose_name_plural = _("evaluation runs")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.protocol} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+    def headline(self, metric: str = "ndcg@10") -> dict[str, float]:
+        """``metric`` per recommender, e.g. {"popular": 0.03, "full": 0.08}."""
+        return {
+            name: values.get(metric)
+            for name, values in self.metrics.get("overall", {}).items()
+            if metric in values
+        }

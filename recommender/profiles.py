@@ -10,7 +10,9 @@ periodic task, and "as of" profiles for offline evaluation).
 
 from __future__ import annotations
 
+import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -197,13 +199,32 @@ def load(user: EndUser | int, space: EncoderSpace) -> ProfileState:
     return state
 
 
+_as_of_memo: dict | None = None
+
+
+@contextmanager
+def memoize_past_profiles():
+    """Reuse "as of" profiles within a block (an evaluation asks for each several times)."""
+    global _as_of_memo
+    _as_of_memo = {}
+    try:
+        yield
+    finally:
+        _as_of_memo = None
+
+
 def state_for(
     user: EndUser | int, space: EncoderSpace, *, as_of: datetime | None = None
 ) -> ProfileState:
     """The profile as of now (stored) or as of a past time (recomputed, not stored)."""
-    if as_of is not None:
+    if as_of is None:
+        return load(user, space)
+    if _as_of_memo is None:
         return recompute(user, space, as_of=as_of)
-    return load(user, space)
+    key = (user if isinstance(user, int) else user.pk, space.pk, as_of)
+    if key not in _as_of_memo:
+        _as_of_memo[key] = recompute(user, space, as_of=as_of)
+    return copy.deepcopy(_as_of_memo[key])
 
 
 @transaction.atomic

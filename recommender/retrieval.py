@@ -134,8 +134,14 @@ def cooccurrence_window() -> int:
     return int(getattr(settings, "RECOMMENDER_COOCCURRENCE_WINDOW", 10))
 
 
-def refresh_cooccurrence(*, as_of: datetime | None = None, per_item: int = 50) -> int:
-    """Recompute the item-to-item table from engaged events (before ``as_of``).
+def refresh_cooccurrence(
+    *,
+    as_of: datetime | None = None,
+    per_item: int = 50,
+    exclude_events: Sequence[int] = (),
+) -> int:
+    """Recompute the item-to-item table from engaged events (before ``as_of``, and without
+    the behaviours in ``exclude_events``: offline evaluation's held-out events).
 
     Two items co-occur when one user engaged with both within ``window`` consecutive
     events. Score: shrunk cosine, n / sqrt(n_a n_b) * n / (n + 2). Raw SQL because the
@@ -150,6 +156,7 @@ def refresh_cooccurrence(*, as_of: datetime | None = None, per_item: int = 50) -
             WHERE item_id IS NOT NULL AND kind = ANY(%(kinds)s)
               AND (%(as_of)s::timestamptz IS NULL OR occurred_at < %(as_of)s::timestamptz)
               AND (kind <> 'rating' OR value IS NULL OR value >= %(min_rating)s)
+              AND NOT (id = ANY(%(exclude)s))
         ),
         freq AS (SELECT item_id, count(DISTINCT user_id) AS n FROM ev GROUP BY item_id),
         pairs AS (
@@ -176,12 +183,16 @@ def refresh_cooccurrence(*, as_of: datetime | None = None, per_item: int = 50) -
         "as_of": as_of,
         "window": cooccurrence_window(),
         "per_item": per_item,
+        "exclude": list(exclude_events),
         "min_rating": float(getattr(settings, "RECOMMENDER_COOCCURRENCE_MIN_RATING", 3.5)),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table}")
         cursor.execute(sql, params)
-        return cursor.rowcount
+        written = cursor.rowcount
+        # Fresh statistics, or the planner scans the whole table for every lookup.
+        cursor.execute(f"ANALYZE {table}")
+        return written
 
 
 def cooccurrence_candidates(
@@ -193,11 +204,14 @@ def cooccurrence_candidates(
     rows = (
         ItemCooccurrence.objects.filter(item_id__in=list(seeds))
         .filter(filters.item_q("other__"))
-        .exclude(other_id__in=list(filters.exclude_ids | set(seeds)))
         .values_list("item_id", "other_id", "score")
     )
+    # Exclusions are applied here rather than as a NOT IN of a long history in SQL.
+    excluded = filters.exclude_ids | set(seeds)
     found: dict[int, tuple[float, int, float]] = {}
     for seed, other, score in rows:
+        if other in excluded:
+            continue
         contribution = score * seeds[seed]
         total, anchor, best = found.get(other, (0.0, seed, 0.0))
         if contribution > best:

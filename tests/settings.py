@@ -19,3 +19,4 @@ if os.environ.get("RECSITE_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["RECSITE_DATABASE_NAME"]}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+RECOMMENDER_USE_LEARNED_RANKER = False  # tests opt in explicitly

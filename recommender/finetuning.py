@@ -1,0 +1,506 @@
+"""Fine-tuning a space's torch encoder on the site's own behaviour (transfer learning).
+
+Two kinds of training pairs come from the behaviour log:
+
+* co-engagement: items a user engaged with positively close together in their history
+  (each positive engagement with the user's previous ``ENGAGEMENT_WINDOW`` ones);
+* search: a search's text and the first item the same user engaged with right after it.
+
+The pretrained model is then trained with in-batch negatives (sentence-transformers'
+``MultipleNegativesRankingLoss``) and saved to disk; a new encoder space points at it,
+to be built and activated like any other (blue/green: nothing changes until an operator
+activates it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import inspect
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_slug
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from encoders import textprep
+from encoders.bert import BertEncoder
+from encoders.hf_loading import local_checkpoint_loading
+from encoders.registry import plugin_class
+from encoders.sentence_transformers import SentenceTransformerEncoder, shipped_model_path
+from recommender import spaces
+from recommender.embedding import item_text
+from recommender.models import Behaviour, BehaviourKind, EncoderSpace, Item
+
+POSITIVE_KINDS = frozenset(
+    {
+        BehaviourKind.VIEW,
+        BehaviourKind.CLICK,
+        BehaviourKind.CART,
+        BehaviourKind.PURCHASE,
+        BehaviourKind.LIKE,
+        BehaviourKind.SHARE,
+        BehaviourKind.REVIEW,
+    }
+)
+MIN_POSITIVE_RATING = 3.5
+# Each positive engagement is paired with the user's previous three positive engagements.
+ENGAGEMENT_WINDOW = 3
+# A search is paired with the first positive engagement among the user's next three events,
+# if it came within half an hour.
+SEARCH_EVENTS = 3
+SEARCH_WINDOW = timedelta(minutes=30)
+
+LEARNING_RATE = 2e-5
+WARMUP_FRACTION = 0.1
+MAX_GRAD_NORM = 1.0
+# Options of the base Encoder class, which mean the same for the fine-tuned model.
+COMMON_OPTIONS = ("device", "max_chars", "batch_size")
+CREATE_MINILM = "manage.py encoder_space create minilm --plugin sentence-transformers"
+
+
+class NotFinetunable(ImproperlyConfigured):
+    """The space's encoder has no torch weights to train (e.g. USE, hashing)."""
+
+
+class NoTrainingPairs(ValueError):
+    """The behaviour log yields no pairs to train on."""
+
+
+# --- Training pairs from the behaviour log --------------------------------------------------
+
+
+@dataclass
+class TrainingPairs:
+    """Deduplicated, shuffled text pairs (anchor, positive) and where they came from."""
+
+    pairs: list[tuple[str, str]]
+    co_engagement: int
+    search: int
+    events: int
+    candidates: int
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def is_positive(kind: str, value: float | None) -> bool:
+    """Whether an event says the user liked the item (ratings count from 3.5 up)."""
+    if kind == BehaviourKind.RATING:
+        return value is not None and value >= MIN_POSITIVE_RATING
+    return kind in POSITIVE_KINDS
+
+
+def user_histories(behaviours: QuerySet[Behaviour]) -> Iterator[list[Any]]:
+    """Each user's events in time order, one list per user, streamed from the database."""
+    rows = (
+        behaviours.order_by("user_id", "occurred_at", "pk")
+        .values_list("user_id", "kind", "item_id", "value", "text", "occurred_at", named=True)
+        .iterator(chunk_size=5000)
+    )
+    for _, events in groupby(rows, key=attrgetter("user_id")):
+        yield list(events)
+
+
+def engagement_pairs(events: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    """(earlier item, later item) for positive engagements at most ``ENGAGEMENT_WINDOW``
+    apart in one user's time-ordered positive engagements; never an item with itself."""
+    recent: deque[int] = deque(maxlen=ENGAGEMENT_WINDOW)
+    for event in events:
+        if event.item_id is None or not is_positive(event.kind, event.value):
+            continue
+        for previous in recent:
+            if previous != event.item_id:
+                yield previous, event.item_id
+        recent.append(event.item_id)
+
+
+def search_pairs(events: Sequence[Any]) -> Iterator[tuple[str, int]]:
+    """(query text, item) for each search followed by a positive engagement of the same
+    user within ``SEARCH_EVENTS`` events and ``SEARCH_WINDOW``."""
+    for index, event in enumerate(events):
+        if event.kind != BehaviourKind.SEARCH:
+            continue
+        query = textprep.normalize(event.text or "")
+        if not query:
+            continue
+        for later in events[index + 1 : index + 1 + SEARCH_EVENTS]:
+            if later.occurred_at - event.occurred_at > SEARCH_WINDOW:
+                break
+            if later.item_id is not None and is_positive(later.kind, later.value):
+                yield query, later.item_id
+                break
+
+
+class _BottomK:
+    """A uniform sample of at most ``k`` distinct keys, in a random order fixed by ``seed``.
+
+    Each key gets a pseudo-random priority from a keyed hash and the ``k`` smallest are
+    kept, so repeats of a key collapse into one and memory stays O(k) however long the
+    behaviour log is.
+    """
+
+    def __init__(self, k: int, seed: int) -> None:
+        self.k = k
+        self._salt = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
+        self._heap: list[tuple[int, tuple]] = []  # (-priority, key): largest on top
+        self._kept: set[tuple] = set()
+
+    def priority(self, key: tuple) -> int:
+        digest = hashlib.blake2b(repr(key).encode(), digest_size=8, key=self._salt).digest()
+        return int.from_bytes(digest, "big")
+
+    def offer(self, key: tuple) -> None:
+        if key in self._kept or self.k <= 0:
+            return
+        priority = self.priority(key)
+        if len(self._heap) < self.k:
+            heapq.heappush(self._heap, (-priority, key))
+            self._kept.add(key)
+        elif priority < -self._heap[0][0]:
+            _, evicted = heapq.heapreplace(self._heap, (-priority, key))
+            self._kept.discard(evicted)
+            self._kept.add(key)
+
+    def sample(self) -> list[tuple[int, tuple]]:
+        """(priority, key), ordered by priority: a seeded shuffle of the kept keys."""
+        return sorted((-negated, key) for negated, key in self._heap)
+
+
+def build_pairs(
+    space: EncoderSpace,
+    *,
+    behaviours: QuerySet[Behaviour] | None = None,
+    before: datetime | None = None,
+    max_pairs: int = 5000,
+    seed: int = 0,
+) -> TrainingPairs:
+    """Training pairs from ``behaviours`` (default: all), only events before ``before``.
+
+    Item texts are what ``space`` encodes (its text template), normalised as the encoder
+    normalises them. Pairs are deduplicated (an item pair counts once whichever came
+    first), sampled down to ``max_pairs`` and shuffled, all reproducibly from ``seed``.
+    """
+    if behaviours is None:
+        behaviours = Behaviour.objects.all()
+    if before is not None:
+        behaviours = behaviours.filter(occurred_at__lt=before)
+    sample = _BottomK(max_pairs, seed)
+    events = candidates = 0
+    for history in user_histories(behaviours):
+        events += len(history)
+        for a, b in engagement_pairs(history):
+            sample.offer(("item", min(a, b), max(a, b)))
+            candidates += 1
+        for query, item_id in search_pairs(history):
+            sample.offer(("search", query, item_id))
+            candidates += 1
+
+    kept = sample.sample()
+    item_ids = {key[1] for _, key in kept if key[0] == "item"}
+    item_ids |= {key[2] for _, key in kept}
+    texts = {
+        item.pk: textprep.normalize(item_text(item, space.text_template))
+        for item in Item.objects.filter(pk__in=item_ids).only(
+            "pk", "title", "category", "tags", "description"
+        )
+    }
+    pairs: list[tuple[str, str]] = []
+    counts = {"item": 0, "search": 0}
+    for priority, key in kept:
+        if key[0] == "item":
+            first, second = texts.get(key[1], ""), texts.get(key[2], "")
+            # Item pairs are symmetric; the loss is not, so orient each pair at random.
+            pair = (first, second) if priority & 1 else (second, first)
+        else:
+            pair = (key[1], texts.get(key[2], ""))
+        if pair[0] and pair[1] and pair[0] != pair[1]:
+            pairs.append(pair)
+            counts[key[0]] += 1
+    return TrainingPairs(
+        pairs=pairs,
+        co_engagement=counts["item"],
+        search=counts["search"],
+        events=events,
+        candidates=candidates,
+    )
+
+
+# --- Models -----------------------------------------------------------------------------------
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def _load_sentence_transformer(options: dict[str, Any], device: str):
+    from sentence_transformers import SentenceTransformer
+
+    path = Path(options["model"]) if options.get("model") else shipped_model_path()
+    with local_checkpoint_loading():
+        return SentenceTransformer(str(path), device=device, local_files_only=True)
+
+
+def _wrap_bert_checkpoint(options: dict[str, Any], device: str):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 5.4
+        from sentence_transformers.models import Pooling, Transformer
+
+    options = {**_defaults(BertEncoder), **options}
+    if not options.get("path") or not Path(options["path"]).is_dir():
+        raise ImproperlyConfigured(
+            f"bert option path={options.get('path')!r} is not a checkpoint directory."
+        )
+    with local_checkpoint_loading():
+        transformer = Transformer(options["path"], max_seq_length=options["max_length"])
+        pooling = Pooling(transformer.auto_model.config.hidden_size, options["pooling"])
+        return SentenceTransformer(modules=[transformer, pooling], device=device)
+
+
+# The plugins whose weights can be trained, by encoder class (so aliases and subclasses
+# registered under another name count too), each with how to load it as a
+# SentenceTransformer: the shape the loss, the training loop and the saved model share.
+_TRAINABLE: dict[type, Callable[[dict[str, Any], str], Any]] = {
+    SentenceTransformerEncoder: _load_sentence_transformer,
+    BertEncoder: _wrap_bert_checkpoint,
+}
+
+
+def _loader(space: EncoderSpace) -> Callable[[dict[str, Any], str], Any]:
+    cls = plugin_class(space.plugin)
+    for base, loader in _TRAINABLE.items():
+        if issubclass(cls, base):
+            return loader
+    raise NotFinetunable(
+        f"space {space.name!r} uses the {space.plugin!r} encoder, which has no torch weights "
+        f"to fine-tune (only {', '.join(base.name for base in _TRAINABLE)} spaces can be). "
+        f"Create a sentence-transformers space first (`{CREATE_MINILM}`) and fine-tune that."
+    )
+
+
+def check_finetunable(space: EncoderSpace) -> None:
+    """Raise ``NotFinetunable``, naming the fix, unless ``space`` has a torch model."""
+    _loader(space)
+
+
+def load_trainable_model(space: EncoderSpace, device: str = "cpu"):
+    """``space``'s encoder as a SentenceTransformer on ``device``, ready to train."""
+    return _loader(space)(dict(space.options), device)
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it; ``ImproperlyConfigured`` naming the fix otherwise."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ImproperlyConfigured(
+            f"device {device!r} was requested but torch sees no CUDA GPU; use --device cpu."
+        )
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ImproperlyConfigured(f"device {device!r} is not supported; use cpu or cuda.")
+    return device
+
+
+# --- Training ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneReport:
+    """What one fine-tuning run did; ``epoch_losses`` are mean batch losses per epoch."""
+
+    pairs: int
+    steps: int
+    epoch_losses: list[float]
+    first_loss: float
+    last_loss: float
+    seconds: float
+    output_path: Path
+    batch_losses: list[float] = field(default_factory=list, repr=False)
+
+
+def batches_without_duplicates(
+    pairs: Sequence[tuple[str, str]], batch_size: int
+) -> list[list[tuple[str, str]]]:
+    """Split ``pairs`` in order into batches in which no text appears twice.
+
+    With in-batch negatives, a text repeated in a batch would be a false negative for the
+    other pair it belongs to. Batches of one pair have no negatives and are left out.
+    """
+    remaining = list(pairs)
+    batches = []
+    while remaining:
+        batch: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        rest = []
+        for pair in remaining:
+            if len(batch) < batch_size and pair[0] not in seen and pair[1] not in seen:
+                batch.append(pair)
+                seen.update(pair)
+            else:
+                rest.append(pair)
+        if len(batch) > 1:
+            batches.append(batch)
+        remaining = rest
+    return batches
+
+
+def _default_output_dir(space: EncoderSpace) -> Path:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return Path(settings.RECSITE_DATA_DIR) / "models" / f"{space.name}-ft-{stamp}"
+
+
+def finetune(
+    space: EncoderSpace,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    device: str = "cpu",
+    seed: int = 0,
+    learning_rate: float = LEARNING_RATE,
+    output_dir: Path | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> FinetuneReport:
+    """Train ``space``'s model on ``pairs`` (anchor, positive) and save it to ``output_dir``.
+
+    MultipleNegativesRankingLoss: each anchor must pick its positive among all positives in
+    its batch. AdamW with linear warm-up over the first 10% of steps, then linear decay.
+    ``on_step(step, total_steps, loss)`` is called after every optimiser step.
+    """
+    import torch
+    from sentence_transformers.util import batch_to_device
+
+    try:
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
+    except ImportError:  # sentence-transformers < 5.4
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    if epochs < 1 or batch_size < 2:
+        raise ValueError("epochs must be >= 1 and batch_size >= 2 (in-batch negatives)")
+    started = time.perf_counter()
+    check_device(device)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    batches = batches_without_duplicates(pairs, batch_size)
+    if not batches:
+        raise NoTrainingPairs(
+            f"{len(pairs)} pair(s) cannot make a batch of two with distinct texts"
+        )
+    total = epochs * len(batches)
+    warmup = max(1, math.ceil(WARMUP_FRACTION * total))
+
+    model = load_trainable_model(space, device)
+    loss_fn = MultipleNegativesRankingLoss(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: (step + 1) / warmup
+        if step < warmup
+        else max(0.0, (total - step) / max(1, total - warmup)),
+    )
+    # sentence-transformers 5.x names it preprocess and deprecates tokenize.
+    tokenize = getattr(model, "preprocess", None) or model.tokenize
+
+    batch_losses: list[float] = []
+    epoch_losses: list[float] = []
+    model.train()
+    for _ in range(epochs):
+        # The same batches every epoch, in a new order: epoch means are then comparable
+        # (an in-batch loss depends on the batch's size and make-up).
+        order = list(range(len(batches)))
+        rng.shuffle(order)
+        losses = []
+        for index in order:
+            batch = batches[index]
+            features = [
+                batch_to_device(tokenize([pair[0] for pair in batch]), model.device),
+                batch_to_device(tokenize([pair[1] for pair in batch]), model.device),
+            ]
+            loss = loss_fn(features, labels=None)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            batch_losses.append(losses[-1])
+            if on_step:
+                on_step(len(batch_losses), total, losses[-1])
+        epoch_losses.append(sum(losses) / len(losses))
+    model.eval()
+
+    path = Path(output_dir) if output_dir else _default_output_dir(space)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(str(path), create_model_card=False)
+    return FinetuneReport(
+        pairs=sum(len(batch) for batch in batches),
+        steps=total,
+        epoch_losses=epoch_losses,
+        first_loss=batch_losses[0],
+        last_loss=batch_losses[-1],
+        seconds=time.perf_counter() - started,
+        output_path=path,
+        batch_losses=batch_losses,
+    )
+
+
+# --- The new space ----------------------------------------------------------------------------
+
+
+def next_space_name(source: EncoderSpace) -> str:
+    """``{source}-ft-{n}`` with the first ``n`` not yet taken."""
+    taken = set(
+        EncoderSpace.objects.filter(name__startswith=f"{source.name}-ft-").values_list(
+            "name", flat=True
+        )
+    )
+    n = 1
+    while f"{source.name}-ft-{n}" in taken:
+        n += 1
+    return f"{source.name}-ft-{n}"
+
+
+def check_space_name(name: str) -> str:
+    """``ValidationError`` for a name that is not a slug or is taken (before training)."""
+    validate_slug(name)
+    if len(name) > EncoderSpace._meta.get_field("name").max_length:
+        raise ValidationError(f"space name {name!r} is too long")
+    if EncoderSpace.objects.filter(name=name).exists():
+        raise ValidationError(f"an encoder space named {name!r} already exists")
+    return name
+
+
+def create_finetuned_space(
+    source: EncoderSpace, model_path: Path, name: str | None = None
+) -> EncoderSpace:
+    """A new, inactive ``sentence-transformers`` space on the saved model, with the source's
+    text template and its plugin-independent options (device, batch size, max chars)."""
+    options = {key: source.options[key] for key in COMMON_OPTIONS if key in source.options}
+    options["model"] = str(model_path)
+    return spaces.create_space(
+        name or next_space_name(source),
+        SentenceTransformerEncoder.name,
+        options,
+        text_template=source.text_template,
+    )

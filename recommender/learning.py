@@ -1,0 +1,277 @@
+"""A ranker learned from the site's own behaviours: logistic regression or a factorization
+machine over the ranking features, trained in torch, served in numpy.
+
+Training examples come from the same candidate pools the API ranks: for each sampled user,
+the pool as of the moment before one of their engagements, labelled 1 for the item they
+engaged with and 0 for a sample of the others. The cut is the second-to-last engagement,
+so the evaluation's held-out events (the last ones) are never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from recommender import evaluation, profiles, recommend, retrieval
+from recommender.models import EndUser
+from recommender.ranking import FEATURES
+
+KINDS = ("logistic", "fm")
+
+
+def ranker_dir() -> Path:
+    return Path(settings.RECSITE_DATA_DIR) / "models" / "ranker"
+
+
+@dataclass
+class LearnedScorer:
+    """A trained ranker in plain numpy (no torch needed to serve)."""
+
+    kind: str
+    features: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    weights: np.ndarray
+    bias: float
+    factors: np.ndarray | None = None  # (n_features, k) for the factorization machine
+    path: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"learned-{self.kind}"
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        x = (features[:, : len(self.features)] - self.mean) / self.std
+        out = x @ self.weights + self.bias
+        if self.factors is not None:
+            projected = x @ self.factors
+            squares = (x * x) @ (self.factors * self.factors)
+            out = out + 0.5 * (projected * projected - squares).sum(axis=1)
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "features": self.features,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "weights": self.weights.tolist(),
+            "bias": self.bias,
+            "factors": None if self.factors is None else self.factors.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, path: str = "") -> LearnedScorer:
+        factors = data.get("factors")
+        return cls(
+            kind=data["kind"],
+            features=list(data["features"]),
+            mean=np.asarray(data["mean"], dtype=np.float32),
+            std=np.asarray(data["std"], dtype=np.float32),
+            weights=np.asarray(data["weights"], dtype=np.float32),
+            bias=float(data["bias"]),
+            factors=None if factors is None else np.asarray(factors, dtype=np.float32),
+            path=path,
+        )
+
+
+@dataclass
+class TrainingReport:
+    kind: str
+    users: int
+    examples: int
+    positives: int
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    path: Path | None = None
+    seconds: float = 0.0
+
+
+def build_examples(
+    *,
+    max_users: int = 300,
+    seed: int = 0,
+    negatives: int = 20,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature matrix, labels and user index from candidate pools before engagements."""
+    rng = random.Random(seed)
+    cases = evaluation.leave_one_out(max_users=max_users, seed=seed, offset=1)
+    later = evaluation.leave_one_out(max_users=None, offset=0)
+    held = [pk for case in cases for pk in case.held_out_events]
+    held += [pk for case in later for pk in case.held_out_events]
+    rows, labels, groups = [], [], []
+    with transaction.atomic(), profiles.memoize_past_profiles():
+        as_of = max((case.as_of for case in cases), default=None)
+        retrieval.refresh_cooccurrence(as_of=as_of, exclude_events=held)
+        users = EndUser.objects.in_bulk([case.user_id for case in cases])
+        for index, case in enumerate(cases):
+            pool = recommend.candidate_pool(
+                recommend.RecommendationRequest(
+                    user=users[case.user_id], k=50, as_of=case.as_of, explain=False
+                )
+            ).candidates
+            positives = [c for c in pool if c.item_id in case.targets]
+            if positives:
+                others = [c for c in pool if c.item_id not in case.targets]
+                chosen = rng.sample(others, min(negatives, len(others)))
+                for candidate, label in [(c, 1.0) for c in positives] + [(c, 0.0) for c in chosen]:
+                    rows.append(candidate.feature_vector())
+                    labels.append(label)
+                    groups.append(index)
+            if progress:
+                progress(1)
+        transaction.set_rollback(True)  # the co-occurrence table was only for training
+    if not rows:
+        return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0), np.zeros(0, int)
+    return np.stack(rows), np.asarray(labels, np.float32), np.asarray(groups)
+
+
+def train(
+    features: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    kind: str = "logistic",
+    epochs: int = 300,
+    factors: int = 4,
+    seed: int = 0,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> tuple[LearnedScorer, list[float], list[float]]:
+    """Fit by full-batch Adam with a per-user 80/20 train/validation split."""
+    import torch
+
+    if kind not in KINDS:
+        raise ValueError(f"ranker kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    torch.manual_seed(seed)
+    users = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    val_users = set(rng.choice(users, size=max(1, len(users) // 5), replace=False).tolist())
+    is_val = np.array([g in val_users for g in groups])
+    mean = features[~is_val].mean(axis=0)
+    std = features[~is_val].std(axis=0) + 1e-6
+    x = torch.tensor((features - mean) / std, dtype=torch.float32)
+    y = torch.tensor(labels, dtype=torch.float32)
+    train_mask = torch.tensor(~is_val)
+    val_mask = torch.tensor(is_val)
+    n = x.shape[1]
+    linear = torch.nn.Linear(n, 1)
+    params = list(linear.parameters())
+    v = None
+    if kind == "fm":
+        v = torch.nn.Parameter(0.01 * torch.randn(n, factors))
+        params.append(v)
+    # Positives are rare (1 in ~20): weight them so the model does not settle on "no".
+    train_labels = labels[~is_val]
+    pos_weight = torch.tensor(
+        float((train_labels == 0).sum()) / max(float((train_labels == 1).sum()), 1.0)
+    )
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    optimiser = torch.optim.Adam(params, lr=0.05, weight_decay=1e-4)
+
+    def forward(inputs):
+        out = linear(inputs).squeeze(-1)
+        if v is not None:
+            projected = inputs @ v
+            out = out + 0.5 * (projected.pow(2) - inputs.pow(2) @ v.pow(2)).sum(dim=1)
+        return out
+
+    train_losses, val_losses = [], []
+    for epoch in range(epochs):
+        optimiser.zero_grad()
+        loss = loss_fn(forward(x[train_mask]), y[train_mask])
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            val = loss_fn(forward(x[val_mask]), y[val_mask]).item() if val_mask.any() else 0.0
+        train_losses.append(float(loss.item()))
+        val_losses.append(float(val))
+        if on_epoch:
+            on_epoch(epoch, train_losses[-1], val_losses[-1])
+    scorer = LearnedScorer(
+        kind=kind,
+        features=list(FEATURES),
+        mean=mean.astype(np.float32),
+        std=std.astype(np.float32),
+        weights=linear.weight.detach().numpy()[0].astype(np.float32),
+        bias=float(linear.bias.detach().numpy()[0]),
+        factors=None if v is None else v.detach().numpy().astype(np.float32),
+    )
+    return scorer, train_losses, val_losses
+
+
+def save(scorer: LearnedScorer) -> Path:
+    """Write the ranker as versioned JSON (no pickles: loading it runs no code)."""
+    directory = ranker_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    path = directory / f"ranker-{stamp}-{scorer.kind}.json"
+    path.write_text(json.dumps(scorer.to_json()))
+    scorer.path = str(path)
+    return path
+
+
+_cache: dict[str, tuple[float, LearnedScorer]] = {}
+
+
+def latest_path() -> Path | None:
+    directory = ranker_dir()
+    if not directory.exists():
+        return None
+    paths = sorted(directory.glob("ranker-*.json"))
+    return paths[-1] if paths else None
+
+
+def load_latest_scorer() -> LearnedScorer | None:
+    """The newest saved ranker (reloaded when a newer file appears), or None."""
+    if not getattr(settings, "RECOMMENDER_USE_LEARNED_RANKER", True):
+        return None
+    path = latest_path()
+    if path is None:
+        return None
+    mtime = path.stat().st_mtime
+    cached = _cache.get(str(path))
+    if cached and cached[0] == mtime:
+        return cached[1]
+    scorer = LearnedScorer.from_json(json.loads(path.read_text()), str(path))
+    if scorer.features != list(FEATURES)[: len(scorer.features)]:
+        return None  # trained on another feature layout: ignore rather than misrank
+    _cache.clear()
+    _cache[str(path)] = (mtime, scorer)
+    return scorer
+
+
+def train_and_save(
+    *,
+    kind: str | None = None,
+    max_users: int = 300,
+    epochs: int = 300,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> TrainingReport:
+    """Build examples, train, save; the serving path picks the new file up."""
+    kind = kind or getattr(settings, "RECOMMENDER_RANKER", "logistic")
+    started = time.perf_counter()
+    features, labels, groups = build_examples(max_users=max_users, seed=seed, progress=progress)
+    report = TrainingReport(kind, len(np.unique(groups)), len(labels), int(labels.sum()))
+    if report.positives == 0 or report.users < 2:
+        raise ValueError(
+            "not enough training data: need users with at least 3 engagements whose next "
+            "engagement was among the candidates"
+        )
+    scorer, report.train_loss, report.val_loss = train(
+        features, labels, groups, kind=kind, epochs=epochs, seed=seed, on_epoch=on_epoch
+    )
+    report.path = save(scorer)
+    report.seconds = time.perf_counter() - started
+    return report

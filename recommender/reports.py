@@ -1,0 +1,75 @@
+"""Writing an evaluation report: a text table, a JSON file and PNG charts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from recommender.evaluation import EvaluationReport
+
+TABLE_METRICS = (
+    "precision",
+    "recall",
+    "f1",
+    "ndcg",
+    "mrr",
+    "hit_rate",
+    "coverage",
+    "ild",
+    "novelty",
+    "popularity",
+)
+
+
+def table(report: EvaluationReport, section: str = "overall") -> str:
+    """A fixed-width table: one row per recommender, one column per metric at each k."""
+    results = getattr(report, section)
+    columns = [f"{metric}@{k}" for k in report.ks for metric in TABLE_METRICS]
+    width = max(len(name) for name in results) if results else 10
+    lines = [" ".join([f"{'recommender':<{width}}"] + [f"{c:>13}" for c in columns])]
+    for name, values in results.items():
+        cells = [f"{values.get(c, 0.0):>13.4f}" for c in columns]
+        lines.append(" ".join([f"{name:<{width}}"] + cells))
+    return "\n".join(lines)
+
+
+def write(report: EvaluationReport, directory: Path, *, charts: bool = True) -> list[Path]:
+    """Save ``report.json`` and, unless disabled, bar charts of the main metrics."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [directory / "report.json"]
+    written[0].write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False))
+    if charts:
+        written += _charts(report, directory)
+    return written
+
+
+def _charts(report: EvaluationReport, directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render straight to files
+    import matplotlib.pyplot as plt
+
+    k = 10 if 10 in report.ks else report.ks[-1]
+    paths = []
+    groups = [
+        ("accuracy", ["precision", "recall", "f1", "ndcg", "mrr", "hit_rate"]),
+        ("beyond-accuracy", ["coverage", "ild"]),
+    ]
+    for title, metrics in groups:
+        names = list(report.overall)
+        fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+        bar = 0.8 / max(len(names), 1)
+        for index, name in enumerate(names):
+            values = [report.overall[name].get(f"{m}@{k}", 0.0) for m in metrics]
+            ax.bar([x + index * bar for x in range(len(metrics))], values, bar, label=name)
+        ax.set_xticks([x + bar * (len(names) - 1) / 2 for x in range(len(metrics))])
+        ax.set_xticklabels([f"{m}@{k}" for m in metrics])
+        ax.set_title(f"{report.protocol}: {title} ({report.cases} cases)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = directory / f"{title}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
