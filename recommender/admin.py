@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from recommender import spaces
-from recommender.models import Behaviour, EncoderSpace, EndUser, Item
+from recommender.models import Behaviour, EncoderSpace, EndUser, EvaluationRun, Item
 
 
 @admin.register(Item)
@@ -159,3 +159,34 @@ class EncoderSpaceAdmin(admin.ModelAdmin):
         for space in queryset:
             build_space.delay(space.pk)
         self.message_user(request, _("Build queued."), messages.SUCCESS)
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "protocol", "space", "cases", "ndcg_full", "ndcg_best_baseline")
+    readonly_fields = (
+        "created_at",
+        "protocol",
+        "space",
+        "params",
+        "cases",
+        "metrics",
+        "report_dir",
+        "seconds",
+    )
+
+    def has_add_permission(self, request):
+        return False  # runs come from `manage.py evaluate` or the beat schedule
+
+    @admin.display(description=_("NDCG@10 (full)"))
+    def ndcg_full(self, obj):
+        values = obj.headline()
+        best = max(
+            (v for k, v in values.items() if k.startswith("full") and v is not None), default=None
+        )
+        return "—" if best is None else f"{best:.4f}"
+
+    @admin.display(description=_("NDCG@10 (best baseline)"))
+    def ndcg_best_baseline(self, obj):
+        values = [v for k, v in obj.headline().items() if not k.startswith("full") and v]
+        return "—" if not values else f"{max(values):.4f}"

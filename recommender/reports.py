@@ -73,3 +73,26 @@ def _charts(report: EvaluationReport, directory: Path) -> list[Path]:
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def record(report: EvaluationReport, params: dict, out: Path | None = None, *, charts: bool = True):
+    """Write the report files and store an ``EvaluationRun``; returns (run, files)."""
+    from datetime import UTC, datetime
+
+    from django.conf import settings
+
+    from recommender.models import EvaluationRun
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out = out or Path(settings.RECSITE_DATA_DIR) / "reports" / f"eval-{stamp}"
+    written = write(report, out, charts=charts)
+    run = EvaluationRun.objects.create(
+        protocol=report.protocol,
+        space=report.space or "",
+        params=params,
+        cases=report.cases,
+        metrics={"overall": report.overall, "cold_start": report.cold_start},
+        report_dir=str(out),
+        seconds=report.seconds,
+    )
+    return run, written

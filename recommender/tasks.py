@@ -125,3 +125,33 @@ def recompute_profiles(user_ids: list[int] | None = None) -> dict:
     for user_id in user_ids:
         profiles.save(user_id, space, profiles.recompute(user_id, space))
     return {"users": len(user_ids)}
+
+
+@shared_task(name="recommender.train_ranker", acks_late=True, **_RETRY)
+def train_ranker(kind: str | None = None) -> dict:
+    """Retrain the learned ranker from the behaviour log (serving picks up the new file)."""
+    from recommender import learning
+
+    try:
+        report = learning.train_and_save(kind=kind)
+    except ValueError as exc:  # not enough data yet: nothing to do, not a failure
+        return {"trained": False, "reason": str(exc)}
+    return {"trained": True, "path": str(report.path), "examples": report.examples}
+
+
+@shared_task(name="recommender.evaluate", acks_late=True, **_RETRY)
+def evaluate(max_users: int = 200, k: list[int] | None = None) -> dict:
+    """Re-run the leave-one-out evaluation and store the run, so a drop shows in the admin."""
+    from recommender import evaluation, learning, reports
+
+    cases = evaluation.leave_one_out(max_users=max_users)
+    if not cases:
+        return {"run": None, "reason": "no users with history"}
+    report = evaluation.evaluate(
+        cases,
+        protocol="leave-one-out by time",
+        ks=k or [10],
+        recommenders=evaluation.baselines(learning.load_latest_scorer()),
+    )
+    run, _ = reports.record(report, {"max_users": max_users, "k": k or [10], "source": "beat"})
+    return {"run": run.pk, "ndcg@10": run.headline()}

@@ -17,6 +17,9 @@ from recsite.settings import DATABASES  # noqa: E402
 if os.environ.get("RECSITE_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["RECSITE_DATABASE_NAME"]
     DATABASES["default"]["TEST"] = {"NAME": os.environ["RECSITE_DATABASE_NAME"]}
+else:
+    # One test database per pytest run, so two runs on one machine do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_recsite_{os.getpid()}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RECOMMENDER_USE_LEARNED_RANKER = False  # tests opt in explicitly

@@ -1,14 +1,12 @@
 """``manage.py evaluate``: offline metrics of the serving pipeline and its baselines."""
 
-from datetime import UTC, datetime
+from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recommender import evaluation, learning, reports
 from recommender.importing import parse_datetime
-from recommender.models import EvaluationRun
 
 
 class Command(BaseCommand):
@@ -73,23 +71,12 @@ class Command(BaseCommand):
                 cold_threshold=options["cold_threshold"],
                 progress=bar.update,
             )
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        out = options["out"] or settings.RECSITE_DATA_DIR / "reports" / f"eval-{stamp}"
-        from pathlib import Path
-
-        written = reports.write(report, Path(out), charts=not options["no_charts"])
-        run = EvaluationRun.objects.create(
-            protocol=protocol,
-            space=report.space or "",
-            params={
-                key: options[key]
-                for key in ("k", "max_users", "seed", "min_rating", "cold_threshold", "before")
-            },
-            cases=report.cases,
-            metrics={"overall": report.overall, "cold_start": report.cold_start},
-            report_dir=str(out),
-            seconds=report.seconds,
-        )
+        params = {
+            key: options[key]
+            for key in ("k", "max_users", "seed", "min_rating", "cold_threshold", "before")
+        }
+        out = Path(options["out"]) if options["out"] else None
+        run, written = reports.record(report, params, out, charts=not options["no_charts"])
         self.stdout.write(
             f"{protocol}: {report.cases} cases, space {report.space}, {report.seconds:.0f}s"
         )
