@@ -5,8 +5,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from recommender import spaces
-from recommender.models import Behaviour, EncoderSpace, EndUser, EvaluationRun, Item
+from recommender import apikeys, spaces
+from recommender.models import ApiKey, Behaviour, EncoderSpace, EndUser, EvaluationRun, Item
 
 
 @admin.register(Item)
@@ -190,3 +190,22 @@ class EvaluationRunAdmin(admin.ModelAdmin):
     def ndcg_best_baseline(self, obj):
         values = [v for k, v in obj.headline().items() if not k.startswith("full") and v]
         return "—" if not values else f"{max(values):.4f}"
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "scope", "is_active", "created_at", "last_used_at")
+    list_filter = ("scope", "is_active")
+    fields = ("name", "scope", "is_active", "prefix", "created_at", "last_used_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        key, plain = apikeys.create_key(obj.name, obj.scope)
+        obj.pk, obj.prefix = key.pk, key.prefix
+        self.message_user(
+            request,
+            _("API key created. Copy it now, it is not shown again: %s") % plain,
+            messages.WARNING,
+        )

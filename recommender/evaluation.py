@@ -179,9 +179,7 @@ class Accumulator:
             self.ild[k] += intra_list_distance(usable)
             if top:
                 self.novelty[k] += float(
-                    np.mean(
-                        [-math.log2((item_counts.get(i, 0) + 1) / (n_users + 1)) for i in top]
-                    )
+                    np.mean([-math.log2((item_counts.get(i, 0) + 1) / (n_users + 1)) for i in top])
                 )
                 self.rec_popularity[k] += float(np.mean([item_counts.get(i, 0) for i in top]))
 

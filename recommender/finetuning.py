@@ -365,7 +365,13 @@ def batches_without_duplicates(
 
 def _default_output_dir(space: EncoderSpace) -> Path:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    return Path(settings.RECSITE_DATA_DIR) / "models" / f"{space.name}-ft-{stamp}"
+    path = Path(settings.RECSITE_DATA_DIR) / "models" / f"{space.name}-ft-{stamp}"
+    # Never overwrite a model a space may be serving from (two runs in one second).
+    n = 1
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{space.name}-ft-{stamp}-{n}")
+    return path
 
 
 def finetune(
@@ -415,9 +421,11 @@ def finetune(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: (step + 1) / warmup
-        if step < warmup
-        else max(0.0, (total - step) / max(1, total - warmup)),
+        lambda step: (
+            (step + 1) / warmup
+            if step < warmup
+            else max(0.0, (total - step) / max(1, total - warmup))
+        ),
     )
     # sentence-transformers 5.x names it preprocess and deprecates tokenize.
     tokenize = getattr(model, "preprocess", None) or model.tokenize

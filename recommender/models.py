@@ -45,8 +45,13 @@ class Item(models.Model):
     text_hash = models.GeneratedField(
         expression=MD5(
             Concat(
-                "title", models.Value("\x1f"), "category", models.Value("\x1f"),
-                Cast("tags", models.TextField()), models.Value("\x1f"), "description",
+                "title",
+                models.Value("\x1f"),
+                "category",
+                models.Value("\x1f"),
+                Cast("tags", models.TextField()),
+                models.Value("\x1f"),
+                "description",
                 output_field=models.TextField(),
             )
         ),
@@ -292,3 +297,29 @@ class EvaluationRun(models.Model):
             for name, values in self.metrics.get("overall", {}).items()
             if metric in values
         }
+
+
+class ApiScope(models.TextChoices):
+    READ = "read", _("read")
+    WRITE = "write", _("write (includes read)")
+    ADMIN = "admin", _("admin (everything)")
+
+
+class ApiKey(models.Model):
+    """A key an application uses to call the API. Only a hash of the secret is stored."""
+
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=12, unique=True, editable=False)
+    hashed_secret = models.CharField(max_length=64, editable=False)
+    scope = models.CharField(_("scope"), max_length=8, choices=ApiScope.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope}, {self.prefix}…)"

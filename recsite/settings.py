@@ -159,10 +159,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # already run). Set to 0 to require `manage.py services start` instead.
 RECSITE_AUTOSTART_SERVICES = _env_bool("RECSITE_AUTOSTART_SERVICES", True)
 
+# The shared cache (API throttles, popularity lists) lives in Redis: database 1 of the
+# embedded server, or CACHE_URL / the broker's Redis.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if not CACHE_URL:
+    if RECSITE_EMBEDDED_REDIS:
+        CACHE_URL = f"unix://{services.redis_socket(RECSITE_DATA_DIR).resolve()}?db=1"
+    elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        CACHE_URL = CELERY_BROKER_URL
 CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-    }
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # --- Auth, i18n, static ----------------------------------------------------------------
@@ -182,8 +192,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = RECSITE_DATA_DIR / "static"
 
+# API keys are required unless turned off (the local demo runs with DEBUG on, keys off).
+RECOMMENDER_REQUIRE_API_KEY = _env_bool("RECOMMENDER_REQUIRE_API_KEY", not DEBUG)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "recommender.api.access.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["recommender.api.access.ScopedAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["recommender.api.access.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": os.environ.get("RECOMMENDER_API_RATE", "6000/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }

@@ -48,6 +48,7 @@ class HealthView(APIView):
 
     authentication_classes = []
     permission_classes = []
+    throttle_classes = []
 
     @extend_schema(responses=HealthSerializer)
     def get(self, request):
@@ -111,6 +112,9 @@ class UserViewSet(viewsets.ModelViewSet):
     lookup_field = "external_id"
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"
+
+    # Privacy operations on a person's data need an admin key (or a staff session).
+    required_scopes = {"destroy": "admin", "export": "admin"}
 
     def perform_destroy(self, instance):
         privacy.forget_user(instance)

@@ -73,9 +73,7 @@ class Command(BaseCommand):
         try:
             finetuning.check_finetunable(space)
             device = finetuning.check_device(options["device"] or default_device())
-            name = finetuning.check_space_name(
-                options["name"] or finetuning.next_space_name(space)
-            )
+            name = finetuning.check_space_name(options["name"] or finetuning.next_space_name(space))
         except (ValidationError, ImproperlyConfigured) as exc:
             message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
             raise CommandError(message) from None
@@ -114,15 +112,26 @@ class Command(BaseCommand):
                 )
             except finetuning.NoTrainingPairs as exc:
                 raise CommandError(f"no training pairs: {exc}") from None
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from None
         for epoch, loss in enumerate(report.epoch_losses, start=1):
             self.stdout.write(f"epoch {epoch}: mean loss {loss:.4f}")
         self.stdout.write(
-            f"{report.steps} steps on {device} in {report.seconds:.1f}s; batch loss "
+            f"{report.steps} steps over {report.pairs} pairs on {device} in "
+            f"{report.seconds:.1f}s; batch loss "
             f"{report.first_loss:.4f} first, {report.last_loss:.4f} last"
         )
         self.stdout.write(f"model saved to {report.output_path}")
 
-        new = finetuning.create_finetuned_space(space, report.output_path, name)
+        try:
+            new = finetuning.create_finetuned_space(space, report.output_path, name)
+        except (ValidationError, ImproperlyConfigured) as exc:
+            message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+            raise CommandError(
+                f"{message}; the model is saved, create a space on it with `manage.py "
+                f"encoder_space create NAME --plugin sentence-transformers "
+                f"--option model={report.output_path}`"
+            ) from None
         self.stdout.write(f"created {new} (not active)")
         if options["no_build"]:
             self.stdout.write(f"build it with `manage.py embed --space {new.name}`")

@@ -1,0 +1,14 @@
+"""Dashboard routes, included at /admin/dashboard/ before the admin's own URLs."""
+
+from django.urls import path
+
+from recommender import dashboard_views as views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("actions/<slug:action>/", views.enqueue, name="enqueue"),
+    path("task/<str:task_id>/", views.task_status, name="task"),
+    path("runs/<int:run_id>/<str:name>", views.evaluation_chart, name="chart"),
+]
