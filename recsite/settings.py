@@ -202,6 +202,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["recommender.api.access.ScopedAccess"],
+    "DEFAULT_PARSER_CLASSES": ["recommender.api.parsers.SafeJSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["recommender.api.access.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": os.environ.get("RECOMMENDER_API_RATE", "6000/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -213,6 +214,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "recommender.api.schema.add_error_responses",
+    ],
 }
 
 # --- Recommender ----------------------------------------------------------------------

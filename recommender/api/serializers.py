@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from recommender import explain
+from recommender.api.parsers import depth
 from recommender.importing import BEHAVIOUR_KINDS
 from recommender.models import Behaviour, EndUser, Item
 
@@ -29,6 +33,26 @@ class CleanCharField(serializers.CharField):
         return _clean_text(super().to_internal_value(data))
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A FloatField that rejects NaN and infinities (DRF's accepts "nan" in query strings)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("must be a finite number")
+        return value
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object of bounded nesting (attributes, context)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if depth(value) > 8:
+            raise serializers.ValidationError("nested deeper than 8 levels")
+        return value
+
+
 class RejectUnknownFields:
     """Unknown fields are an error (with their names), not silently dropped."""
 
@@ -45,8 +69,14 @@ class StrictSerializer(RejectUnknownFields, serializers.Serializer):
 
 
 class ItemSerializer(RejectUnknownFields, serializers.ModelSerializer):
-    id = serializers.CharField(source="external_id", max_length=200)
-    title = CleanCharField(max_length=500)
+    id = CleanCharField(
+        source="external_id",
+        min_length=1,
+        max_length=200,
+        validators=[UniqueValidator(Item.objects.all(), "an item with this id already exists")],
+    )
+    title = CleanCharField(min_length=1, max_length=500)
+    attributes = JSONObjectField(required=False)
     description = CleanCharField(allow_blank=True, required=False, max_length=20000)
     category = CleanCharField(allow_blank=True, required=False, max_length=200)
     tags = serializers.ListField(
@@ -80,12 +110,24 @@ class ItemSerializer(RejectUnknownFields, serializers.ModelSerializer):
         return value
 
 
+class UpsertItemSerializer(ItemSerializer):
+    """An item in a bulk upsert: an existing id is an update, not an error."""
+
+    id = CleanCharField(source="external_id", min_length=1, max_length=200)
+
+
 class BulkItemsSerializer(StrictSerializer):
-    items = ItemSerializer(many=True, allow_empty=False, max_length=1000)
+    items = UpsertItemSerializer(many=True, allow_empty=False, max_length=1000)
 
 
 class EndUserSerializer(RejectUnknownFields, serializers.ModelSerializer):
-    id = serializers.CharField(source="external_id", max_length=200)
+    id = CleanCharField(
+        source="external_id",
+        min_length=1,
+        max_length=200,
+        validators=[UniqueValidator(EndUser.objects.all(), "a user with this id already exists")],
+    )
+    attributes = JSONObjectField(required=False)
 
     class Meta:
         model = EndUser
@@ -105,13 +147,13 @@ class EndUserSerializer(RejectUnknownFields, serializers.ModelSerializer):
 
 
 class BehaviourInputSerializer(StrictSerializer):
-    user = CleanCharField(max_length=200)
-    item = CleanCharField(max_length=200, required=False, allow_null=True)
+    user = CleanCharField(min_length=1, max_length=200)
+    item = CleanCharField(min_length=1, max_length=200, required=False, allow_null=True)
     kind = serializers.ChoiceField(choices=BEHAVIOUR_KINDS)
-    value = serializers.FloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
+    value = FiniteFloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
     text = CleanCharField(required=False, allow_blank=True, max_length=MAX_TEXT, default="")
-    context = serializers.DictField(required=False, default=dict)
-    event_id = CleanCharField(max_length=200, required=False, allow_null=True)
+    context = JSONObjectField(required=False, default=dict)
+    event_id = CleanCharField(min_length=1, max_length=200, required=False, allow_null=True)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate(self, attrs):
@@ -153,14 +195,14 @@ class RecommendationQuerySerializer(StrictSerializer):
     """Query parameters of ``GET users/{id}/recommendations`` (and search)."""
 
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
-    category = CleanCharField(required=False, max_length=200)
-    diversity = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    category = CleanCharField(required=False, min_length=1, max_length=200)
+    diversity = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.0)
     exclude_seen = serializers.BooleanField(default=True)
     q = CleanCharField(required=False, max_length=500, allow_blank=True)
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
     explain = serializers.BooleanField(default=True)
-    price_min = serializers.FloatField(required=False, min_value=0, max_value=1e12)
-    price_max = serializers.FloatField(required=False, min_value=0, max_value=1e12)
+    price_min = FiniteFloatField(required=False, min_value=0, max_value=1e12)
+    price_max = FiniteFloatField(required=False, min_value=0, max_value=1e12)
     category_cap = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K)
     device = CleanCharField(required=False, max_length=50)
     page = CleanCharField(required=False, max_length=200)
@@ -173,10 +215,10 @@ class RecommendationQuerySerializer(StrictSerializer):
 
 
 class SearchQuerySerializer(StrictSerializer):
-    q = CleanCharField(max_length=500)
-    user = CleanCharField(required=False, max_length=200)
+    q = CleanCharField(min_length=1, max_length=500)
+    user = CleanCharField(required=False, min_length=1, max_length=200)
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
-    category = CleanCharField(required=False, max_length=200)
+    category = CleanCharField(required=False, min_length=1, max_length=200)
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
 
 
@@ -195,10 +237,10 @@ class SessionRecommendationSerializer(StrictSerializer):
         child=CleanCharField(max_length=200), required=False, default=list, max_length=100
     )
     text = CleanCharField(required=False, allow_blank=True, max_length=500)
-    user = CleanCharField(required=False, max_length=200)
+    user = CleanCharField(required=False, min_length=1, max_length=200)
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
-    category = CleanCharField(required=False, max_length=200)
-    diversity = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    category = CleanCharField(required=False, min_length=1, max_length=200)
+    diversity = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.0)
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
 
     def validate(self, attrs):
@@ -230,3 +272,9 @@ class RecommendationListSerializer(serializers.Serializer):
     user = serializers.CharField(allow_null=True)
     lang = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
+
+
+class BehaviourListQuerySerializer(serializers.Serializer):
+    user = CleanCharField(min_length=1, max_length=200)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    offset = serializers.IntegerField(required=False, min_value=0)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -56,7 +56,18 @@ class HealthView(APIView):
         return Response(HealthSerializer(report).data, status=200 if report.ok else 503)
 
 
-class ItemViewSet(viewsets.ModelViewSet):
+class ConflictSafeCreate:
+    """A create that loses a race to a concurrent one answers 400, not 500."""
+
+    def perform_create(self, serializer):
+        try:
+            with transaction.atomic():
+                serializer.save()
+        except IntegrityError:
+            raise ValidationError({"id": ["already exists"]}) from None
+
+
+class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     """The catalogue. Ids in URLs are the site's own item ids (external ids)."""
 
     queryset = Item.objects.order_by("pk")
@@ -104,7 +115,7 @@ class ItemViewSet(viewsets.ModelViewSet):
         return _list_response(results, None, lang)
 
 
-class UserViewSet(viewsets.ModelViewSet):
+class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     """End users of the site. ``DELETE`` forgets the user and everything naming them."""
 
     queryset = EndUser.objects.order_by("pk")
@@ -165,12 +176,11 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return Behaviour.objects.select_related("user", "item").order_by("-occurred_at", "-pk")
 
-    @extend_schema(parameters=[OpenApiParameter("user", str, required=True, description="user id")])
+    @extend_schema(parameters=[s.BehaviourListQuerySerializer])
     def list(self, request, *args, **kwargs):
-        user_id = request.query_params.get("user")
-        if not user_id:
-            raise ValidationError({"user": ["this query parameter is required"]})
-        user = get_object_or_404(EndUser, external_id=user_id)
+        params = s.BehaviourListQuerySerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        user = get_object_or_404(EndUser, external_id=params.validated_data["user"])
         queryset = self.get_queryset().filter(user=user)
         page = self.paginate_queryset(queryset)
         if page is None:
