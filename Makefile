@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml)
 	touch $(STAMP)
 
 install: $(STAMP)
+	# Chromium and a CJK font for the browser tests (Debian packages; idempotent).
+	bash scripts/install_browser.sh
 
 lint: install
 	$(BIN)/ruff check .
@@ -36,7 +38,9 @@ demo-data: install
 
 demo: demo-data
 	@echo ""
+	@echo "  Shop:      http://127.0.0.1:8000/"
 	@echo "  Admin:     http://127.0.0.1:8000/admin/   (login: admin / recsite-demo)"
+	@echo "  Dashboard: http://127.0.0.1:8000/admin/dashboard/"
 	@echo "  API docs:  http://127.0.0.1:8000/api/docs/"
 	@echo "  Health:    http://127.0.0.1:8000/api/v1/health"
 	@echo "  Stop with Ctrl-C; 'make services-stop' stops the embedded database and broker."

@@ -88,6 +88,10 @@ class SpaceCoverage:
     is_active: bool
     coverage: spaces.Coverage
 
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.coverage.ratio, 1)
+
 
 def space_coverage() -> list[SpaceCoverage]:
     """Coverage and staleness of every maintained encoder space, the active one first."""
@@ -179,11 +183,11 @@ def latest_evaluation() -> EvaluationSummary | None:
 
 
 def chart_files(run: EvaluationRun) -> list[Path]:
-    """The PNG charts written into the run's report folder."""
-    if not run.report_dir:
+    """The PNG charts written into the run's report folder (those ``chart_path`` serves)."""
+    if not run.report_dir or not Path(run.report_dir).is_dir():
         return []
-    folder = Path(run.report_dir)
-    return sorted(folder.glob("*.png")) if folder.is_dir() else []
+    found = (chart_path(run, path.name) for path in sorted(Path(run.report_dir).glob("*.png")))
+    return [path for path in found if path is not None]
 
 
 def chart_path(run: EvaluationRun, name: str) -> Path | None:

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from kombu.exceptions import OperationalError
 
 from recommender import dashboard
 from recommender.models import EvaluationRun
@@ -39,12 +40,22 @@ def enqueue(request, action: str):
     """Queue the task behind a button; JSON for the page's script, a redirect without it."""
     if action not in dashboard.ACTIONS:
         raise Http404(f"no dashboard action {action!r}")
-    task_id = dashboard.enqueue(action)
-    if "application/json" in request.headers.get("Accept", ""):
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        task_id = dashboard.enqueue(action)
+    except OperationalError as exc:
+        error = _(
+            "The broker did not answer (%(error)s): start it with `manage.py services start`."
+        ) % {"error": exc}
+        if wants_json:
+            return JsonResponse({"action": action, "error": error}, status=503)
+        messages.error(request, error)
+        return redirect("dashboard:index")
+    if wants_json:
         return JsonResponse({"action": action, "task": task_id}, status=202)
-    messages.info(request, _("Queued %(action)s as task %(task)s.") % {
-        "action": action, "task": task_id
-    })
+    messages.info(
+        request, _("Queued %(action)s as task %(task)s.") % {"action": action, "task": task_id}
+    )
     return redirect("dashboard:index")
 
 

@@ -282,6 +282,7 @@ def _training_counts(held_out: list[int]) -> dict[int, int]:
     rows = (
         Behaviour.objects.filter(item__isnull=False)
         .exclude(pk__in=held_out)
+        .order_by()  # no default ordering, or its column joins the DISTINCT
         .values_list("item_id", "user_id")
         .distinct()
     )
