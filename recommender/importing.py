@@ -349,6 +349,8 @@ def import_items(
     report.updated = len(existing)
     report.created = len(parsed) - len(existing)
     if not dry_run:
+        # One lock order for every writer: concurrent overlapping imports cannot deadlock.
+        parsed.sort(key=lambda record: record["external_id"])
         with transaction.atomic():
             for start in range(0, len(parsed), BATCH_SIZE):
                 batch = parsed[start : start + BATCH_SIZE]
