@@ -83,9 +83,9 @@ def main() -> None:
     try:
         for _ in range(120):
             try:
-                if requests.get(f"{base}/api/v1/health", timeout=2).ok:
+                if requests.get(f"{base}/api/v1/health", timeout=10).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # still booting
                 time.sleep(0.5)
         schema = schemathesis.openapi.from_url(f"{base}/api/schema/")
         operations = [result.ok() for result in schema.get_all_operations()]

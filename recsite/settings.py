@@ -207,6 +207,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["recommender.api.access.ScopedAccess"],
     "DEFAULT_PARSER_CLASSES": ["recommender.api.parsers.SafeJSONParser"],
+    "EXCEPTION_HANDLER": "recommender.api.errors.handle_exception",
     "DEFAULT_THROTTLE_CLASSES": ["recommender.api.access.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": os.environ.get("RECOMMENDER_API_RATE", "6000/min")},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

@@ -80,3 +80,14 @@ def test_secret_key_is_required_without_debug():
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_embedded_postgres_stops_and_starts_again_in_one_process(tmp_path):
+    data = tmp_path / "pg"
+    try:
+        assert services.start_postgres(data).running
+        services.stop_postgres(data)
+        assert not services.postgres_status(data).running
+        assert services.start_postgres(data).running  # not the cached, stopped handle
+    finally:
+        services.stop_postgres(data)

@@ -16,6 +16,7 @@ ERRORS = {
     "413": "request body too large",
     "415": "unsupported media type",
     "429": "rate limit exceeded for this key",
+    "503": "the database is unavailable; retry after the Retry-After seconds",
 }
 
 

@@ -1,0 +1,216 @@
+"""Bounded load against the demo served by gunicorn + a Celery worker, on 127.0.0.1 only.
+
+Run by hand:  .venv/bin/python benchmarks/load.py [--clients 50] [--seconds 60]
+
+Uses its own embedded servers (.recsite/bench-load, loaded with the demo shop), starts
+gunicorn and a worker, then runs N client threads for S seconds, each looping over a mix
+of requests (60% recommendations, 10% with free-text intent, 20% behaviour events, 10%
+search), and stops by itself. Prints errors (target 0), p50/p99 per kind and throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".recsite" / "bench-load"
+PORT = 8766
+INTENTS = [
+    "我最近在找一件外套，性价比高且质量好的",
+    "women's long down jacket",
+    "机械键盘",
+    "绿茶礼盒",
+]
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "RECSITE_DATA_DIR": str(DATA),
+        "DJANGO_SETTINGS_MODULE": "recsite.settings",
+        "RECOMMENDER_API_RATE": "1000000/min",
+    }
+
+
+def _manage(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    args = parser.parse_args()
+    import requests
+
+    _manage("migrate", "-v0")
+    _manage("load_demo")
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "recsite.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                "4",
+                "--timeout",
+                "60",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "recsite",
+                "worker",
+                "-Q",
+                "default,embed",
+                "-c",
+                "1",
+                "-l",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    base = f"http://127.0.0.1:{PORT}/api/v1"
+    try:
+        for _ in range(240):
+            try:
+                if requests.get(f"{base}/health", timeout=10).ok:
+                    break
+            except requests.RequestException:  # still booting
+                time.sleep(0.5)
+        users = [f"u-{n:04d}" for n in range(1, 73)]
+        items = [f"sku-{n:05d}" for n in range(1, 341)]
+        # Warm every gunicorn worker (model load) before the clock starts.
+        for _ in range(args.workers * 3):
+            requests.get(f"{base}/users/u-0001/recommendations", params={"k": 10}, timeout=120)
+        latencies: dict[str, list[float]] = defaultdict(list)
+        errors: dict[str, int] = defaultdict(int)
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.seconds
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            session = requests.Session()
+            while time.monotonic() < stop_at:
+                roll = rng.random()
+                user = rng.choice(users)
+                started = time.perf_counter()
+                try:
+                    if roll < 0.6:
+                        kind = "recommend"
+                        response = session.get(
+                            f"{base}/users/{user}/recommendations", params={"k": 10}, timeout=30
+                        )
+                    elif roll < 0.7:
+                        kind = "recommend+intent"
+                        response = session.get(
+                            f"{base}/users/{user}/recommendations",
+                            params={"k": 10, "q": rng.choice(INTENTS)},
+                            timeout=30,
+                        )
+                    elif roll < 0.9:
+                        kind = "event"
+                        response = session.post(
+                            f"{base}/behaviours",
+                            timeout=30,
+                            json={
+                                "user": user,
+                                "item": rng.choice(items),
+                                "kind": rng.choice(["view", "click", "cart", "like"]),
+                                "event_id": f"load-{uuid.uuid4()}",
+                            },
+                        )
+                    else:
+                        kind = "search"
+                        response = session.get(
+                            f"{base}/search",
+                            timeout=30,
+                            params={"q": rng.choice(INTENTS), "user": user},
+                        )
+                    ok = response.status_code < 400
+                except requests.RequestException:
+                    ok = False
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    latencies[kind].append(elapsed)
+                    if not ok:
+                        errors[kind] += 1
+
+        with open("/proc/loadavg") as handle:
+            load_before = handle.read().split()[:3]
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.monotonic() - started
+        with open("/proc/loadavg") as handle:
+            load_after = handle.read().split()[:3]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    total = sum(len(v) for v in latencies.values())
+    print(
+        f"{args.clients} clients for {wall:.0f}s against gunicorn ({args.workers} workers x 4 "
+        f"threads) + 1 Celery worker on 127.0.0.1; load average {load_before} → {load_after}"
+    )
+    print(f"{'kind':<18}{'requests':>9}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    for kind, values in sorted(latencies.items()):
+        print(
+            f"{kind:<18}{len(values):>9}{errors[kind]:>8}{percentile(values, 0.5):>9.0f}"
+            f"{percentile(values, 0.99):>9.0f}"
+        )
+    all_values = [v for values in latencies.values() for v in values]
+    print(
+        f"{'all':<18}{total:>9}{sum(errors.values()):>8}{statistics.median(all_values):>9.0f}"
+        f"{percentile(all_values, 0.99):>9.0f}"
+    )
+    print(f"throughput: {total / wall:.1f} requests/s; errors: {sum(errors.values())} (target 0)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Fine-tuning a space's model on the site's own behaviour, on a tiny BERT built here."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from encoders import textprep
+from recommender import embedding, finetuning, spaces
+from recommender.models import Behaviour, EncoderSpace, EndUser, Item
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CHINESE = list("女性士长款羽绒服外套保暖机械键盘青轴红茶礼盒")
+ENGLISH = ["women", "long", "down", "jacket", "mechanical", "keyboard", "warm", "coat", "tea"]
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+CUT = datetime(2024, 6, 1, tzinfo=UTC)
+CUT_MINUTES = int((CUT - T0).total_seconds() // 60)
+
+
+def build_bert(path: Path) -> Path:
+    """A 32-dim, 2-layer BERT with a zh/en vocabulary, randomly initialised.
+
+    Dropout is off so that the loss over epochs reflects training, not dropout noise.
+    """
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = SPECIAL + CHINESE + ENGLISH
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    # transformers 5 ignores a vocab_file given to the constructor; from_pretrained reads it.
+    BertTokenizer.from_pretrained(path).save_pretrained(path)
+    return path
+
+
+def build_sentence_model(path: Path, bert: Path) -> Path:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 5.4
+        from sentence_transformers.models import Pooling, Transformer
+
+    transformer = Transformer(str(bert), max_seq_length=32)
+    SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu").save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-models")
+    bert = build_bert(root / "bert")
+    return {"bert": bert, "sentence": build_sentence_model(root / "sentence", bert)}
+
+
+@pytest.fixture(autouse=True)
+def site_settings(settings, tmp_path):
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    settings.RECSITE_DATA_DIR = tmp_path / "data"
+
+
+@pytest.fixture
+def space(db, model_dirs):
+    return spaces.create_space(
+        "tiny", "sentence-transformers", {"model": str(model_dirs["sentence"])}, activate=True
+    )
+
+
+@pytest.fixture
+def items(db):
+    titles = {
+        "down": ("女性长款羽绒服", "外套"),
+        "coat": ("女士保暖外套", "外套"),
+        "jacket": ("women long down jacket", "coat"),
+        "keyboard": ("机械键盘青轴", "键盘"),
+        "mechanical": ("mechanical keyboard", "键盘"),
+        "tea": ("红茶礼盒", "茶"),
+        "warm": ("warm coat", "coat"),
+    }
+    return {
+        key: Item.objects.create(external_id=key, title=title, category=category)
+        for key, (title, category) in titles.items()
+    }
+
+
+def record(user: str, events: list[tuple]):
+    """``events``: (minutes after T0, kind, item or None, value or text)."""
+    person, _ = EndUser.objects.get_or_create(external_id=user)
+    for minutes, kind, item, extra in events:
+        Behaviour.objects.create(
+            user=person,
+            item=item,
+            kind=kind,
+            value=extra if isinstance(extra, float) else None,
+            text=extra if isinstance(extra, str) else "",
+            occurred_at=T0 + timedelta(minutes=minutes),
+        )
+
+
+@pytest.fixture
+def behaviours(items):
+    record(
+        "ann",
+        [
+            (0, "view", items["down"], None),
+            (1, "view", items["coat"], None),
+            (2, "cart", items["jacket"], None),
+            (3, "purchase", items["jacket"], None),
+        ],
+    )
+    record(
+        "bob",
+        [
+            (0, "search", None, "机械键盘"),
+            (2, "view", items["keyboard"], None),
+            (3, "click", items["mechanical"], None),
+            (60, "rating", items["tea"], 4.5),
+        ],
+    )
+    record(
+        "cy",
+        [
+            (0, "view", items["warm"], None),
+            (1, "view", items["coat"], None),
+            (5, "search", None, "warm coat"),
+            (6, "view", items["warm"], None),
+        ],
+    )
+    # After the cut: only a training run without --before sees this pair.
+    record(
+        "dee",
+        [
+            (CUT_MINUTES + 10, "view", items["tea"], None),
+            (CUT_MINUTES + 11, "like", items["down"], None),
+        ],
+    )
+
+
+def text(space, item) -> str:
+    """The training text of ``item``: as the encoder reads it, normalised."""
+    return textprep.normalize(embedding.item_text(item, space.text_template))
+
+
+def as_sets(pairs):
+    return {frozenset(pair) for pair in pairs}
+
+
+@pytest.mark.django_db
+def test_pairs_come_from_co_engagement_and_searches(space, items, behaviours):
+    built = finetuning.build_pairs(space)
+    found = as_sets(built.pairs)
+    assert frozenset({text(space, items["down"]), text(space, items["coat"])}) in found
+    assert frozenset({text(space, items["keyboard"]), text(space, items["mechanical"])}) in found
+    assert ("机械键盘", text(space, items["keyboard"])) in built.pairs
+    assert ("warm coat", text(space, items["warm"])) in built.pairs
+    assert built.search == 2
+    assert built.co_engagement == len(built.pairs) - 2
+
+
+@pytest.mark.django_db
+def test_before_leaves_later_behaviour_out(space, items, behaviours):
+    late = frozenset({text(space, items["tea"]), text(space, items["down"])})
+    assert late in as_sets(finetuning.build_pairs(space).pairs)
+    assert late not in as_sets(finetuning.build_pairs(space, before=CUT).pairs)
+
+
+@pytest.mark.django_db
+def test_engagements_further_apart_than_the_window_are_not_paired(space, items):
+    keys = ["down", "coat", "jacket", "keyboard", "mechanical"]
+    record("eve", [(minute, "view", items[key], None) for minute, key in enumerate(keys)])
+    found = as_sets(finetuning.build_pairs(space).pairs)
+    assert frozenset({text(space, items["down"]), text(space, items["keyboard"])}) in found
+    assert frozenset({text(space, items["down"]), text(space, items["mechanical"])}) not in found
+
+
+@pytest.mark.django_db
+def test_low_ratings_and_dislikes_are_not_engagements(space, items):
+    record(
+        "fay",
+        [
+            (0, "rating", items["down"], 4.0),
+            (1, "rating", items["keyboard"], 2.0),
+            (2, "dislike", items["tea"], None),
+            (3, "rating", items["coat"], 3.5),
+        ],
+    )
+    found = as_sets(finetuning.build_pairs(space).pairs)
+    assert found == {frozenset({text(space, items["down"]), text(space, items["coat"])})}
+
+
+@pytest.mark.django_db
+def test_a_search_pairs_only_with_an_engagement_soon_after(space, items):
+    record("gus", [(0, "search", None, "羽绒服"), (45, "view", items["down"], None)])
+    record(
+        "hal",
+        [
+            (0, "search", None, "键盘"),
+            (1, "dislike", items["tea"], None),
+            (2, "rating", items["tea"], 1.0),
+            (3, "search", None, "机械键盘"),
+            (4, "view", items["keyboard"], None),
+        ],
+    )
+    built = finetuning.build_pairs(space)
+    assert built.pairs == [("机械键盘", text(space, items["keyboard"]))]
+
+
+@pytest.mark.django_db
+def test_pairs_are_deduplicated_capped_and_shuffled_by_seed(space, items, behaviours):
+    record("ivy", [(0, "view", items["coat"], None), (1, "view", items["down"], None)])
+    everything = finetuning.build_pairs(space, max_pairs=1000)
+    assert len(as_sets(everything.pairs)) == len(everything.pairs)
+    capped = finetuning.build_pairs(space, max_pairs=3, seed=7)
+    assert len(capped.pairs) == 3
+    assert capped.co_engagement + capped.search == 3
+    assert as_sets(capped.pairs) <= as_sets(everything.pairs)
+    assert finetuning.build_pairs(space, max_pairs=3, seed=7).pairs == capped.pairs
+
+
+def run_finetune(space, *args) -> str:
+    out = StringIO()
+    call_command(
+        "finetune", "--space", space.name, "--epochs", "2", "--no-build", "--no-progress",
+        "--device", "cpu", *args, stdout=out,
+    )  # fmt: skip
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_finetune_creates_an_inactive_space_on_the_saved_model(space, behaviours):
+    from sentence_transformers import SentenceTransformer
+
+    output = run_finetune(space)
+    new = EncoderSpace.objects.get(name="tiny-ft-1")
+    assert not new.is_active and space.pk == EncoderSpace.objects.get(is_active=True).pk
+    assert new.plugin == "sentence-transformers" and new.dim == space.dim
+    assert new.text_template == space.text_template
+    model_dir = Path(new.options["model"])
+    assert model_dir.is_dir() and model_dir.parent.name == "models"
+    SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    assert "encoder_space activate tiny-ft-1" in output
+    assert "manage.py embed --space tiny-ft-1" in output
+
+
+@pytest.mark.django_db
+def test_finetuned_encoder_gives_different_vectors(space, items, behaviours):
+    run_finetune(space, "--name", "tuned")
+    texts = [text(space, items["down"]), "mechanical keyboard"]
+    before = embedding.encoder_for(space).encode(texts)
+    after = embedding.encoder_for(EncoderSpace.objects.get(name="tuned")).encode(texts)
+    assert after.shape == before.shape
+    assert not np.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.django_db
+def test_training_loss_goes_down_over_epochs(space, behaviours):
+    output = run_finetune(space)
+    losses = [float(loss) for loss in re.findall(r"epoch \d+: mean loss ([\d.]+)", output)]
+    assert len(losses) == 2
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.django_db
+def test_a_bert_space_is_wrapped_and_finetuned(model_dirs, behaviours):
+    options = {"path": str(model_dirs["bert"]), "pooling": "cls"}
+    bert = spaces.create_space("zh-bert", "bert", options)
+    run_finetune(bert)
+    new = EncoderSpace.objects.get(name="zh-bert-ft-1")
+    assert new.plugin == "sentence-transformers" and new.dim == 32
+    assert embedding.encoder_for(new).encode(["女性长款羽绒服"]).shape == (1, 32)
+
+
+@pytest.mark.django_db
+def test_a_hashing_space_cannot_be_finetuned(behaviours):
+    hashing = spaces.create_space("hash", "hashing", {"dim": 64})
+    with pytest.raises(CommandError, match="no torch weights.*encoder_space create minilm"):
+        run_finetune(hashing)
+
+
+@pytest.mark.django_db
+def test_unknown_space_is_an_error(space):
+    with pytest.raises(CommandError, match="no encoder space 'nope'"):
+        call_command("finetune", "--space", "nope")
+
+
+@pytest.mark.django_db
+def test_a_site_without_behaviour_has_no_training_pairs(space, items):
+    with pytest.raises(CommandError, match="no training pairs"):
+        run_finetune(space)
+    assert not EncoderSpace.objects.exclude(pk=space.pk).exists()
+
+
+@pytest.mark.django_db
+def test_cuda_without_a_gpu_is_an_error(space, behaviours):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(CommandError, match="CUDA"):
+        call_command("finetune", "--space", space.name, "--device", "cuda")
+
+
+def test_before_takes_a_date_or_a_date_time(settings):
+    from recommender.management.commands.finetune import parse_cut
+
+    settings.TIME_ZONE = "UTC"
+    assert parse_cut("2024-06-01") == CUT
+    assert parse_cut("2024-06-01T08:00+08:00") == CUT
+
+
+@pytest.mark.django_db
+def test_a_bad_before_date_is_an_error(space):
+    with pytest.raises(CommandError, match="2024-13-01"):
+        call_command("finetune", "--space", space.name, "--before", "2024-13-01")
