@@ -152,3 +152,12 @@ def test_train_ranker_without_data_fails_clearly(settings, tmp_path):
     settings.RECSITE_DATA_DIR = tmp_path
     with pytest.raises(CommandError, match="not enough training data"):
         call_command("train_ranker", "--no-progress")
+
+
+def test_evaluate_only_some_recommenders(shop, tmp_path, capsys):
+    call_command("evaluate", "--only", "text,popular", "--out", str(tmp_path), "--no-progress",
+                 "--no-charts")
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert set(data["overall"]) == {"text", "popular"}
+    with pytest.raises(CommandError, match="unknown 'nope'"):
+        call_command("evaluate", "--only", "nope")

@@ -33,6 +33,9 @@ class Command(BaseCommand):
             help="targets with fewer training users form the cold-start slice",
         )
         parser.add_argument("--out", help="report folder (default: DATA_DIR/reports/eval-TIME)")
+        parser.add_argument(
+            "--only", help="comma-separated recommenders, e.g. text,full (default: all)"
+        )
         parser.add_argument("--no-charts", action="store_true")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -61,6 +64,13 @@ class Command(BaseCommand):
             raise CommandError("nothing to evaluate: no user has history and held-out events")
         learned = learning.load_latest_scorer()
         configs = evaluation.baselines(learned)
+        if options["only"]:
+            wanted = {name.strip() for name in options["only"].split(",") if name.strip()}
+            unknown = wanted - {config.name for config in configs}
+            if unknown:
+                names = ", ".join(config.name for config in configs)
+                raise CommandError(f"--only: unknown {sorted(unknown)[0]!r} (choose from {names})")
+            configs = [config for config in configs if config.name in wanted]
         quiet = options["no_progress"] or options["verbosity"] == 0
         with tqdm(total=len(cases), unit=" users", disable=quiet, file=self.stderr._out) as bar:
             report = evaluation.evaluate(
