@@ -80,7 +80,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(private_broker, tm
     )
     Item.objects.bulk_create(Item(external_id=f"k{n}", title=f"商品 {n}") for n in range(1200))
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True))
-    sender = Celery(broker=private_broker)
+    sender = Celery(broker=private_broker, set_as_current=False)  # keep recsite current
     for batch in embedding.batches(ids, 100):
         sender.send_task("recommender.embed_items", args=[space.pk, batch, False], queue="embed")
 
@@ -115,7 +115,7 @@ def test_broker_restart_keeps_queued_tasks(tmp_path):
     data = tmp_path / "b"
     services.start_redis(data)
     url = services.redis_url(data)
-    sender = Celery(broker=url)
+    sender = Celery(broker=url, set_as_current=False)
     try:
         for n in range(25):
             sender.send_task("recommender.heartbeat", queue="default", kwargs={}, task_id=f"t{n}")
