@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PLUGIN_EXAMPLE := examples/encoder_plugin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install test lint demo demo-data services-stop clean
+.PHONY: install test lint demo services-stop clean
 
 $(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,22 +30,8 @@ test: lint
 	$(BIN)/pytest || { status=$$?; \
 		if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status; }
 
-demo-data: install
-	$(BIN)/python manage.py services start
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
-	$(BIN)/python manage.py demo_admin
-
-demo: demo-data
-	@echo ""
-	@echo "  Shop:      http://127.0.0.1:8000/"
-	@echo "  Admin:     http://127.0.0.1:8000/admin/   (login: admin / recsite-demo)"
-	@echo "  Dashboard: http://127.0.0.1:8000/admin/dashboard/"
-	@echo "  API docs:  http://127.0.0.1:8000/api/docs/"
-	@echo "  Health:    http://127.0.0.1:8000/api/v1/health"
-	@echo "  Stop with Ctrl-C; 'make services-stop' stops the embedded database and broker."
-	@echo ""
-	$(BIN)/honcho start
+demo: install
+	bash scripts/demo.sh
 
 services-stop: install
 	$(BIN)/python manage.py services stop
