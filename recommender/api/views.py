@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -137,7 +137,40 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         return Response(privacy.export_user(self.get_object()))
 
     @extend_schema(
-        parameters=[s.RecommendationQuerySerializer], responses=s.RecommendationListSerializer
+        parameters=[s.RecommendationQuerySerializer],
+        responses=s.RecommendationListSerializer,
+        examples=[
+            OpenApiExample(
+                "An explained list",
+                response_only=True,
+                value={
+                    "user": "u-0001",
+                    "lang": "zh",
+                    "items": [
+                        {
+                            "id": "sku-00005",
+                            "title": "高性价比男士夹克外套",
+                            "category": "clothing",
+                            "attributes": {"price": 309.9, "brand": "Linmu"},
+                            "score": 1.28,
+                            "sources": ["keyword", "popular", "query"],
+                            "reason": {
+                                "type": "intent",
+                                "text": (
+                                    "与你的搜索“我最近在找一件外套,性价比高且质量好的”相关："
+                                    "性价比、外套"
+                                ),
+                                "keywords": ["性价比", "外套"],
+                            },
+                            "blurb": (
+                                "这款Linmu 高性价比男士夹克外套主打做工、薄棉，¥309.90，"
+                                "符合你想要的性价比。"
+                            ),
+                        }
+                    ],
+                },
+            )
+        ],
     )
     @action(detail=True, methods=["get"])
     def recommendations(self, request, id=None):
@@ -187,7 +220,36 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return Response(s.BehaviourSerializer(queryset, many=True).data)
         return self.get_paginated_response(s.BehaviourSerializer(page, many=True).data)
 
-    @extend_schema(request=s.BehaviourInputSerializer, responses=s.RecordedSerializer)
+    @extend_schema(
+        request=s.BehaviourInputSerializer,
+        responses=s.RecordedSerializer,
+        examples=[
+            OpenApiExample(
+                "A like",
+                value={
+                    "user": "u-0001",
+                    "item": "sku-00001",
+                    "kind": "like",
+                    "event_id": "app-7f3a",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "A search (no item)",
+                value={
+                    "user": "u-0001",
+                    "kind": "search",
+                    "text": "我最近在找一件外套，性价比高且质量好的",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "A rating",
+                value={"user": "u-0001", "item": "sku-00045", "kind": "rating", "value": 4.5},
+                request_only=True,
+            ),
+        ],
+    )
     def create(self, request, *args, **kwargs):
         """Record one event (idempotent by ``event_id``); the profile updates at once."""
         data = s.BehaviourInputSerializer(data=request.data)
