@@ -210,7 +210,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "recommender.api.errors.handle_exception",
     "DEFAULT_THROTTLE_CLASSES": ["recommender.api.access.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": os.environ.get("RECOMMENDER_API_RATE", "6000/min")},
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "recommender.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {

@@ -96,3 +96,19 @@ def test_existing_ids_are_a_400_not_a_500(api):
     assert response.status_code == 400 and "id" in response.json()
     response = api.post(f"{API}/users", {"id": "u-1"}, format="json")
     assert response.status_code == 400 and "id" in response.json()
+
+
+def test_values_postgres_cannot_store_are_refused(api):
+    for body in (
+        '{"id": "z1", "title": "t", "attributes": {"note": "a\\u0000b"}}',
+        '{"id": "z1", "title": "t", "attributes": {"k\\u0000": 1}}',
+        '{"id": "z1", "title": "t", "attributes": {"price": 1e999}}',
+    ):
+        response = post_raw(api, f"{API}/items", body)
+        assert response.status_code == 400, (body, response.content)
+    assert not Item.objects.filter(external_id="z1").exists()
+
+
+def test_huge_pagination_values_are_clamped(api):
+    for query in ({"limit": 10**20}, {"offset": 10**20}, {"offset": -5}):
+        assert api.get(f"{API}/items", query).status_code == 200

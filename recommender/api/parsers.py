@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -24,6 +26,29 @@ def depth(value, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
+def problems(value) -> str | None:
+    """Why a JSON value cannot be stored in PostgreSQL's jsonb, or None.
+
+    jsonb refuses NUL characters anywhere, and 1e999 parses to an infinity in Python.
+    """
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, child in current.items():
+                if "\x00" in key:
+                    return "keys must not contain NUL characters"
+                stack.append(child)
+        elif isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, str):
+            if "\x00" in current:
+                return "strings must not contain NUL characters"
+        elif isinstance(current, float) and not math.isfinite(current):
+            return "numbers must be finite"
+    return None
+
+
 class SafeJSONParser(JSONParser):
     """DRF's strict JSON parser (no NaN/Infinity) plus a depth limit."""
 
@@ -34,4 +59,19 @@ class SafeJSONParser(JSONParser):
             raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
         if depth(data) > MAX_DEPTH:
             raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        if _has_infinity(data):
+            raise ParseError("numbers must be finite (1e999 is not)")
         return data
+
+
+def _has_infinity(value) -> bool:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+        elif isinstance(current, float) and not math.isfinite(current):
+            return True
+    return False

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from recommender import explain
-from recommender.api.parsers import depth
+from recommender.api.parsers import depth, problems
 from recommender.importing import BEHAVIOUR_KINDS
 from recommender.models import Behaviour, EndUser, Item
 
@@ -50,6 +50,9 @@ class JSONObjectField(serializers.DictField):
         value = super().to_internal_value(data)
         if depth(value) > 8:
             raise serializers.ValidationError("nested deeper than 8 levels")
+        problem = problems(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
 
