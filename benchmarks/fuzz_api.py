@@ -89,7 +89,7 @@ def main() -> None:
                 time.sleep(0.5)
         schema = schemathesis.openapi.from_url(f"{base}/api/schema/")
         operations = [result.ok() for result in schema.get_all_operations()]
-        per_operation = max(1, args.requests // len(operations))
+        per_operation = max(1, -(-args.requests // len(operations)))  # ceiling
         stats: Counter[str] = Counter()
         failures: list[str] = []
         headers = {"Authorization": f"Api-Key {key}"}

@@ -308,3 +308,10 @@ def test_health_reports_the_active_space(api, demo):
     body = api.get(f"{API}/health").json()
     assert body["database"] == "ok" and body["active_space"]["name"] == demo.name
     assert body["active_space"]["coverage"] == pytest.approx(1.0)
+
+
+def test_bulk_with_a_repeated_id_is_a_400(api):
+    payload = {"items": [{"id": "dup-1", "title": "a"}, {"id": "dup-1", "title": "b"}]}
+    response = api.post(f"{API}/items/bulk", payload, format="json")
+    assert response.status_code == 400 and "duplicate" in response.json()["items"][0]
+    assert not Item.objects.filter(external_id="dup-1").exists()

@@ -92,7 +92,10 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
             importing.Row(f"items[{index}]", {**record, "external_id": record["external_id"]})
             for index, record in enumerate(data.validated_data["items"])
         ]
-        report = importing.import_items(rows)
+        try:
+            report = importing.import_items(rows)
+        except importing.ImportFailed as exc:  # e.g. the same id twice in one call
+            raise ValidationError({"items": [str(exc)]}) from None
         from recommender.tasks import enqueue_item_embeddings
 
         ids = list(
@@ -222,7 +225,7 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=s.BehaviourInputSerializer,
-        responses=s.RecordedSerializer,
+        responses={201: s.RecordedSerializer, 200: s.RecordedSerializer},
         examples=[
             OpenApiExample(
                 "A like",
@@ -261,7 +264,7 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
         return Response(s.RecordedSerializer(recorded).data, status=code)
 
-    @extend_schema(request=s.BehaviourBatchSerializer, responses=s.BatchResultSerializer)
+    @extend_schema(request=s.BehaviourBatchSerializer, responses={201: s.BatchResultSerializer})
     @action(detail=False, methods=["post"])
     def batch(self, request):
         """Record up to 5,000 events, all or nothing; repeated event ids count once."""
