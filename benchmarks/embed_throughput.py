@@ -1,0 +1,796 @@
+"""Embedding throughput: the encoder alone vs the whole pipeline through a real worker.
+
+Run by hand:
+    .venv/bin/python benchmarks/embed_throughput.py [--n 5000] [--plugin use-multilingual]
+        [--concurrency 2] [--repeat 3] [--experiments]
+
+Uses its own embedded PostgreSQL and Redis under .recsite/bench-embed, whose items,
+vectors and encoder spaces it empties (it refuses to run with DATABASE_URL or
+CELERY_BROKER_URL set). It imports MovieLens latest-small (9,742 movies), keeps the first N
+active, then measures:
+
+raw       ``encoder.encode`` in this process on the N item texts, in batches of 256 (one
+          process; the plugin's own BLAS thread setting), before the worker starts and
+          again after it stopped, so the two bracket the pipeline runs.
+pipeline  a fresh space (same plugin and options) built by a real ``celery worker``
+          subprocess: from enqueueing (``build_space.delay``) until the space holds N
+          vectors, polled every 0.2 s. Each worker child is warmed up first on a
+          throwaway space (it loads the model on its first task); that is not timed.
+peak RSS  the worker's main process plus its children, summed, sampled every 0.2 s
+          during the timed runs (pages shared after the fork count in every process, so
+          the PSS after each run, which splits them, is printed too).
+
+DEBUG defaults to 0 here (production); ``DEBUG=1`` measures the development default, in
+which Django keeps every query's SQL and the worker's memory grows with each batch.
+
+Knobs for investigating (not what the library does; each is labelled in the output):
+``--enqueue direct --batch K`` queues ``embed_items`` per K ids from here,
+``--no-hnsw`` drops the space's HNSW index before the run (and times building it after),
+``--pool``/``--options`` change the worker pool and the plugin options (e.g. threads),
+``--experiments`` times the stages of the per-batch work in this process (fetch, encode,
+upsert with and without the HNSW index, the ready check) and a prototype upsert that sends
+vectors in pgvector's binary format.
+
+The worker is stopped with SIGTERM at the end (killed if it does not exit in 60 s), and
+the embedded servers are stopped too if this script started them (``--keep-servers``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / ".recsite" / "bench-embed"
+sys.path.insert(0, str(ROOT))
+# Before django.setup(): our own servers, and no embedding queued by item saves.
+os.environ["RECSITE_DATA_DIR"] = str(DATA_DIR)
+os.environ["RECOMMENDER_EMBED_ON_SAVE"] = "0"
+# Production's DEBUG=0 unless asked: with DEBUG on, Django keeps the SQL of every query in
+# each worker child (~2.6 MiB per 256-vector upsert), which inflates the memory measured.
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-embed-not-a-secret")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+
+POLL_S = 0.2
+QUEUES = ("embed", "default")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="items to embed (default 5000)")
+    parser.add_argument("--plugin", default="use-multilingual")
+    parser.add_argument(
+        "--options", type=json.loads, default={}, help='plugin options as JSON, e.g. {"threads": 2}'
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (-c)")
+    parser.add_argument("--pool", default="prefork", help="worker pool (-P): prefork, solo, ...")
+    parser.add_argument("--repeat", type=int, default=3, help="timed pipeline runs (default 3)")
+    parser.add_argument("--raw-repeat", type=int, default=2, help="raw runs before and after")
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared/data/movielens-latest-small"
+    )
+    parser.add_argument(
+        "--enqueue",
+        choices=["build_space", "direct"],
+        default="build_space",
+        help="build_space.delay (the library's path) or embed_items.delay per batch from here",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=256, help="ids per task with --enqueue direct (experiment)"
+    )
+    parser.add_argument(
+        "--no-hnsw", action="store_true", help="experiment: drop the space's HNSW index first"
+    )
+    parser.add_argument(
+        "--experiments", action="store_true", help="time the stages of a batch in this process"
+    )
+    parser.add_argument("--keep-servers", action="store_true")
+    args = parser.parse_args()
+    if args.n < 1 or args.concurrency < 1 or args.repeat < 1 or args.batch < 1:
+        parser.error("--n, --concurrency, --repeat and --batch must be positive")
+    if args.batch != 256 and args.enqueue != "direct":
+        parser.error("--batch only applies with --enqueue direct")
+    return args
+
+
+def mib(n_bytes: float) -> float:
+    return n_bytes / 2**20
+
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:,.0f}"
+    return f"{statistics.median(values):,.0f} (min {min(values):,.0f}, max {max(values):,.0f})"
+
+
+# --- The database -------------------------------------------------------------------------
+
+
+def reset_database() -> None:
+    """Empty items, vectors and spaces, including the per-space HNSW indexes."""
+    from django.db import connection
+
+    from recommender.models import EncoderSpace, Item, ItemVector
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s "
+            "AND indexname LIKE 'itemvector_hnsw_space_%%'",
+            [ItemVector._meta.db_table],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
+    ItemVector.objects.all().delete()
+    EncoderSpace.objects.all().delete()
+    Item.objects.all().delete()
+    vacuum()
+
+
+def vacuum() -> None:
+    from django.db import connection
+
+    from recommender.models import Item, ItemVector
+
+    with connection.cursor() as cursor:  # autocommit: VACUUM cannot run in a transaction
+        cursor.execute(f"VACUUM ANALYZE {ItemVector._meta.db_table}")
+        cursor.execute(f"VACUUM ANALYZE {Item._meta.db_table}")
+
+
+def load_items(data: Path, n: int) -> list[int]:
+    """Import MovieLens and keep the first ``n`` items (by pk) active; return their ids."""
+    from recommender import importing, presets
+    from recommender.models import Item
+
+    report = importing.import_items(presets.movielens_items(data))
+    print(f"imported {report.rows:,} MovieLens items in {report.seconds:.1f}s")
+    ids = list(Item.objects.order_by("pk").values_list("pk", flat=True)[:n])
+    if len(ids) < n:
+        raise SystemExit(
+            f"--n {n} is larger than the catalogue ({len(ids):,} items); "
+            "this benchmark does not duplicate items"
+        )
+    Item.objects.exclude(pk__in=ids).update(is_active=False)
+    return ids
+
+
+def drop_space(space) -> None:
+    from recommender import spaces
+    from recommender.models import ItemVector
+
+    spaces.drop_index(space)
+    ItemVector.objects.filter(space=space).delete()
+    space.delete()
+
+
+# --- Raw encoder ----------------------------------------------------------------------
+
+
+def texts_for(space) -> list[str]:
+    from recommender import embedding
+    from recommender.models import Item
+
+    items = Item.objects.filter(is_active=True).order_by("pk")
+    return [embedding.item_text(item, space.text_template) for item in items]
+
+
+def time_raw(encoder, texts: list[str]) -> tuple[float, float]:
+    """Texts per second, and CPU milliseconds per text (all threads of this process)."""
+    from recommender.embedding import EMBED_BATCH
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    for start in range(0, len(texts), EMBED_BATCH):
+        encoder.encode(texts[start : start + EMBED_BATCH])
+    elapsed = time.perf_counter() - started
+    return len(texts) / elapsed, 1000 * (time.process_time() - cpu) / len(texts)
+
+
+def tree_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by a process and all its children, live or already reaped."""
+    import psutil
+
+    if not pid:
+        return 0.0
+    try:
+        main = psutil.Process(pid)
+        times = main.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        children = main.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    for child in children:
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:  # reaped meanwhile: now in the parent's children_*
+            continue
+        total += times.user + times.system
+    return total
+
+
+# --- The worker -----------------------------------------------------------------------
+
+
+def purge_queues(app) -> None:
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # a queue that never existed
+                pass
+
+
+def start_worker(args, log_path: Path) -> subprocess.Popen:
+    command = [
+        str(ROOT / ".venv" / "bin" / "python"),
+        "-m",
+        "celery",
+        "-A",
+        "recsite",
+        "worker",
+        "-Q",
+        ",".join(QUEUES),
+        "-c",
+        str(args.concurrency),
+        "-P",
+        args.pool,
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"bench-embed-{os.getpid()}@%h",
+        "-l",
+        "warning",
+    ]
+    log = open(log_path, "w")  # noqa: SIM115 - closed when the worker is stopped
+    # Its own session: a Ctrl-C here reaches only this script, which then stops the worker.
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def wait_for_ping(app, worker: subprocess.Popen, log_path: Path, timeout: float = 120) -> float:
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"celery worker exited early; see {log_path}")
+        if app.control.ping(timeout=0.5):
+            return time.perf_counter() - started
+    raise RuntimeError(f"celery worker did not answer a ping in {timeout:.0f}s; see {log_path}")
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process(worker.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)  # warm shutdown: children finish and exit
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            print("worker did not stop in 60 s after SIGTERM; killing its process group")
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+    for child in children:  # only the worker's own children, by pid
+        try:
+            child.wait(timeout=10)
+        except psutil.TimeoutExpired:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    worker.log.close()  # type: ignore[attr-defined]
+
+
+def worker_processes(worker: subprocess.Popen):
+    import psutil
+
+    main = psutil.Process(worker.pid)
+    return [main, *main.children(recursive=True)]
+
+
+def children_uss(worker: subprocess.Popen) -> dict[int, int]:
+    """Unique memory of each pool process by pid (the worker itself with -P solo/threads)."""
+    import psutil
+
+    processes = worker_processes(worker)
+    sizes = {}
+    for child in processes[1:] or processes:
+        try:
+            sizes[child.pid] = child.memory_full_info().uss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return sizes
+
+
+def warm_up(worker, args, item_ids: list[int]) -> tuple[float, str]:
+    """Have every worker child load the model, on a throwaway space.
+
+    ``concurrency`` small tasks are sent at once: a child busy loading the model takes no
+    second task, so each child gets one. That is checked by the children's own memory
+    (a model adds tens of MiB to each), with more rounds if one did not grow.
+    """
+    from recommender import spaces, tasks
+
+    started = time.perf_counter()
+    space = spaces.create_space(
+        f"bench-warmup-{int(time.time())}", args.plugin, args.options, activate=False
+    )
+    baseline = children_uss(worker)
+    sample = item_ids[:8]
+    note = "not confirmed: a child's memory did not grow (a small model?)"
+    for _round in range(5):
+        results = [
+            tasks.embed_items.delay(space.pk, sample, True) for _ in range(args.concurrency)
+        ]
+        for result in results:
+            result.get(timeout=300)
+        grown = {
+            pid: size - baseline.get(pid, size) for pid, size in children_uss(worker).items()
+        }
+        if grown and min(grown.values()) >= 20 * 2**20:
+            note = "each child +" + "/".join(f"{mib(g):.0f}" for g in grown.values()) + " MiB"
+            break
+    drop_space(space)
+    return time.perf_counter() - started, note
+
+
+class RssSampler(threading.Thread):
+    """Peak of the summed RSS of the worker and its children, every POLL_S seconds."""
+
+    def __init__(self, worker: subprocess.Popen) -> None:
+        super().__init__(daemon=True)
+        self.worker = worker
+        self.peak = 0
+        self._halt = threading.Event()
+
+    def sample(self) -> int:
+        import psutil
+
+        total = 0
+        try:
+            processes = worker_processes(self.worker)
+        except psutil.NoSuchProcess:
+            return 0
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._halt.wait(POLL_S)
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        self.peak = max(self.peak, self.sample())
+        return self.peak
+
+
+def pss_now(worker: subprocess.Popen) -> int:
+    """Summed proportional set size (shared pages split between processes), or 0."""
+    import psutil
+
+    total = 0
+    for process in worker_processes(worker):
+        try:
+            total += process.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+            return 0
+    return total
+
+
+def time_pipeline(args, worker, run: int, n: int) -> dict:
+    from django.db import connection
+    from django.db.models import Max, Min
+
+    from recommender import embedding, spaces, tasks
+    from recommender.models import Item, ItemVector
+
+    space = spaces.create_space(
+        f"bench-{int(time.time())}-{run}", args.plugin, args.options, activate=True
+    )
+    if args.no_hnsw:
+        spaces.drop_index(space)
+    ids = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    from recsite import services
+
+    postmaster = services.postgres_status(DATA_DIR).pid
+    sampler = RssSampler(worker)
+    sampler.start()
+    cpu_worker, cpu_postgres = tree_cpu(worker.pid), tree_cpu(postmaster)
+    wall_start = datetime.now(UTC)
+    started = time.perf_counter()
+    if args.enqueue == "build_space":
+        tasks.build_space.delay(space.pk)
+    else:
+        for batch in embedding.batches(ids, args.batch):
+            tasks.embed_items.delay(space.pk, batch, False)
+    enqueued = time.perf_counter() - started
+    deadline = time.monotonic() + 120 + n / 20
+    count = 0
+    while True:
+        count = ItemVector.objects.filter(space=space).count()
+        if count >= n:
+            break
+        if worker.poll() is not None:
+            sampler.stop()
+            raise RuntimeError("the worker died during the run")
+        if time.monotonic() > deadline:
+            sampler.stop()
+            raise RuntimeError(f"only {count}/{n} vectors after the deadline")
+        time.sleep(POLL_S)
+    elapsed = time.perf_counter() - started
+    cpu_worker = tree_cpu(worker.pid) - cpu_worker
+    cpu_postgres = tree_cpu(postmaster) - cpu_postgres
+    peak = sampler.stop()
+    pss = pss_now(worker)
+    stamps = ItemVector.objects.filter(space=space).aggregate(
+        first=Min("updated_at"), last=Max("updated_at")
+    )
+    index_s = None
+    if args.no_hnsw:
+        index_started = time.perf_counter()
+        spaces.create_index(space)
+        index_s = time.perf_counter() - index_started
+    # Let the last task's ready check finish before the space goes away.
+    time.sleep(0.5)
+    space.refresh_from_db()
+    status = space.status
+    connection.close()
+    return {
+        "rate": n / elapsed,
+        "seconds": elapsed,
+        "enqueue_s": enqueued,
+        "first_store_s": (stamps["first"] - wall_start).total_seconds(),
+        "last_store_s": (stamps["last"] - wall_start).total_seconds(),
+        "peak_rss": peak,
+        "pss": pss,
+        "cpu_worker_ms": 1000 * cpu_worker / n,
+        "cpu_postgres_ms": 1000 * cpu_postgres / n,
+        "index_s": index_s,
+        "status": status,
+        "space": space,
+    }
+
+
+# --- Experiments (in this process, worker stopped) --------------------------------------
+
+
+def experiments(args, encoder, n: int) -> None:
+    """Where a batch's time goes: each stage of ``embedding.embed_items``, timed alone."""
+    from django.db import connection
+    from pgvector import Vector
+
+    from recommender import embedding, spaces
+    from recommender.embedding import EMBED_BATCH
+    from recommender.models import Item, ItemVector
+
+    print("\nEXPERIMENT: stages of the pipeline's per-batch work, in this process")
+    fields = ("pk", "title", "category", "tags", "description", "text_hash")
+    ids = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    batches = list(embedding.batches(ids, EMBED_BATCH))
+
+    def one_space(label: str, *, hnsw: bool):
+        space = spaces.create_space(
+            f"bench-exp-{label}-{int(time.time())}", args.plugin, args.options
+        )
+        if not hnsw:
+            spaces.drop_index(space)
+        return space
+
+    # Fetch + text + encode (no store), to split encode from DB work.
+    space = one_space("stages", hnsw=True)
+    t_fetch = t_fresh = t_encode = t_store = t_ready = 0.0
+    for batch in batches:
+        t0 = time.perf_counter()
+        items = list(Item.objects.filter(pk__in=batch, is_active=True).only(*fields))
+        t1 = time.perf_counter()
+        fresh = dict(
+            ItemVector.objects.filter(space=space, item__in=items).values_list(
+                "item_id", "text_hash"
+            )
+        )
+        todo = [item for item in items if fresh.get(item.pk) != item.text_hash]
+        t2 = time.perf_counter()
+        vectors = encoder.encode([embedding.item_text(item, space.text_template) for item in todo])
+        t3 = time.perf_counter()
+        embedding.store_vectors(space, todo, vectors)
+        t4 = time.perf_counter()
+        spaces.mark_ready_if_complete(space)
+        t5 = time.perf_counter()
+        t_fetch += t1 - t0
+        t_fresh += t2 - t1
+        t_encode += t3 - t2
+        t_store += t4 - t3
+        t_ready += t5 - t4
+    total = t_fetch + t_fresh + t_encode + t_store + t_ready
+    print(f"  {len(batches)} batches of {EMBED_BATCH}, {n} texts, HNSW index present:")
+    for label, seconds in [
+        ("fetch items", t_fetch),
+        ("freshness query", t_fresh),
+        ("encode", t_encode),
+        ("store_vectors (upsert)", t_store),
+        ("mark_ready_if_complete", t_ready),
+    ]:
+        print(
+            f"    {label:<24} {seconds:6.2f}s  {1000 * seconds / len(batches):7.1f} ms/batch "
+            f"{100 * seconds / total:5.1f}%"
+        )
+    print(f"    {'total':<24} {total:6.2f}s  = {n / total:,.0f} texts/s in one process "
+          f"(encode alone {n / t_encode:,.0f}/s)")
+    drop_space(space)
+    vacuum()
+
+    # Celery's Django fixup closes the database connection before and after every task
+    # (CELERY_DB_REUSE_MAX unset), so each task's queries start on a new backend.
+    from recommender.models import EncoderSpace
+
+    space = one_space("reconnect", hnsw=True)
+    for reconnect in (False, True):
+        started = time.perf_counter()
+        for batch in batches:
+            if reconnect:
+                connection.close()
+            task_space = EncoderSpace.objects.filter(pk=space.pk).first()
+            items = list(Item.objects.filter(pk__in=batch, is_active=True).only(*fields))
+            dict(
+                ItemVector.objects.filter(space=task_space, item__in=items).values_list(
+                    "item_id", "text_hash"
+                )
+            )
+            spaces.mark_ready_if_complete(task_space)
+        seconds = time.perf_counter() - started
+        print(
+            f"  a task's queries without encode/store, "
+            f"{'new connection per task' if reconnect else 'connection kept      '}: "
+            f"{1000 * seconds / len(batches):.1f} ms/batch"
+        )
+    drop_space(space)
+
+    # The upsert alone, with and without the space's HNSW index, same vectors.
+    items = list(Item.objects.filter(is_active=True).order_by("pk").only(*fields))
+    texts = [embedding.item_text(item, space.text_template) for item in items]
+    vectors = encoder.encode(texts)
+    started = time.perf_counter()
+    for row in vectors:
+        Vector._to_db(row)
+    print(
+        f"  pgvector's text formatting of the vectors (inside store_vectors): "
+        f"{1000 * (time.perf_counter() - started) / len(batches):.0f} ms/batch"
+    )
+    stores = [
+        ("store_vectors, HNSW on ", embedding.store_vectors, True),
+        ("store_vectors, HNSW off", embedding.store_vectors, False),
+        ("EXPERIMENT binary upsert, HNSW on ", store_binary, True),
+        ("EXPERIMENT binary upsert, HNSW off", store_binary, False),
+    ]
+    for label, store, hnsw in stores:
+        space = one_space("store", hnsw=hnsw)
+        started = time.perf_counter()
+        for start in range(0, len(items), EMBED_BATCH):
+            store(space, items[start : start + EMBED_BATCH], vectors[start : start + EMBED_BATCH])
+        seconds = time.perf_counter() - started
+        extra = ""
+        if not hnsw:
+            index_started = time.perf_counter()
+            spaces.create_index(space)
+            extra = f"; CREATE INDEX afterwards {time.perf_counter() - index_started:.2f}s"
+        print(
+            f"  {label}: {seconds:6.2f}s = {n / seconds:,.0f} rows/s, "
+            f"{1000 * seconds / len(batches):.0f} ms/batch{extra}"
+        )
+        drop_space(space)
+        vacuum()
+    connection.close()  # drops the binary adapters registered by store_binary
+
+
+def store_binary(space, items, vectors) -> None:
+    """EXPERIMENT, not library code: ``store_vectors`` with vectors sent in pgvector's binary
+    format (one multi-row INSERT .. ON CONFLICT), instead of Django's text literals."""
+    import numpy as np
+    from django.db import connection
+    from django.utils import timezone
+    from pgvector import Vector
+    from pgvector.psycopg import register_vector
+
+    from recommender.models import ItemVector
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if not getattr(raw, "_bench_vector_adapters", False):
+        register_vector(raw)
+        raw._bench_vector_adapters = True
+    now = timezone.now()
+    rows = [
+        (space.pk, item.pk, Vector(vector), item.text_hash, now)
+        for item, vector in zip(items, vectors, strict=True)
+        if np.any(vector)
+    ]
+    values = ",".join(["(%s, %s, %b, %s, %s)"] * len(rows))
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ItemVector._meta.db_table} "
+            f"(space_id, item_id, embedding, text_hash, updated_at) VALUES {values} "
+            "ON CONFLICT (space_id, item_id) DO UPDATE SET embedding = EXCLUDED.embedding, "
+            "text_hash = EXCLUDED.text_hash, updated_at = EXCLUDED.updated_at",
+            [value for row in rows for value in row],
+        )
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> None:
+    args = parse_args()
+    # Ctrl-C or a plain kill still runs the clean-up below (worker and servers stopped).
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
+    if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
+        raise SystemExit(
+            "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark empties its database "
+            "and uses its own embedded servers under .recsite/bench-embed"
+        )
+    from recsite import services
+
+    servers_were_up = (
+        services.postgres_status(DATA_DIR).running,
+        services.redis_status(DATA_DIR).running,
+    )
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from recommender import embedding, spaces
+    from recsite.celery import app
+
+    worker = None
+    try:
+        call_command("migrate", verbosity=0)
+        reset_database()
+        ids = load_items(args.data, args.n)
+        n = len(ids)
+        print(
+            f"N = {n:,} active items, plugin {args.plugin} {json.dumps(args.options)}, "
+            f"DEBUG={os.environ['DEBUG']}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
+
+        # Raw, before the worker exists. create_space loads the model in this process.
+        probe = spaces.create_space(f"bench-raw-{int(time.time())}", args.plugin, args.options)
+        encoder = embedding.encoder_for(probe)
+        texts = texts_for(probe)
+        drop_space(probe)
+        print(f"texts: {statistics.mean(map(len, texts)):,.0f} characters on average")
+        raw = [time_raw(encoder, texts) for _ in range(args.raw_repeat)]
+        print(
+            f"raw encode (before worker): {', '.join(f'{r:,.0f}' for r, _ in raw)} texts/s, "
+            f"{', '.join(f'{c:.2f}' for _, c in raw)} CPU ms/text"
+        )
+
+        purge_queues(app)
+        log_path = DATA_DIR / "worker.log"
+        connection.close()  # nothing of ours open while the worker forks its children
+        worker = start_worker(args, log_path)
+        ping_s = wait_for_ping(app, worker, log_path)
+        warm_s, warmed = warm_up(worker, args, ids)
+        print(
+            f"worker: -P {args.pool} -c {args.concurrency}, answered ping after {ping_s:.1f}s, "
+            f"warm-up (model load in each child, not timed) {warm_s:.1f}s, {warmed}"
+        )
+
+        runs = []
+        for run in range(1, args.repeat + 1):
+            vacuum()
+            result = time_pipeline(args, worker, run, n)
+            runs.append(result)
+            extra = f", CREATE INDEX after {result['index_s']:.2f}s" if args.no_hnsw else ""
+            print(
+                f"pipeline run {run}: {n:,} vectors in {result['seconds']:.2f}s = "
+                f"{result['rate']:,.0f} texts/s (first batch stored at "
+                f"+{result['first_store_s']:.2f}s, last at +{result['last_store_s']:.2f}s; "
+                f"CPU ms/text worker {result['cpu_worker_ms']:.2f} + PostgreSQL "
+                f"{result['cpu_postgres_ms']:.2f}; space {result['status']}; "
+                f"peak RSS {mib(result['peak_rss']):,.0f} MiB, "
+                f"PSS after {mib(result['pss']):,.0f} MiB{extra})"
+            )
+            drop_space(result["space"])
+
+        stop_worker(worker)
+        worker = None
+
+        after = [time_raw(encoder, texts) for _ in range(args.raw_repeat)]
+        print(
+            f"raw encode (after worker):  {', '.join(f'{r:,.0f}' for r, _ in after)} texts/s, "
+            f"{', '.join(f'{c:.2f}' for _, c in after)} CPU ms/text"
+        )
+        raw += after
+
+        if args.experiments:
+            experiments(args, encoder, n)
+
+        raw_rates = [rate for rate, _ in raw]
+        raw_cpu = statistics.median(cpu for _, cpu in raw)
+        raw_rate = statistics.median(raw_rates)
+        rates = [r["rate"] for r in runs]
+        pipe = statistics.median(rates)
+        ratios = [rate / raw_rate for rate in rates]
+        cpu_worker = statistics.median(r["cpu_worker_ms"] for r in runs)
+        cpu_postgres = statistics.median(r["cpu_postgres_ms"] for r in runs)
+        peak = max(r["peak_rss"] for r in runs)
+        labels = []
+        if args.enqueue == "direct":
+            labels.append(f"EXPERIMENT direct enqueue, {args.batch} ids/task")
+        if args.no_hnsw:
+            labels.append("EXPERIMENT no HNSW index during the build")
+        print("\nsummary" + (f" ({'; '.join(labels)})" if labels else ""))
+        rows = [
+            ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+            ("machine", f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"),
+            ("N", f"{n:,}"),
+            ("plugin", f"{args.plugin} {json.dumps(args.options)}"),
+            ("worker", f"-P {args.pool} -c {args.concurrency}, DEBUG={os.environ['DEBUG']}"),
+            ("raw texts/s (1 process)", spread(raw_rates)),
+            ("pipeline texts/s", spread(rates)),
+            (
+                "ratio pipeline/raw",
+                f"{pipe / raw_rate:.2f}"
+                + (f" (min {min(ratios):.2f}, max {max(ratios):.2f})" if len(ratios) > 1 else ""),
+            ),
+            (
+                "CPU ms per text",
+                f"raw {raw_cpu:.2f}; pipeline {cpu_worker + cpu_postgres:.2f} = worker "
+                f"{cpu_worker:.2f} + PostgreSQL {cpu_postgres:.2f}",
+            ),
+            ("CPU ratio raw/pipeline", f"{raw_cpu / (cpu_worker + cpu_postgres):.2f}"),
+            ("worker peak RSS (sum)", f"{mib(peak):,.0f} MiB"),
+            ("worker PSS after run", f"{mib(max(r['pss'] for r in runs)):,.0f} MiB"),
+        ]
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            print(f"  {label:<{width}}  {value}")
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        connection.close()
+        if not args.keep_servers:
+            if not servers_were_up[0]:
+                services.stop_postgres(DATA_DIR)
+            if not servers_were_up[1]:
+                services.stop_redis(DATA_DIR)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt as exc:
+        raise SystemExit(f"interrupted ({exc}); worker stopped") from None

@@ -1,0 +1,1303 @@
+"""Serving latency at catalogue scale: bare HNSW search, ANN recall, the recommendations
+endpoint and event ingestion, measured in one run against the same data.
+
+Run by hand:
+    .venv/bin/python benchmarks/serving.py [--items 100000] [--users 10000] [--dim 384]
+        [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--experiments]
+        [--keep-servers]
+
+Uses its own embedded PostgreSQL and Redis under .recsite/bench-serving (it refuses to run
+with DATABASE_URL or CELERY_BROKER_URL set, because it empties its database).
+
+Data (built once, reused while ``dataset.json`` and the row counts match; ``--rebuild``
+forces it): N items with Chinese product-like titles in 50 categories and vectors that are
+clustered (200 Gaussian centres, item = centre + noise, L2-normalised) written straight into
+an encoder space of the ``hashing`` plugin with ``dim`` = --dim (its encoder is never
+called); U users with 20 engaged events each on items of 1-3 clusters (Zipf-like item
+popularity, timestamps spread over the last 60 days), their stored profiles, and the
+co-occurrence table. Items and users go in with ``bulk_create``; vectors and events with
+COPY; the HNSW index is dropped before the vectors load and built afterwards (timed).
+
+Measured, in this order, so that the ratios come from one run on one machine state
+(first two floors: a ``SELECT 1`` round trip and a one-row INSERT + COMMIT):
+(a)  bare HNSW top-10: ``retrieval.vector_query(space, v)[:10]`` through the ORM in a
+     transaction with ``SET LOCAL hnsw.ef_search = 40``, v = stored profile vectors of random
+     users; once before and once after the endpoint runs (the machine is shared);
+(b)  recall@10 of (a) against exact search (numpy brute force over every vector of the
+     space, cross-checked against PostgreSQL with ``enable_indexscan = off``), at
+     ef_search 40 and at 200, the value ``nearest_items`` uses when serving (k = per_source =
+     100 → ef = 2k); recall@100 at ef 200 too, which is what serving actually asks for,
+     recall@10 at ef 1000, and the ef-40 recall split by how many clusters the user
+     engaged with (a profile blending several interests lies between clusters);
+(c)  ``GET /api/v1/users/{id}/recommendations?k=10`` against gunicorn started here
+     (``recsite.wsgi:application``, 2 sync workers, 127.0.0.1, DEBUG=1 so no API key),
+     sequential requests for random users, one new connection each (gunicorn's sync worker
+     closes it); and the same requests through Django's test client in this process;
+(d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
+     events are deleted and the profiles they touched recomputed at the end).
+
+When a target is missed (or with --profile), the in-process endpoint is broken down by
+wrapping each stage of ``recommend.candidate_pool`` / ``recommend.recommend`` and of the
+view in a timer (exclusive times), and cProfile is run over a few requests; the event POST
+likewise. Library code is not changed; the wrappers are removed afterwards.
+--experiments times the in-process endpoint again with prototype fixes patched in
+cumulatively (labelled EXPERIMENT; see ``experiments``) and checks the lists are unchanged.
+
+gunicorn is stopped at the end (SIGTERM to its process group, SIGKILL after 20 s), and the
+embedded servers too if this script started them (--keep-servers leaves them running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import http.client
+import inspect
+import io
+import json
+import os
+import pstats
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / ".recsite" / "bench-serving"
+sys.path.insert(0, str(ROOT))
+# Before django.setup(): our own servers, no embedding queued by item saves, and the
+# development default (DEBUG on, no API key needed) unless DEBUG=0 is given explicitly.
+os.environ["RECSITE_DATA_DIR"] = str(DATA_DIR)
+os.environ["RECOMMENDER_EMBED_ON_SAVE"] = "0"
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("RECOMMENDER_REQUIRE_API_KEY", "0")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SECRET_KEY", "bench-serving-not-a-secret")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+
+SPACE_NAME = "bench-serving"
+DATASET_VERSION = 1
+EVENT_PREFIX = "bench-serving-"
+SERVING_EF = 200  # nearest_items: ef_search = max(40, min(2k, 1000)) with k = per_source 100
+TARGETS = {"ratio": 3.0, "recall": 0.95, "post_ms": 15.0}
+
+CATEGORY_NAMES = (
+    "羽绒服 运动鞋 连衣裙 牛仔裤 衬衫 卫衣 风衣 西装 毛衣 T恤 "
+    "手机 耳机 平板 笔记本 相机 手表 音箱 键盘 鼠标 显示器 "
+    "口红 面膜 香水 洗发水 防晒霜 精华 眼霜 粉底 "
+    "咖啡 茶叶 坚果 巧克力 牛奶 饼干 红酒 大米 "
+    "台灯 沙发 床垫 枕头 地毯 收纳盒 餐具 炒锅 "
+    "图书 玩具 背包 雨伞 拖鞋 围巾"
+).split()
+ADJECTIVES = (
+    "轻薄 保暖 经典 简约 复古 时尚 高端 便携 加厚 柔软 防水 透气 无线 智能 "
+    "有机 进口 限量 新款 大容量 静音"
+).split()
+BRANDS = "北辰 云杉 青禾 远山 知夏 白鹭 星河 木棉 听雨 南风 朝露 松间".split()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=300, help="timed requests per measure")
+    parser.add_argument("--recall-queries", type=int, default=200)
+    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--categories", type=int, default=50)
+    parser.add_argument("--events-per-user", type=int, default=20)
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.75,
+        help="norm of an item's Gaussian offset from its (unit) cluster centre",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--maintenance-work-mem",
+        default="1GB",
+        help="for the HNSW build only (the graph must fit or the build slows down a lot)",
+    )
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the data set")
+    parser.add_argument("--profile", action="store_true", help="break down even if targets met")
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="also time the in-process endpoint with prototype fixes patched in (labelled)",
+    )
+    parser.add_argument("--keep-servers", action="store_true")
+    args = parser.parse_args()
+    if args.categories > len(CATEGORY_NAMES):
+        parser.error(f"--categories at most {len(CATEGORY_NAMES)}")
+    return args
+
+
+# --- Small helpers -----------------------------------------------------------------------
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def pct(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def summary(values_s) -> str:
+    values = [ms(v) for v in values_s]
+    return (
+        f"p50 {pct(values, 50):7.2f} ms   p90 {pct(values, 90):7.2f}   "
+        f"p99 {pct(values, 99):7.2f}   mean {statistics.fmean(values):7.2f}   (n={len(values)})"
+    )
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min), {os.cpu_count()} CPUs"
+
+
+def raw_connection():
+    """A psycopg connection of our own (COPY, binary vectors) to the Django database."""
+    import psycopg
+    from django.conf import settings
+    from pgvector.psycopg import register_vector
+
+    db = settings.DATABASES["default"]
+    conn = psycopg.connect(
+        host=db["HOST"],
+        dbname=db["NAME"],
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        port=db["PORT"] or None,
+    )
+    register_vector(conn)
+    return conn
+
+
+def table(model) -> str:
+    return model._meta.db_table
+
+
+# --- Data set ---------------------------------------------------------------------------
+
+
+def wanted_marker(args) -> dict:
+    return {
+        "version": DATASET_VERSION,
+        "items": args.items,
+        "users": args.users,
+        "dim": args.dim,
+        "clusters": args.clusters,
+        "categories": args.categories,
+        "events_per_user": args.events_per_user,
+        "noise": args.noise,
+        "seed": args.seed,
+    }
+
+
+def dataset_ready(args) -> tuple[bool, str]:
+    from recommender.models import (
+        Behaviour,
+        EncoderSpace,
+        EndUser,
+        Item,
+        ItemCooccurrence,
+        ItemVector,
+        UserProfile,
+    )
+
+    marker_path = DATA_DIR / "dataset.json"
+    if not marker_path.exists():
+        return False, "no dataset.json"
+    marker = json.loads(marker_path.read_text())
+    if {k: marker.get(k) for k in wanted_marker(args)} != wanted_marker(args):
+        return False, f"dataset.json differs: {marker}"
+    space = EncoderSpace.objects.filter(name=SPACE_NAME, is_active=True).first()
+    if space is None or space.dim != args.dim:
+        return False, "no active bench space of that dimension"
+    counts = {
+        "items": (Item.objects.count(), args.items),
+        "users": (EndUser.objects.count(), args.users),
+        "behaviours": (Behaviour.objects.count(), args.users * args.events_per_user),
+        "vectors": (ItemVector.objects.filter(space=space).count(), args.items),
+        "profiles": (UserProfile.objects.filter(space=space).count(), args.users),
+    }
+    wrong = {name: have for name, (have, want) in counts.items() if have != want}
+    if wrong:
+        return False, f"counts differ: {wrong}"
+    if not ItemCooccurrence.objects.exists():
+        return False, "no co-occurrence rows"
+    from recommender import spaces
+
+    if not spaces.index_exists(space):
+        return False, "no HNSW index"
+    return True, f"reusing {marker_path.relative_to(ROOT)} (built {marker.get('built_at')})"
+
+
+def build_dataset(args) -> dict:
+    """Empty the benchmark database and fill it; returns timings."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from recommender import profiles, retrieval, spaces
+    from recommender.models import (
+        Behaviour,
+        EncoderSpace,
+        EndUser,
+        Item,
+        ItemCooccurrence,
+        ItemVector,
+        UserProfile,
+    )
+
+    timings: dict[str, float] = {}
+    marker_path = DATA_DIR / "dataset.json"
+    marker_path.unlink(missing_ok=True)
+    rng = np.random.default_rng(args.seed)
+    now = timezone.now()
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        names = ", ".join(
+            table(m)
+            for m in (
+                Behaviour,
+                UserProfile,
+                ItemCooccurrence,
+                ItemVector,
+                EncoderSpace,
+                Item,
+                EndUser,
+            )
+        )
+        cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    print(f"  emptied tables in {time.perf_counter() - started:.1f}s")
+
+    # Items: a cluster each (categories follow clusters, 10% elsewhere), Zipf-like weights.
+    n, dim = args.items, args.dim
+    cluster_of = rng.integers(0, args.clusters, size=n)
+    category_of = cluster_of % args.categories
+    stray = rng.random(n) < 0.1
+    category_of[stray] = rng.integers(0, args.categories, size=int(stray.sum()))
+    ages_days = rng.uniform(0, 365, size=n)
+    prices = np.round(rng.lognormal(4.0, 1.0, size=n), 2)
+    started = time.perf_counter()
+    item_pks = np.zeros(n, dtype=np.int64)
+    batch = 5000
+    for start in range(0, n, batch):
+        rows = []
+        for i in range(start, min(start + batch, n)):
+            category = CATEGORY_NAMES[category_of[i]]
+            adjective = ADJECTIVES[(cluster_of[i] * 7 + i) % len(ADJECTIVES)]
+            brand = BRANDS[(cluster_of[i] + i) % len(BRANDS)]
+            rows.append(
+                Item(
+                    external_id=f"item-{i}",
+                    title=f"{brand}{adjective}{category} {i}号",
+                    description=f"{brand}出品的{adjective}{category}，系列 {cluster_of[i]}。",
+                    category=category,
+                    tags=[adjective, f"系列{cluster_of[i]}"],
+                    attributes={"price": float(prices[i])},
+                    created_at=now - timedelta(days=float(ages_days[i])),
+                )
+            )
+        created = Item.objects.bulk_create(rows)
+        item_pks[start : start + len(created)] = [item.pk for item in created]
+    timings["items"] = time.perf_counter() - started
+    print(f"  {n:,} items (bulk_create, {batch} a batch) in {timings['items']:.1f}s")
+
+    # Vectors: unit centres, item = centre + Gaussian offset of norm ~noise, unit length.
+    started = time.perf_counter()
+    centres = rng.standard_normal((args.clusters, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = centres[cluster_of] + rng.standard_normal((n, dim)).astype(np.float32) * np.float32(
+        args.noise / np.sqrt(dim)
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    hashes = dict(Item.objects.values_list("pk", "text_hash"))
+    space = spaces.create_space(SPACE_NAME, "hashing", {"dim": dim})
+    spaces.drop_index(space)  # load first, index after: much faster than per-row inserts
+    with raw_connection() as conn, conn.cursor() as cursor:
+        with cursor.copy(
+            f"COPY {table(ItemVector)} (space_id, item_id, embedding, text_hash, updated_at) "
+            "FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["int8", "int8", "vector", "varchar", "timestamptz"])
+            for pk, vector in zip(item_pks.tolist(), vectors, strict=True):
+                copy.write_row((space.pk, pk, vector, hashes[pk], now))
+    timings["vectors"] = time.perf_counter() - started
+    print(f"  {n:,} vectors ({dim}d, binary COPY, no index) in {timings['vectors']:.1f}s")
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {table(ItemVector)}")
+        cursor.execute("SHOW maintenance_work_mem")
+        default_mwm = cursor.fetchone()[0]
+        cursor.execute("SHOW max_parallel_maintenance_workers")
+        workers = cursor.fetchone()[0]
+        cursor.execute("SET maintenance_work_mem = %s", [args.maintenance_work_mem])
+    started = time.perf_counter()
+    spaces.create_index(space)
+    timings["index"] = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("RESET maintenance_work_mem")
+        cursor.execute("SELECT pg_relation_size(%s)", [spaces.index_name(space)])
+        index_bytes = cursor.fetchone()[0]
+    print(
+        f"  HNSW index (m={spaces.HNSW_M}, ef_construction={spaces.HNSW_EF_CONSTRUCTION}, "
+        f"maintenance_work_mem {args.maintenance_work_mem} instead of {default_mwm}, "
+        f"max_parallel_maintenance_workers {workers}) built in {timings['index']:.1f}s, "
+        f"{index_bytes / 2**20:,.0f} MiB"
+    )
+    timings["index_mib"] = index_bytes / 2**20
+
+    # Users and their events: 1-3 clusters each, items drawn by popularity inside them.
+    started = time.perf_counter()
+    users = EndUser.objects.bulk_create(
+        [EndUser(external_id=f"user-{u}") for u in range(args.users)], batch_size=5000
+    )
+    user_pks = [user.pk for user in users]
+    members: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=np.int64))
+    order = np.argsort(cluster_of, kind="stable")
+    bounds = np.searchsorted(cluster_of[order], np.arange(args.clusters + 1))
+    weights: dict[int, np.ndarray] = {}
+    for c in range(args.clusters):
+        members[c] = order[bounds[c] : bounds[c + 1]]
+        w = 1.0 / np.power(np.arange(1, len(members[c]) + 1) + 5.0, 0.9)
+        weights[c] = w / w.sum()
+    kinds = np.array(["view", "click", "like", "cart", "purchase"])
+    kind_p = np.array([0.78, 0.1, 0.05, 0.04, 0.03])
+    window_s = 60 * 86400
+    rows_written = 0
+    with raw_connection() as conn, conn.cursor() as cursor:
+        with cursor.copy(
+            f"COPY {table(Behaviour)} (user_id, item_id, kind, value, text, context, event_id, "
+            "occurred_at, created_at) FROM STDIN"
+        ) as copy:
+            for user_pk in user_pks:
+                chosen = rng.choice(args.clusters, size=int(rng.integers(1, 4)), replace=False)
+                picks = []
+                while len(picks) < args.events_per_user:
+                    c = int(rng.choice(chosen))
+                    if len(members[c]) == 0:
+                        continue
+                    picks.append(int(members[c][rng.choice(len(members[c]), p=weights[c])]))
+                offsets = np.sort(rng.uniform(0, window_s, size=len(picks)))[::-1]
+                for item_index, offset, kind in zip(
+                    picks, offsets, rng.choice(kinds, size=len(picks), p=kind_p), strict=True
+                ):
+                    at = now - timedelta(seconds=float(offset))
+                    copy.write_row(
+                        (
+                            user_pk,
+                            int(item_pks[item_index]),
+                            str(kind),
+                            None,
+                            "",
+                            "{}",
+                            None,
+                            at,
+                            at,
+                        )
+                    )
+                    rows_written += 1
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table(Behaviour)}")
+        cursor.execute(f"ANALYZE {table(EndUser)}")
+        cursor.execute(f"ANALYZE {table(Item)}")
+    timings["events"] = time.perf_counter() - started
+    print(
+        f"  {args.users:,} users (bulk_create) + {rows_written:,} events (COPY) "
+        f"in {timings['events']:.1f}s"
+    )
+
+    started = time.perf_counter()
+    for done, user_pk in enumerate(user_pks, 1):
+        profiles.save(user_pk, space, profiles.recompute(user_pk, space))
+        if done % 2000 == 0:
+            rate = done / (time.perf_counter() - started)
+            print(f"    profiles: {done:,}/{len(user_pks):,} ({rate:,.0f}/s)", flush=True)
+    timings["profiles"] = time.perf_counter() - started
+    print(
+        f"  {len(user_pks):,} profiles (profiles.save(recompute())) in "
+        f"{timings['profiles']:.1f}s = {ms(timings['profiles']) / len(user_pks):.2f} ms/user"
+    )
+
+    started = time.perf_counter()
+    pairs = retrieval.refresh_cooccurrence()
+    timings["cooccurrence"] = time.perf_counter() - started
+    timings["cooccurrence_rows"] = pairs
+    print(f"  refresh_cooccurrence(): {pairs:,} rows in {timings['cooccurrence']:.1f}s")
+
+    spaces.mark_ready_if_complete(space)
+    spaces.activate_space(space)
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {table(UserProfile)}")
+        cursor.execute(f"VACUUM ANALYZE {table(ItemVector)}")
+    marker = {
+        **wanted_marker(args),
+        "built_at": datetime.now(UTC).isoformat(),
+        **{f"seconds_{name}": round(value, 2) for name, value in timings.items()},
+    }
+    marker_path.write_text(json.dumps(marker, indent=2) + "\n")
+    return timings
+
+
+def remove_bench_events() -> int:
+    """Delete events posted by a (possibly interrupted) run; recompute their users."""
+    from recommender import profiles, spaces
+    from recommender.models import Behaviour
+
+    events = Behaviour.objects.filter(event_id__startswith=EVENT_PREFIX)
+    users = set(events.values_list("user_id", flat=True))
+    deleted, _ = events.delete()
+    space = spaces.current_space()
+    if space is not None:
+        for user_id in users:
+            profiles.save(user_id, space, profiles.recompute(user_id, space))
+    return deleted
+
+
+# --- (a) bare HNSW and (b) recall --------------------------------------------------------
+
+
+def hnsw_top(space, vector, k: int, ef: int) -> list[int]:
+    from django.db import connection, transaction
+
+    from recommender import retrieval
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef])
+        rows = list(retrieval.vector_query(space, vector).values_list("item_id", "distance")[:k])
+    return [item_id for item_id, _ in rows]
+
+
+def time_bare(space, vectors, warmup: int = 30) -> list[float]:
+    for vector in vectors[:warmup]:
+        hnsw_top(space, vector, 10, 40)
+    times = []
+    for vector in vectors:
+        started = time.perf_counter()
+        hnsw_top(space, vector, 10, 40)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def exact_sql(space, vector, k: int) -> list[int]:
+    from django.db import connection, transaction
+
+    from recommender import retrieval
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        return list(retrieval.vector_query(space, vector).values_list("item_id", flat=True)[:k])
+
+
+def interests(user_pks: list[int]) -> list[int]:
+    """How many clusters each user engaged with (from the items' 系列N tag)."""
+    from recommender.models import Behaviour
+
+    seen: dict[int, set[str]] = defaultdict(set)
+    rows = Behaviour.objects.filter(user_id__in=user_pks).values_list("user_id", "item__tags")
+    for user_id, tags in rows:
+        if tags and len(tags) > 1:
+            seen[user_id].add(tags[1])
+    return [len(seen[pk]) for pk in user_pks]
+
+
+def measure_recall(space, vectors, user_pks: list[int]) -> dict:
+    from recommender.models import ItemVector
+
+    started = time.perf_counter()
+    with raw_connection() as conn, conn.cursor(binary=True) as cursor:
+        cursor.execute(
+            f"SELECT item_id, embedding FROM {table(ItemVector)} WHERE space_id = %s",
+            [space.pk],
+        )
+        rows = cursor.fetchall()
+    ids = np.array([row[0] for row in rows], dtype=np.int64)
+    matrix = np.stack([row[1].to_numpy() for row in rows]).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    loaded_s = time.perf_counter() - started
+    queries = np.stack(vectors)
+    sims = queries @ matrix.T
+    exact100 = np.argsort(-sims, axis=1)[:, :100]
+    exact = [ids[row] for row in exact100]
+
+    checks = min(3, len(vectors))
+    agree = sum(
+        set(exact_sql(space, vectors[i], 10)) == set(exact[i][:10].tolist()) for i in range(checks)
+    )
+    out: dict = {"loaded_s": loaded_s, "n": len(vectors), "sql_check": f"{agree}/{checks}"}
+    for label, ef, k in (
+        ("r10_ef40", 40, 10),
+        ("r10_ef200", SERVING_EF, 10),
+        ("r100_ef200", SERVING_EF, 100),
+        ("r10_ef1000", 1000, 10),
+    ):
+        hits = [
+            len(set(hnsw_top(space, v, k, ef)) & set(exact[i][:k].tolist())) / k
+            for i, v in enumerate(vectors)
+        ]
+        out[label] = statistics.fmean(hits)
+        out[label + "_min"] = min(hits)
+        out[label + "_hits"] = hits
+    # The profile of a user with several interests lies between their clusters; split the
+    # ef-40 recall by how many clusters the user engaged with.
+    by_interest: dict[int, list[float]] = defaultdict(list)
+    for n_clusters, hit in zip(interests(user_pks), out["r10_ef40_hits"], strict=True):
+        by_interest[n_clusters].append(hit)
+    out["by_interest"] = {
+        n: (len(hits), statistics.fmean(hits)) for n, hits in sorted(by_interest.items())
+    }
+    return out
+
+
+def floors(n: int = 200) -> dict[str, list[float]]:
+    """What any request pays per statement here: a SELECT 1 round trip through the ORM's
+    cursor, and a one-row INSERT + COMMIT (the WAL flush every event POST waits for)."""
+    from django.db import connection, transaction
+
+    out: dict[str, list[float]] = {"select1": [], "commit": []}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_commit_probe "
+            "(id bigserial PRIMARY KEY, at timestamptz DEFAULT now())"
+        )
+    for _ in range(n):
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        out["select1"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("INSERT INTO bench_commit_probe DEFAULT VALUES")
+        out["commit"].append(time.perf_counter() - started)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_commit_probe")
+    return out
+
+
+# --- (c), (d) the API -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, bytes, float]:
+    payload = json.dumps(body).encode() if body is not None else None
+    headers = {"Accept": "application/json"}
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=payload, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    return response.status, data, time.perf_counter() - started
+
+
+def start_server(args, port: int) -> subprocess.Popen:
+    log = open(DATA_DIR / "gunicorn.log", "ab")
+    env = {**os.environ, "RECSITE_DATA_DIR": str(DATA_DIR)}
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "recsite.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited ({proc.returncode}); see {DATA_DIR}/gunicorn.log")
+        try:
+            status, _, _ = call(port, "GET", "/api/v1/health")
+            if status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.25)
+    stop_server(proc)
+    raise SystemExit("gunicorn did not answer /api/v1/health within 120 s")
+
+
+def stop_server(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def rec_path(external_id: str) -> str:
+    return f"/api/v1/users/{external_id}/recommendations?k=10"
+
+
+def time_live_recs(port: int, users: list[str], warmup: int) -> list[float]:
+    for user in users[:warmup]:
+        status, body, _ = call(port, "GET", rec_path(user))
+        if status != 200:
+            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
+    times = []
+    for user in users:
+        status, body, elapsed = call(port, "GET", rec_path(user))
+        if status != 200:
+            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
+        times.append(elapsed)
+    return times
+
+
+def time_client_recs(client, users: list[str], warmup: int, each=None) -> list[float]:
+    for user in users[:warmup]:
+        client.get(rec_path(user), HTTP_ACCEPT="application/json")
+    times = []
+    for user in users:
+        started = time.perf_counter()
+        response = client.get(rec_path(user), HTTP_ACCEPT="application/json")
+        times.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise SystemExit(f"recommendations answered {response.status_code}")
+        if each is not None:
+            each()
+    return times
+
+
+def event_body(user: str, item: str) -> dict:
+    return {
+        "user": user,
+        "item": item,
+        "kind": "view",
+        "event_id": f"{EVENT_PREFIX}{uuid.uuid4().hex}",
+    }
+
+
+def time_live_posts(port: int, pairs: list[tuple[str, str]], warmup: int) -> list[float]:
+    times = []
+    for index, (user, item) in enumerate(pairs):
+        status, body, elapsed = call(port, "POST", "/api/v1/behaviours", event_body(user, item))
+        if status != 201:
+            raise SystemExit(f"POST behaviours answered {status}: {body[:300]!r}")
+        if index >= warmup:
+            times.append(elapsed)
+    return times
+
+
+# --- Breakdown --------------------------------------------------------------------------
+
+
+class StageTimer:
+    """Wraps functions in timers; exclusive time per label (a stage's callees are theirs)."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._stack: list[float] = []
+        self._patches: list[tuple[object, str, object | None]] = []
+
+    def wrap(self, owner, attr: str, label: str) -> None:
+        own = not isinstance(owner, type) or attr in owner.__dict__
+        original = inspect.getattr_static(owner, attr)
+        is_classmethod = isinstance(original, classmethod)
+        func = original.__func__ if is_classmethod else original
+        timer = self
+
+        def timed(*args, **kwargs):
+            timer._stack.append(0.0)
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                children = timer._stack.pop()
+                timer.current[label] += elapsed - children
+                timer.calls[label] += 1
+                if timer._stack:
+                    timer._stack[-1] += elapsed
+
+        setattr(owner, attr, classmethod(timed) if is_classmethod else timed)
+        self._patches.append((owner, attr, original if own else None))
+
+    def take(self) -> dict[str, float]:
+        taken = dict(self.current)
+        self.current.clear()
+        return taken
+
+    def restore(self) -> None:
+        for owner, attr, original in reversed(self._patches):
+            if original is None:
+                delattr(owner, attr)  # it was inherited
+            else:
+                setattr(owner, attr, original)
+        self._patches.clear()
+
+
+def swap(owner, attr: str, new, undo: list) -> None:
+    """Replace ``owner.attr`` for an experiment; ``undo`` restores it (see restore_swaps)."""
+    undo.append((owner, attr, inspect.getattr_static(owner, attr)))
+    setattr(owner, attr, new)
+
+
+def restore_swaps(undo: list) -> None:
+    for owner, attr, original in reversed(undo):
+        setattr(owner, attr, original)
+    undo.clear()
+
+
+def experiments(client, users: list[str], n: int) -> list[tuple[str, list[float]]]:
+    """EXPERIMENT: the in-process endpoint with prototype fixes patched in, cumulatively.
+
+    Not what the library does; each step keeps the endpoint's results the same (the same
+    candidates, features and order) and only changes how they are computed:
+    1. trending() memoised per minute in process memory (popularity() is cached already);
+    2. + top_items() takes the k*4 best with heapq.nlargest instead of sorting every item;
+    3. + popularity() memoised per minute in process memory (no 100k-entry unpickle);
+    4. + item vectors fetched in pgvector's binary format on a psycopg connection of our
+       own instead of as text parsed by pgvector.django.
+    """
+    import heapq
+
+    from django.utils import timezone
+
+    from recommender import recommend, retrieval
+    from recommender.models import Item, ItemVector
+
+    def answers() -> list[list[str]]:
+        return [
+            [
+                row["id"]
+                for row in client.get(rec_path(user), HTTP_ACCEPT="application/json").json()[
+                    "items"
+                ]
+            ]
+            for user in users[:5]
+        ]
+
+    undo: list = []
+    before = answers()
+    out = [("as shipped", time_client_recs(client, users[:n], warmup=10))]
+
+    def per_minute(func):
+        memo: dict = {}
+
+        def cached(as_of=None, *args, **kwargs):
+            end = as_of or timezone.now()
+            key = (end.replace(second=0, microsecond=0), args, tuple(sorted(kwargs.items())))
+            if key not in memo:
+                memo.clear()
+                memo[key] = func(as_of, *args, **kwargs)
+            return memo[key]
+
+        return cached
+
+    def top_items(scores, k, filters):
+        excluded = filters.exclude_ids
+        ranked = heapq.nlargest(
+            k * 4, (kv for kv in scores.items() if kv[0] not in excluded), key=lambda kv: kv[1]
+        )
+        allowed = set(
+            Item.objects.filter(filters.item_q())
+            .filter(pk__in=[item_id for item_id, _ in ranked])
+            .values_list("pk", flat=True)
+        )
+        return {item_id: score for item_id, score in ranked if item_id in allowed}
+
+    raw = raw_connection()
+    raw.autocommit = True
+
+    def vectors(space, ids):
+        if space is None or not ids:
+            return {}
+        with raw.cursor(binary=True) as cursor:
+            cursor.execute(
+                f"SELECT item_id, embedding FROM {table(ItemVector)} "
+                "WHERE space_id = %s AND item_id = ANY(%s)",
+                [space.pk, list(ids)],
+            )
+            return {item_id: vector.to_numpy() for item_id, vector in cursor}
+
+    steps = [
+        ("1. + trending memoised", [(retrieval, "trending", per_minute(retrieval.trending))]),
+        ("2. + top_items nlargest", [(retrieval, "top_items", top_items)]),
+        ("3. + popularity memoised", [(retrieval, "popularity", per_minute(retrieval.popularity))]),
+        ("4. + binary vectors", [(recommend, "_vectors", vectors)]),
+    ]
+    try:
+        for label, patches in steps:
+            for owner, attr, new in patches:
+                swap(owner, attr, new, undo)
+            out.append((label, time_client_recs(client, users[:n], warmup=10)))
+        after = answers()
+        same = sum(a == b for a, b in zip(before, after, strict=True))
+        out.append((f"same lists as shipped: {same}/{len(before)} users", []))
+    finally:
+        restore_swaps(undo)
+        raw.close()
+    return out
+
+
+@contextmanager
+def recommendation_stages():
+    from django.db.models.query import QuerySet
+
+    from recommender import profiles, recommend, retrieval, spaces
+    from recommender.api import access, views
+
+    timer = StageTimer()
+    for owner, attr, label in (
+        (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
+        (views.UserViewSet, "get_object", "user lookup (get_object)"),
+        (views, "_list_response", "response serialisation"),
+        (recommend, "recommend", "recommend() glue"),
+        (recommend, "candidate_pool", "candidate_pool glue + feature loop"),
+        (spaces, "current_space", "active space lookup"),
+        (recommend.History, "load", "history load (2 queries)"),
+        (profiles, "state_for", "profile load"),
+        (retrieval, "nearest_items", "HNSW retrieval k=100 ef=200 filtered"),
+        (retrieval, "cooccurrence_candidates", "co-occurrence candidates"),
+        (retrieval, "popularity", "popularity (Redis cache / recompute)"),
+        (retrieval, "trending", "trending (2 aggregates, uncached)"),
+        (retrieval, "top_items", "top_items filter (popular+trending)"),
+        (retrieval, "new_items", "new items"),
+        (QuerySet, "in_bulk", "Item in_bulk (candidates, anchors)"),
+        (recommend, "_vectors", "item vectors fetch + parse"),
+        (recommend, "_category_affinity", "category affinity"),
+        (recommend, "score", "scoring"),
+        (recommend, "mmr", "MMR"),
+        (recommend, "_explain", "explanations"),
+    ):
+        timer.wrap(owner, attr, label)
+    try:
+        yield timer
+    finally:
+        timer.restore()
+
+
+@contextmanager
+def event_stages():
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.query import QuerySet
+
+    from recommender import events, profiles, spaces
+    from recommender.api import access, views
+    from recommender.models import Behaviour
+
+    timer = StageTimer()
+    for owner, attr, label in (
+        (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
+        (views.BehaviourViewSet, "create", "view: validate + serialise"),
+        (events, "record_event", "record_event glue"),
+        (QuerySet, "first", "first(): item, event_id, profile lookups"),
+        (BaseDatabaseWrapper, "commit", "COMMIT (WAL flush)"),
+        (events, "_user", "user get_or_create"),
+        (Behaviour, "save", "INSERT behaviour"),
+        (spaces, "current_space", "active space lookup"),
+        (profiles, "record", "profiles.record (SELECT FOR UPDATE, apply)"),
+        (profiles, "item_vectors", "item vector fetch + parse"),
+        (profiles, "save", "profile UPDATE (update_or_create)"),
+    ):
+        timer.wrap(owner, attr, label)
+    try:
+        yield timer
+    finally:
+        timer.restore()
+
+
+def print_stages(title: str, per_request: list[dict[str, float]], totals: list[float]) -> list:
+    labels: list[str] = []
+    for sample in per_request:
+        for label in sample:
+            if label not in labels:
+                labels.append(label)
+    mean_total = statistics.fmean(totals)
+    rows = []
+    for label in labels:
+        values = [sample.get(label, 0.0) for sample in per_request]
+        rows.append((label, statistics.fmean(values), pct(values, 50), pct(values, 99)))
+    accounted = [sum(sample.values()) for sample in per_request]
+    rest = [total - acc for total, acc in zip(totals, accounted, strict=True)]
+    rows.append(
+        (
+            "rest (Django/DRF middleware, routing, test client)",
+            statistics.fmean(rest),
+            pct(rest, 50),
+            pct(rest, 99),
+        )
+    )
+    rows.sort(key=lambda row: -row[1])
+    print(
+        f"\n{title}: exclusive ms per request over {len(totals)} requests "
+        f"(total mean {ms(mean_total):.2f} ms, p50 {ms(pct(totals, 50)):.2f} ms)"
+    )
+    print(f"  {'stage':<52} {'mean':>8} {'p50':>8} {'p99':>8} {'share':>6}")
+    for label, mean, p50, p99 in rows:
+        print(
+            f"  {label:<52} {ms(mean):8.2f} {ms(p50):8.2f} {ms(p99):8.2f} {mean / mean_total:6.1%}"
+        )
+    return rows
+
+
+def print_cprofile(profiler: cProfile.Profile, n: int, limit: int = 25) -> None:
+    for key in ("tottime", "cumulative"):
+        stream = io.StringIO()
+        stats = pstats.Stats(profiler, stream=stream)
+        stats.sort_stats(key).print_stats(limit)
+        text = stream.getvalue()
+        start = text.find("   ncalls")
+        print(f"\ncProfile over {n} in-process requests, top {limit} by {key}:")
+        print(text[start:].rstrip() if start >= 0 else text.rstrip())
+
+
+def explain_serving_query(space, user_pk: int, vector) -> str:
+    """The plan of nearest_items' query for one user (filters and exclusions as served)."""
+    from django.db import connection, transaction
+
+    from recommender import recommend, retrieval
+    from recommender.models import EndUser
+
+    history = recommend.History.load(EndUser.objects.get(pk=user_pk), None)
+    filters = retrieval.Filters(exclude_ids=history.seen | history.disliked)
+    query = retrieval.vector_query(space, vector).filter(filters.item_q("item__"))
+    query = query.exclude(item_id__in=list(filters.exclude_ids))
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [SERVING_EF])
+        plan = query.values_list("item_id", "distance")[:100].explain(analyze=True)
+    plan = re.sub(r"'\[[^']{60,}\]'", "'[...]'", plan)  # the query vector literal
+    return "\n".join("    " + line for line in plan.splitlines())
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
+        raise SystemExit(
+            "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark empties its database "
+            "and uses its own embedded servers under .recsite/bench-serving"
+        )
+    from recsite import services
+
+    servers_were_up = (
+        services.postgres_status(DATA_DIR).running,
+        services.redis_status(DATA_DIR).running,
+    )
+    load_start = load()
+    print(f"load average at start: {load_start}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, reset_queries, transaction
+    from django.test import Client
+
+    from recommender import profiles, retrieval, spaces
+    from recommender.models import EndUser, Item, UserProfile
+
+    server = None
+    results: dict = {}
+    try:
+        call_command("migrate", verbosity=0)
+        removed = remove_bench_events()
+        if removed:
+            print(f"removed {removed} events left by an interrupted run")
+        ready, why = (False, "--rebuild") if args.rebuild else dataset_ready(args)
+        if ready:
+            print(why)
+        else:
+            print(f"building the data set ({why}):")
+            started = time.perf_counter()
+            build_dataset(args)
+            print(f"  data set built in {time.perf_counter() - started:.0f}s")
+        marker = json.loads((DATA_DIR / "dataset.json").read_text())
+        space = spaces.active_space()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            pgvector_version = cursor.fetchone()[0]
+            cursor.execute("SHOW shared_buffers")
+            shared_buffers = cursor.fetchone()[0]
+            cursor.execute("SELECT count(*) FROM recommender_itemcooccurrence")
+            cooc_rows = cursor.fetchone()[0]
+            cursor.execute("SHOW synchronous_commit")
+            sync_commit = cursor.fetchone()[0]
+        print(
+            f"data: {Item.objects.count():,} items, {EndUser.objects.count():,} users, "
+            f"{args.users * args.events_per_user:,} events, {cooc_rows:,} co-occurrence rows; "
+            f"space {space.name} ({space.plugin}, {space.dim}d); pgvector {pgvector_version}, "
+            f"shared_buffers {shared_buffers}, synchronous_commit {sync_commit}, "
+            f"DEBUG={os.environ['DEBUG']}"
+        )
+        floor = floors()
+        print(f"floor: SELECT 1 via the ORM cursor   {summary(floor['select1'])}")
+        print(f"floor: 1-row INSERT + COMMIT         {summary(floor['commit'])}")
+
+        rng = np.random.default_rng(args.seed + 1)
+        n_q = args.queries
+        user_pks = list(UserProfile.objects.filter(space=space).values_list("user_id", flat=True))
+        picked = [int(pk) for pk in rng.choice(user_pks, size=n_q + 60, replace=False)]
+        externals = dict(EndUser.objects.filter(pk__in=picked).values_list("pk", "external_id"))
+        vectors = [profiles.load(pk, space).vector() for pk in picked]
+        q_vectors = vectors[:n_q]
+
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL hnsw.ef_search = 40")
+            plan = (
+                retrieval.vector_query(space, q_vectors[0])
+                .values_list("item_id", "distance")[:10]
+                .explain()
+            )
+        uses_index = spaces.index_name(space) in plan
+        print(f"(a) plan uses {spaces.index_name(space)}: {uses_index}")
+
+        # (a) bare HNSW, first half of the bracket.
+        bare_before = time_bare(space, q_vectors)
+        print(f"(a) bare HNSW top-10 ef 40 (ORM, before):  {summary(bare_before)}")
+        serving_sql = []
+        for vector in q_vectors[:100]:
+            started = time.perf_counter()
+            hnsw_top(space, vector, 100, SERVING_EF)
+            serving_sql.append(time.perf_counter() - started)
+        print(f"    bare HNSW top-100 ef 200 (unfiltered): {summary(serving_sql)}")
+
+        # (b) recall.
+        recall = measure_recall(
+            space, vectors[: args.recall_queries], picked[: args.recall_queries]
+        )
+        print(
+            f"(b) recall@10 ef 40 {recall['r10_ef40']:.4f} (min {recall['r10_ef40_min']:.1f}), "
+            f"ef 200 {recall['r10_ef200']:.4f} (min {recall['r10_ef200_min']:.1f}); "
+            f"recall@100 ef 200 {recall['r100_ef200']:.4f} over {recall['n']} queries "
+            f"(numpy exact agrees with SQL seq scan on {recall['sql_check']})"
+        )
+        print(
+            f"    recall@10 ef 1000 {recall['r10_ef1000']:.4f}; ef 40 by the user's number of "
+            "interest clusters: "
+            + ", ".join(
+                f"{n}: {mean:.3f} (n={count})" for n, (count, mean) in recall["by_interest"].items()
+            )
+        )
+
+        # (c) in-process first (it needs no server), then the live server.
+        users = [externals[pk] for pk in picked[:n_q]]
+        client = Client()
+        in_process = time_client_recs(client, users, warmup=20)
+        print(f"(c) endpoint in-process (Django test client): {summary(in_process)}")
+        connection.close()  # no open connection of ours while gunicorn forks
+        port = free_port()
+        started = time.perf_counter()
+        server = start_server(args, port)
+        print(
+            f"    gunicorn ({args.workers} sync workers) answered health after "
+            f"{time.perf_counter() - started:.1f}s on 127.0.0.1:{port}"
+        )
+        live = time_live_recs(port, users, warmup=40)
+        print(f"(c) endpoint live (gunicorn, HTTP):          {summary(live)}")
+
+        # (d) events through the live server.
+        items_ext = list(Item.objects.values_list("external_id", flat=True)[:50_000])
+        post_users = [externals[pk] for pk in picked]
+        pairs = [
+            (
+                post_users[int(rng.integers(len(post_users)))],
+                items_ext[int(rng.integers(len(items_ext)))],
+            )
+            for _ in range(n_q + 20)
+        ]
+        posts = time_live_posts(port, pairs, warmup=20)
+        print(f"(d) POST /api/v1/behaviours live:           {summary(posts)}")
+        stop_server(server)
+        server = None
+
+        bare_after = time_bare(space, q_vectors)
+        print(f"(a) bare HNSW top-10 ef 40 (ORM, after):   {summary(bare_after)}")
+        bare = bare_before + bare_after
+
+        bare_p50 = pct(bare, 50)
+        ratio_live = pct(live, 50) / bare_p50
+        ratio_in = pct(in_process, 50) / bare_p50
+        met = {
+            "ratio": ratio_live <= TARGETS["ratio"],
+            "recall": recall["r10_ef40"] >= TARGETS["recall"],
+            "recall_serving": recall["r10_ef200"] >= TARGETS["recall"],
+            "post": ms(pct(posts, 50)) < TARGETS["post_ms"],
+        }
+        results.update(bare=bare, live=live, in_process=in_process, posts=posts, recall=recall)
+
+        # Breakdown when a target is missed.
+        if not all(met.values()) or args.profile:
+            n_b = min(n_q, 200)
+            per_request, totals, counts = [], [], []
+            connection.force_debug_cursor = True  # count statements even with DEBUG off
+            with recommendation_stages() as timer:
+
+                def collect():
+                    per_request.append(timer.take())
+                    counts.append(len(connection.queries))
+                    reset_queries()
+
+                timer.take()
+                reset_queries()
+                totals = time_client_recs(client, users[:n_b], warmup=0, each=collect)
+            connection.force_debug_cursor = False
+            print_stages("endpoint breakdown (in-process)", per_request, totals)
+            print(
+                f"  SQL statements per request: median {statistics.median(counts):.0f}, "
+                f"max {max(counts)}"
+            )
+            profiler = cProfile.Profile()
+            n_prof = min(50, n_q)
+            profiler.enable()
+            time_client_recs(client, users[:n_prof], warmup=0)
+            profiler.disable()
+            print_cprofile(profiler, n_prof)
+            print("\nplan of nearest_items' query (history exclusions, is_active filter):")
+            print(explain_serving_query(space, picked[0], q_vectors[0]))
+
+            per_event, event_totals, event_counts = [], [], []
+            connection.force_debug_cursor = True
+            with event_stages() as timer:
+                timer.take()
+                reset_queries()
+                for user, item in pairs[:n_b]:
+                    started = time.perf_counter()
+                    response = client.post(
+                        "/api/v1/behaviours",
+                        event_body(user, item),
+                        content_type="application/json",
+                        HTTP_ACCEPT="application/json",
+                    )
+                    event_totals.append(time.perf_counter() - started)
+                    per_event.append(timer.take())
+                    event_counts.append(len(connection.queries))
+                    reset_queries()
+                    if response.status_code != 201:
+                        raise SystemExit(f"POST answered {response.status_code}")
+            connection.force_debug_cursor = False
+            print_stages("event POST breakdown (in-process)", per_event, event_totals)
+            print(
+                f"  SQL statements per event: median {statistics.median(event_counts):.0f} "
+                "(SAVEPOINT/RELEASE included)"
+            )
+
+        if args.experiments:
+            n_x = min(n_q, 100)
+            print(f"\nEXPERIMENT: in-process endpoint with prototype fixes, {n_x} requests each")
+            for label, times in experiments(client, users, n_x):
+                if not times:
+                    print(f"  {label}")
+                    continue
+                print(
+                    f"  {label:<28} {summary(times)}   vs bare p50 {pct(times, 50) / bare_p50:.1f}x"
+                )
+
+        removed = remove_bench_events()
+        print(f"\nremoved the {removed} posted events and recomputed those users' profiles")
+
+        load_end = load()
+        print("\nsummary")
+        rows = [
+            ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+            ("load average", f"start {load_start}; end {load_end}"),
+            (
+                "data",
+                f"{args.items:,} items, {args.users:,} users, "
+                f"{args.users * args.events_per_user:,} events, {args.dim}d, "
+                f"{args.clusters} clusters, noise {args.noise}",
+            ),
+            (
+                "build (s)" if not ready else "build (s, earlier run)",
+                ", ".join(
+                    f"{k.removeprefix('seconds_')} {v}"
+                    for k, v in marker.items()
+                    if k.startswith("seconds_")
+                )
+                or "reused",
+            ),
+            ("SELECT 1 round trip", summary(floor["select1"])),
+            ("INSERT + COMMIT", summary(floor["commit"])),
+            ("bare HNSW top-10 ef40", summary(bare)),
+            (
+                "  before / after p50",
+                f"{ms(pct(bare_before, 50)):.2f} / {ms(pct(bare_after, 50)):.2f} ms",
+            ),
+            ("bare HNSW top-100 ef200", summary(serving_sql)),
+            ("recall@10 ef40 / ef200", f"{recall['r10_ef40']:.4f} / {recall['r10_ef200']:.4f}"),
+            ("recall@100 ef200", f"{recall['r100_ef200']:.4f}"),
+            ("recall@10 ef1000", f"{recall['r10_ef1000']:.4f}"),
+            (
+                "recall@10 ef40 by clusters",
+                ", ".join(
+                    f"{n}: {mean:.3f} (n={count})"
+                    for n, (count, mean) in recall["by_interest"].items()
+                ),
+            ),
+            ("endpoint live (gunicorn)", summary(live)),
+            ("endpoint in-process", summary(in_process)),
+            ("event POST live", summary(posts)),
+            (
+                "ratio endpoint/bare p50",
+                f"live {ratio_live:.1f}x, in-process {ratio_in:.1f}x "
+                f"(target <= {TARGETS['ratio']:.0f}x: "
+                f"{'met' if met['ratio'] else 'MISSED'})",
+            ),
+            (
+                "recall target >= 0.95",
+                f"ef40 {'met' if met['recall'] else 'MISSED'}, "
+                f"ef200 {'met' if met['recall_serving'] else 'MISSED'}",
+            ),
+            (
+                "event POST p50 < 15 ms",
+                f"{ms(pct(posts, 50)):.2f} ms ({'met' if met['post'] else 'MISSED'})",
+            ),
+        ]
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            print(f"  {label:<{width}}  {value}")
+    finally:
+        stop_server(server)
+        connection.close()
+        if not args.keep_servers:
+            if not servers_were_up[0]:
+                services.stop_postgres(DATA_DIR)
+            if not servers_were_up[1]:
+                services.stop_redis(DATA_DIR)
+
+
+if __name__ == "__main__":
+    main()
