@@ -112,3 +112,11 @@ def test_values_postgres_cannot_store_are_refused(api):
 def test_huge_pagination_values_are_clamped(api):
     for query in ({"limit": 10**20}, {"offset": 10**20}, {"offset": -5}):
         assert api.get(f"{API}/items", query).status_code == 200
+
+
+def test_an_id_cannot_change_and_attributes_must_be_an_object(api):
+    response = api.patch(f"{API}/items/sku-1", {"id": "sku-2"}, format="json")
+    assert response.status_code == 400 and "id" in response.json()
+    response = api.patch(f"{API}/users/u-1", {"attributes": [1, 2]}, format="json")
+    assert response.status_code == 400 and "attributes" in response.json()
+    assert Item.objects.filter(external_id="sku-1").exists()

@@ -67,11 +67,20 @@ class RejectUnknownFields:
         return super().to_internal_value(data)
 
 
+class ImmutableId:
+    """The ``id`` (external id) of an existing row cannot be changed by an update."""
+
+    def validate_id(self, value):
+        if self.instance is not None and value != self.instance.external_id:
+            raise serializers.ValidationError("an id cannot change")
+        return value
+
+
 class StrictSerializer(RejectUnknownFields, serializers.Serializer):
     pass
 
 
-class ItemSerializer(RejectUnknownFields, serializers.ModelSerializer):
+class ItemSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializer):
     id = CleanCharField(
         source="external_id",
         min_length=1,
@@ -101,17 +110,6 @@ class ItemSerializer(RejectUnknownFields, serializers.ModelSerializer):
         ]
         read_only_fields = ["created_at", "updated_at"]
 
-    def validate_attributes(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("must be a JSON object")
-        return value
-
-    def validate_id(self, value):
-        _clean_text(value)
-        if self.instance is not None and value != self.instance.external_id:
-            raise serializers.ValidationError("an item's id cannot change")
-        return value
-
 
 class UpsertItemSerializer(ItemSerializer):
     """An item in a bulk upsert: an existing id is an update, not an error."""
@@ -123,7 +121,7 @@ class BulkItemsSerializer(StrictSerializer):
     items = UpsertItemSerializer(many=True, allow_empty=False, max_length=1000)
 
 
-class EndUserSerializer(RejectUnknownFields, serializers.ModelSerializer):
+class EndUserSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializer):
     id = CleanCharField(
         source="external_id",
         min_length=1,
@@ -136,17 +134,6 @@ class EndUserSerializer(RejectUnknownFields, serializers.ModelSerializer):
         model = EndUser
         fields = ["id", "attributes", "created_at"]
         read_only_fields = ["created_at"]
-
-    def validate_attributes(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("must be a JSON object")
-        return value
-
-    def validate_id(self, value):
-        _clean_text(value)
-        if self.instance is not None and value != self.instance.external_id:
-            raise serializers.ValidationError("a user's id cannot change")
-        return value
 
 
 class BehaviourInputSerializer(StrictSerializer):
