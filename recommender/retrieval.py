@@ -8,6 +8,7 @@ refreshed by a task), popular and trending items (time windows), and text-query 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -240,6 +241,19 @@ def _weighted_counts(start: datetime | None, end: datetime) -> dict[int, float]:
     return totals
 
 
+def _cached_per_minute(name: str, end: datetime, compute):
+    """Aggregates over the behaviour log, shared by all processes for a minute (Redis).
+
+    They scan many rows; recomputing them on every request would dominate serving.
+    """
+    key = f"recsite:{name}:{end.replace(second=0, microsecond=0).isoformat()}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = compute()
+        cache.set(key, cached, 60)
+    return cached
+
+
 def popularity(as_of: datetime | None = None, window_days: int | None = None) -> dict[int, float]:
     """Weighted engagement counts per item in the window before ``as_of`` (cached briefly).
 
@@ -247,39 +261,45 @@ def popularity(as_of: datetime | None = None, window_days: int | None = None) ->
     """
     window_days = window_days or int(getattr(settings, "RECOMMENDER_POPULAR_WINDOW_DAYS", 30))
     end = as_of or timezone.now()
-    key = f"recsite:popularity:{window_days}:{end.replace(second=0, microsecond=0).isoformat()}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    totals = _weighted_counts(end - timedelta(days=window_days), end)
-    if len(totals) < 50:
-        for item_id, value in _weighted_counts(None, end).items():
-            totals.setdefault(item_id, 0.0)
-            totals[item_id] += 0.1 * value
-    cache.set(key, totals, 60)
-    return totals
+
+    def compute() -> dict[int, float]:
+        totals = _weighted_counts(end - timedelta(days=window_days), end)
+        if len(totals) < 50:
+            for item_id, value in _weighted_counts(None, end).items():
+                totals.setdefault(item_id, 0.0)
+                totals[item_id] += 0.1 * value
+        return totals
+
+    return _cached_per_minute(f"popularity:{window_days}", end, compute)
 
 
 def trending(as_of: datetime | None = None) -> dict[int, float]:
     """Items whose last-7-days engagement beats their previous-28-days weekly rate."""
     end = as_of or timezone.now()
-    recent = _weighted_counts(end - timedelta(days=7), end)
-    before = _weighted_counts(end - timedelta(days=35), end - timedelta(days=7))
-    return {
-        item_id: value / (before.get(item_id, 0.0) / 4.0 + 1.0)
-        for item_id, value in recent.items()
-        if value >= 2
-    }
+
+    def compute() -> dict[int, float]:
+        recent = _weighted_counts(end - timedelta(days=7), end)
+        before = _weighted_counts(end - timedelta(days=35), end - timedelta(days=7))
+        return {
+            item_id: value / (before.get(item_id, 0.0) / 4.0 + 1.0)
+            for item_id, value in recent.items()
+            if value >= 2
+        }
+
+    return _cached_per_minute("trending", end, compute)
 
 
 def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, float]:
     """The ``k`` best-scored items that pass the filters."""
-    ranked = sorted(
-        (kv for kv in scores.items() if kv[0] not in filters.exclude_ids), key=lambda kv: -kv[1]
+    # Only the head can pass: no need to sort the whole (catalogue-sized) table.
+    ranked = heapq.nlargest(
+        k * 4,
+        (kv for kv in scores.items() if kv[0] not in filters.exclude_ids),
+        key=lambda kv: kv[1],
     )
     allowed = set(
         Item.objects.filter(filters.item_q())
-        .filter(pk__in=[item_id for item_id, _ in ranked[: k * 4]])
+        .filter(pk__in=[item_id for item_id, _ in ranked])
         .values_list("pk", flat=True)
     )
     return {item_id: score for item_id, score in ranked if item_id in allowed}

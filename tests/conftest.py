@@ -77,3 +77,11 @@ def admin_client_zh(client, admin_user):
     client.force_login(admin_user)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty shared cache (per-minute aggregates, throttles)."""
+    from django.core.cache import cache
+
+    cache.clear()
