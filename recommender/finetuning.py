@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -40,7 +40,7 @@ from encoders.bert import BertEncoder
 from encoders.hf_loading import local_checkpoint_loading
 from encoders.registry import plugin_class
 from encoders.sentence_transformers import SentenceTransformerEncoder, shipped_model_path
-from recommender import spaces
+from recommender import evaluation, spaces
 from recommender.embedding import item_text
 from recommender.models import Behaviour, BehaviourKind, EncoderSpace, Item
 
@@ -184,10 +184,12 @@ def build_pairs(
     *,
     behaviours: QuerySet[Behaviour] | None = None,
     before: datetime | None = None,
+    user_cuts: Mapping[int, datetime] | None = None,
     max_pairs: int = 5000,
     seed: int = 0,
 ) -> TrainingPairs:
-    """Training pairs from ``behaviours`` (default: all), only events before ``before``.
+    """Training pairs from ``behaviours`` (default: all), only events before ``before``
+    and, for a user in ``user_cuts``, only that user's events before their own cut.
 
     Item texts are what ``space`` encodes (its text template), normalised as the encoder
     normalises them. Pairs are deduplicated (an item pair counts once whichever came
@@ -200,6 +202,8 @@ def build_pairs(
     sample = _BottomK(max_pairs, seed)
     events = candidates = 0
     for history in user_histories(behaviours):
+        if user_cuts and (cut := user_cuts.get(history[0].user_id)) is not None:
+            history = [event for event in history if event.occurred_at < cut]
         events += len(history)
         for a, b in engagement_pairs(history):
             sample.offer(("item", min(a, b), max(a, b)))
@@ -236,6 +240,14 @@ def build_pairs(
         events=events,
         candidates=candidates,
     )
+
+
+def leave_one_out_cuts(min_rating: float = MIN_POSITIVE_RATING) -> dict[int, datetime]:
+    """Each user's held-out moment under ``evaluate``'s leave-one-out protocol: the time
+    of their last positive engagement. Training only on events before it keeps every
+    user's held-out event, and whatever came with or after it, out of the pairs."""
+    cases = evaluation.leave_one_out(max_users=None, min_rating=min_rating)
+    return {case.user_id: case.as_of for case in cases}
 
 
 # --- Models -----------------------------------------------------------------------------------

@@ -180,6 +180,36 @@ def test_before_leaves_later_behaviour_out(space, items, behaviours):
     assert late not in as_sets(finetuning.build_pairs(space, before=CUT).pairs)
 
 
+def record_two_sessions(items):
+    """kim's last engagement (down) shares its minute with tea; lee's last is jacket."""
+    keys = ["keyboard", "mechanical", "tea", "down"]
+    record("kim", [(min(minute, 2), "view", items[key], None) for minute, key in enumerate(keys)])
+    keys = ["coat", "warm", "jacket"]
+    record("lee", [(minute, "view", items[key], None) for minute, key in enumerate(keys)])
+
+
+@pytest.mark.django_db
+def test_leave_one_out_keeps_each_users_held_out_moment_out_of_the_pairs(space, items):
+    record_two_sessions(items)
+    everything = as_sets(finetuning.build_pairs(space).pairs)
+    cuts = finetuning.leave_one_out_cuts()
+    assert set(cuts.values()) == {T0 + timedelta(minutes=2)}
+    held_out = as_sets(finetuning.build_pairs(space, user_cuts=cuts).pairs)
+    assert held_out == {
+        frozenset({text(space, items["keyboard"]), text(space, items["mechanical"])}),
+        frozenset({text(space, items["coat"]), text(space, items["warm"])}),
+    }
+    assert held_out < everything
+
+
+@pytest.mark.django_db
+def test_finetune_leave_one_out_trains_on_the_earlier_pairs_only(space, items):
+    record_two_sessions(items)
+    output = run_finetune(space, "--leave-one-out")
+    assert "2 training pairs (2 co-engagement, 0 search) from 4 behaviours" in output
+    assert "2 users' last engagements held out" in output
+
+
 @pytest.mark.django_db
 def test_engagements_further_apart_than_the_window_are_not_paired(space, items):
     keys = ["down", "coat", "jacket", "keyboard", "mechanical"]

@@ -58,6 +58,12 @@ class Command(BaseCommand):
             help="use only behaviours before this date or date-time (for offline evaluation)",
         )
         parser.add_argument(
+            "--leave-one-out",
+            action="store_true",
+            help="leave out each user's last positive engagement and all that followed it "
+            "(what `evaluate` holds out by default), for offline evaluation",
+        )
+        parser.add_argument(
             "--no-build", action="store_true", help="create the new space; do not queue its build"
         )
         parser.add_argument("--seed", type=int, default=0)
@@ -78,10 +84,17 @@ class Command(BaseCommand):
             message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
             raise CommandError(message) from None
 
+        user_cuts = finetuning.leave_one_out_cuts() if options["leave_one_out"] else None
         pairs = finetuning.build_pairs(
-            space, before=options["before"], max_pairs=options["max_pairs"], seed=options["seed"]
+            space,
+            before=options["before"],
+            user_cuts=user_cuts,
+            max_pairs=options["max_pairs"],
+            seed=options["seed"],
         )
         cut = f" before {options['before']:%Y-%m-%d %H:%M}" if options["before"] else ""
+        if user_cuts is not None:
+            cut += f", {len(user_cuts)} users' last engagements held out"
         if not pairs.pairs:
             raise CommandError(
                 f"no training pairs: {pairs.events} behaviour(s){cut} hold no two items engaged "
