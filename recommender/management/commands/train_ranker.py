@@ -1,9 +1,24 @@
 """``manage.py train_ranker``: learn the ranking model from the site's own behaviours."""
 
+from argparse import ArgumentTypeError
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recommender import learning
+
+
+def parse_negatives(raw: str) -> int | None:
+    """``--negatives``: a positive count, or ``all`` for every other candidate of a pool."""
+    if raw == "all":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ArgumentTypeError(f"{raw!r} is not a positive number or 'all'")
+    return value
 
 
 class Command(BaseCommand):
@@ -16,14 +31,34 @@ class Command(BaseCommand):
         parser.add_argument(
             "--kind", choices=learning.KINDS, help="default: settings.RECOMMENDER_RANKER (logistic)"
         )
-        parser.add_argument("--max-users", type=int, default=300)
+        parser.add_argument(
+            "--loss",
+            choices=learning.LOSSES,
+            help="pointwise log loss, or pairwise (BPR, starting from the blend's weights); "
+            "default: settings.RECOMMENDER_RANKER_LOSS (pointwise)",
+        )
+        parser.add_argument("--max-users", type=int, default=300, help="0 for every user")
+        parser.add_argument(
+            "--cases-per-user",
+            type=int,
+            default=1,
+            help="train on each user's N engagements before their last (default 1)",
+        )
+        parser.add_argument(
+            "--negatives",
+            type=parse_negatives,
+            default=20,
+            help="unengaged candidates kept per pool, or 'all' (default 20)",
+        )
         parser.add_argument("--epochs", type=int, default=300)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
+        if options["cases_per_user"] < 1 or options["epochs"] < 1 or options["max_users"] < 0:
+            raise CommandError("--cases-per-user and --epochs must be >= 1, --max-users >= 0")
         quiet = options["no_progress"] or options["verbosity"] == 0
-        bar = tqdm(desc="examples", unit=" users", disable=quiet, file=self.stderr._out)
+        bar = tqdm(desc="examples", unit=" pools", disable=quiet, file=self.stderr._out)
 
         def on_epoch(epoch: int, train: float, val: float) -> None:
             if epoch % 50 == 0 or epoch == options["epochs"] - 1:
@@ -32,7 +67,10 @@ class Command(BaseCommand):
         try:
             report = learning.train_and_save(
                 kind=options["kind"],
-                max_users=options["max_users"],
+                loss=options["loss"],
+                max_users=options["max_users"] or None,
+                cases_per_user=options["cases_per_user"],
+                negatives=options["negatives"],
                 epochs=options["epochs"],
                 seed=options["seed"],
                 progress=bar.update,
@@ -43,7 +81,7 @@ class Command(BaseCommand):
         finally:
             bar.close()
         self.stdout.write(
-            f"trained {report.kind} ranker on {report.examples} examples "
+            f"trained {report.kind} ranker ({report.loss} loss) on {report.examples} examples "
             f"({report.positives} positive) from {report.users} users in {report.seconds:.1f}s; "
             f"val loss {report.val_loss[0]:.4f} → {report.val_loss[-1]:.4f}; saved {report.path}"
         )

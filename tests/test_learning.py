@@ -1,0 +1,152 @@
+"""The learned ranker's training cases, pairwise loss and command options, on a small shop."""
+
+from datetime import timedelta
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from recommender import embedding, evaluation, learning, spaces
+from recommender.models import Behaviour, EndUser, Item
+from recommender.ranking import DEFAULT_WEIGHTS, FEATURES, BlendScorer
+
+TOPICS = {
+    "tea": ["绿茶", "红茶", "乌龙茶", "普洱茶", "白茶", "花茶"],
+    "keyboard": ["机械键盘", "键帽", "青轴键盘", "红轴键盘", "静音键盘", "无线键盘"],
+    "jacket": ["羽绒服", "夹克外套", "风衣", "冲锋衣", "棉服", "皮衣"],
+}
+COLUMN = {name: index for index, name in enumerate(FEATURES)}
+
+
+@pytest.fixture
+def shop(db, settings, tmp_path):
+    """Three topics; each user views five items of one topic, an hour apart."""
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    settings.RECSITE_DATA_DIR = tmp_path
+    items = {
+        topic: [
+            Item.objects.create(external_id=f"{topic}-{n}", title=name, category=topic)
+            for n, name in enumerate(names)
+        ]
+        for topic, names in TOPICS.items()
+    }
+    space = spaces.create_space("learn", "hashing", {"dim": 64}, activate=True)
+    embedding.embed_items(space, list(Item.objects.values_list("pk", flat=True)))
+    start = timezone.now() - timedelta(days=10)
+    for u in range(12):
+        topic = list(TOPICS)[u % 3]
+        user = EndUser.objects.create(external_id=f"user-{u}")
+        for step in range(5):
+            Behaviour.objects.create(
+                user=user,
+                item=items[topic][(u + step) % 6],
+                kind="view",
+                occurred_at=start + timedelta(hours=10 * u + step),
+            )
+    return items
+
+
+def synthetic_pools(seed: int, pools: int = 60, size: int = 30):
+    """Pools in which the engaged item is the most popular one; query similarity is 0."""
+    rng = np.random.default_rng(seed)
+    features = rng.random((pools * size, len(FEATURES))).astype(np.float32)
+    features[:, COLUMN["query_similarity"]] = 0.0
+    groups = np.repeat(np.arange(pools), size)
+    labels = np.zeros(pools * size, np.float32)
+    for pool in range(pools):
+        rows = np.flatnonzero(groups == pool)
+        labels[rows[np.argmax(features[rows, COLUMN["popularity"]])]] = 1.0
+    return features, labels, groups
+
+
+def top1_accuracy(scores, labels, groups) -> float:
+    pools = np.unique(groups)
+    hits = [labels[np.flatnonzero(groups == g)][np.argmax(scores[groups == g])] for g in pools]
+    return float(np.mean(hits))
+
+
+def test_ranking_pairs_pair_each_engaged_item_with_the_rest_of_its_pool():
+    labels = np.array([1, 0, 0, 0, 1, 1], np.float32)
+    groups = np.array([0, 0, 0, 1, 1, 2])
+    positives, negatives = learning.ranking_pairs(labels, groups)
+    assert sorted(zip(positives.tolist(), negatives.tolist(), strict=True)) == [
+        (0, 1),
+        (0, 2),
+        (4, 3),
+    ]
+
+
+def test_pairwise_ranker_learns_what_the_blend_misses_and_keeps_unseen_weights():
+    features, labels, groups = synthetic_pools(0)
+    scorer, train_loss, val_loss = learning.train(
+        features, labels, groups, loss="pairwise", epochs=150
+    )
+    assert scorer.loss == "pairwise"
+    assert train_loss[-1] < train_loss[0] and val_loss[-1] < val_loss[0]
+    # Never exercised in training: the blend's weight stays, so search intent still counts.
+    assert scorer.weights[COLUMN["query_similarity"]] == pytest.approx(
+        DEFAULT_WEIGHTS["query_similarity"]
+    )
+    assert scorer.weights[COLUMN["popularity"]] > DEFAULT_WEIGHTS["popularity"]
+    test_features, test_labels, test_groups = synthetic_pools(1)
+    learned = top1_accuracy(scorer.score(test_features), test_labels, test_groups)
+    blend = top1_accuracy(BlendScorer().score(test_features), test_labels, test_groups)
+    assert learned > blend
+
+
+def test_pairwise_factorization_machine_round_trips_with_its_loss():
+    features, labels, groups = synthetic_pools(2)
+    scorer, _, _ = learning.train(features, labels, groups, kind="fm", loss="pairwise", epochs=20)
+    restored = learning.LearnedScorer.from_json(scorer.to_json())
+    assert restored.loss == "pairwise" and restored.factors is not None
+    assert np.allclose(restored.score(features), scorer.score(features))
+
+
+def test_an_unknown_loss_is_an_error():
+    features, labels, groups = synthetic_pools(3, pools=4)
+    with pytest.raises(ValueError, match="pointwise, pairwise"):
+        learning.train(features, labels, groups, loss="listwise")
+
+
+def test_training_cases_go_back_several_engagements_but_never_to_the_held_out_one(shop):
+    held_out = {
+        pk for case in evaluation.leave_one_out(max_users=None) for pk in case.held_out_events
+    }
+    last_moment = {case.user_id: case.as_of for case in evaluation.leave_one_out(max_users=None)}
+    one = learning.training_cases(max_users=None, cases_per_user=1)
+    three = learning.training_cases(max_users=None, cases_per_user=3)
+    assert len(one) == 12 and len(three) == 36
+    events = [pk for case in three for pk in case.held_out_events]
+    assert len(set(events)) == len(events) and not set(events) & held_out
+    assert all(case.as_of < last_moment[case.user_id] for case in three)
+
+
+def test_more_cases_per_user_and_all_negatives_give_more_examples(shop):
+    features, labels, groups, users = learning.build_examples(max_users=None, negatives=2)
+    assert len(np.unique(users)) == len(np.unique(groups))
+    for pool in np.unique(groups):
+        assert labels[groups == pool].sum() == 1 and (groups == pool).sum() <= 3
+    more = learning.build_examples(max_users=None, negatives=None, cases_per_user=3)
+    assert len(np.unique(more[2])) > len(np.unique(groups))
+    assert len(more[1]) > len(labels) and more[1].sum() > labels.sum()
+
+
+def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
+    settings.RECOMMENDER_USE_LEARNED_RANKER = True
+    out = StringIO()
+    call_command(
+        "train_ranker", "--loss", "pairwise", "--kind", "fm", "--cases-per-user", "2",
+        "--negatives", "all", "--max-users", "0", "--epochs", "20", "--no-progress", stdout=out,
+    )  # fmt: skip
+    assert "trained fm ranker (pairwise loss)" in out.getvalue()
+    assert "from 12 users" in out.getvalue()
+    scorer = learning.load_latest_scorer()
+    assert scorer is not None and scorer.loss == "pairwise" and scorer.kind == "fm"
+
+
+@pytest.mark.parametrize("value", ["0", "some"])
+def test_train_ranker_rejects_a_bad_negatives_count(shop, value):
+    with pytest.raises(CommandError, match="positive number or 'all'"):
+        call_command("train_ranker", "--negatives", value)
