@@ -395,6 +395,7 @@ def finetune(
     device: str = "cpu",
     seed: int = 0,
     learning_rate: float = LEARNING_RATE,
+    max_seq_length: int | None = None,
     output_dir: Path | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> FinetuneReport:
@@ -402,7 +403,9 @@ def finetune(
 
     MultipleNegativesRankingLoss: each anchor must pick its positive among all positives in
     its batch. AdamW with linear warm-up over the first 10% of steps, then linear decay.
-    ``on_step(step, total_steps, loss)`` is called after every optimiser step.
+    ``max_seq_length`` truncates the training texts (tokens) to save time; the saved model
+    keeps the source's own limit. ``on_step(step, total_steps, loss)`` is called after
+    every optimiser step.
     """
     import torch
     from sentence_transformers.util import batch_to_device
@@ -416,6 +419,8 @@ def finetune(
 
     if epochs < 1 or batch_size < 2:
         raise ValueError("epochs must be >= 1 and batch_size >= 2 (in-batch negatives)")
+    if learning_rate <= 0 or (max_seq_length is not None and max_seq_length < 2):
+        raise ValueError("learning_rate must be > 0 and max_seq_length >= 2")
     started = time.perf_counter()
     check_device(device)
     torch.manual_seed(seed)
@@ -429,6 +434,9 @@ def finetune(
     warmup = max(1, math.ceil(WARMUP_FRACTION * total))
 
     model = load_trainable_model(space, device)
+    serving_length = model.max_seq_length
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -469,6 +477,7 @@ def finetune(
                 on_step(len(batch_losses), total, losses[-1])
         epoch_losses.append(sum(losses) / len(losses))
     model.eval()
+    model.max_seq_length = serving_length
 
     path = Path(output_dir) if output_dir else _default_output_dir(space)
     path.mkdir(parents=True, exist_ok=True)

@@ -358,3 +358,35 @@ def test_before_takes_a_date_or_a_date_time(settings):
 def test_a_bad_before_date_is_an_error(space):
     with pytest.raises(CommandError, match="2024-13-01"):
         call_command("finetune", "--space", space.name, "--before", "2024-13-01")
+
+
+@pytest.mark.django_db
+def test_max_seq_length_truncates_training_texts_but_not_the_saved_model(space, behaviours):
+    from sentence_transformers import SentenceTransformer
+
+    # Two tokens leave only [CLS] and [SEP]: every text looks the same, so the in-batch
+    # loss cannot move from log(batch size).
+    batches = finetuning.batches_without_duplicates(finetuning.build_pairs(space).pairs, 32)
+    expected = np.mean([np.log(len(batch)) for batch in batches])
+    output = run_finetune(space, "--max-seq-length", "2", "--name", "short")
+    losses = [float(loss) for loss in re.findall(r"epoch \d+: mean loss ([\d.]+)", output)]
+    assert losses == pytest.approx([expected, expected], abs=1e-3)
+    model_dir = EncoderSpace.objects.get(name="short").options["model"]
+    saved = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
+    assert saved.max_seq_length == 32
+
+
+@pytest.mark.django_db
+def test_learning_rate_sets_how_far_the_weights_move(space, items, behaviours):
+    run_finetune(space, "--learning-rate", "1e-12", "--name", "still")
+    texts = [text(space, items["down"]), "mechanical keyboard"]
+    before = embedding.encoder_for(space).encode(texts)
+    after = embedding.encoder_for(EncoderSpace.objects.get(name="still")).encode(texts)
+    assert np.allclose(before, after, atol=1e-5)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("option", [("--learning-rate", "0"), ("--max-seq-length", "1")])
+def test_bad_training_options_are_errors(space, behaviours, option):
+    with pytest.raises(CommandError, match="--learning-rate must be > 0"):
+        run_finetune(space, *option)

@@ -49,6 +49,14 @@ class Command(BaseCommand):
         parser.add_argument("--max-pairs", type=int, default=5000)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument(
+            "--learning-rate", type=float, default=finetuning.LEARNING_RATE, help="AdamW's peak"
+        )
+        parser.add_argument(
+            "--max-seq-length",
+            type=int,
+            help="truncate training texts to N tokens (faster; the saved model keeps its limit)",
+        )
+        parser.add_argument(
             "--device", help="cpu or cuda (default: cuda when torch sees a GPU, else cpu)"
         )
         parser.add_argument("--name", help="name of the new space (default: SPACE-ft-N)")
@@ -72,6 +80,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["epochs"] < 1 or options["max_pairs"] < 1 or options["batch_size"] < 2:
             raise CommandError("--epochs and --max-pairs must be >= 1, --batch-size >= 2")
+        length = options["max_seq_length"]
+        if options["learning_rate"] <= 0 or (length is not None and length < 2):
+            raise CommandError("--learning-rate must be > 0 and --max-seq-length >= 2")
         space = EncoderSpace.objects.filter(name=options["space"]).first()
         if space is None:
             names = ", ".join(EncoderSpace.objects.values_list("name", flat=True)) or "none"
@@ -121,6 +132,8 @@ class Command(BaseCommand):
                     batch_size=options["batch_size"],
                     device=device,
                     seed=options["seed"],
+                    learning_rate=options["learning_rate"],
+                    max_seq_length=length,
                     on_step=on_step,
                 )
             except finetuning.NoTrainingPairs as exc:
