@@ -13,9 +13,11 @@ raw       ``encoder.encode`` in this process on the N item texts, in batches of 
           process; the plugin's own BLAS thread setting), before the worker starts and
           again after it stopped, so the two bracket the pipeline runs.
 pipeline  a fresh space (same plugin and options) built by a real ``celery worker``
-          subprocess: from enqueueing (``build_space.delay``) until the space holds N
-          vectors, polled every 0.2 s. Each worker child is warmed up first on a
-          throwaway space (it loads the model on its first task); that is not timed.
+          subprocess: from enqueueing (``build_space.delay``) until the space is ready
+          (N vectors and its HNSW index, built once the vectors are in), polled every
+          0.2 s. The space is not the active one (a blue/green build). Each worker
+          child is warmed up first on a throwaway space (it loads the model on its first
+          task); that is not timed.
 peak RSS  the worker's main process plus its children, summed, sampled every 0.2 s
           during the timed runs (pages shared after the fork count in every process, so
           the PSS after each run, which splits them, is printed too).
@@ -25,7 +27,6 @@ which Django keeps every query's SQL and the worker's memory grows with each bat
 
 Knobs for investigating (not what the library does; each is labelled in the output):
 ``--enqueue direct --batch K`` queues ``embed_items`` per K ids from here,
-``--no-hnsw`` drops the space's HNSW index before the run (and times building it after),
 ``--pool``/``--options`` change the worker pool and the plugin options (e.g. threads),
 ``--experiments`` times the stages of the per-batch work in this process (fetch, encode,
 upsert with and without the HNSW index, the ready check) and a prototype upsert that sends
@@ -87,9 +88,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--batch", type=int, default=256, help="ids per task with --enqueue direct (experiment)"
-    )
-    parser.add_argument(
-        "--no-hnsw", action="store_true", help="experiment: drop the space's HNSW index first"
     )
     parser.add_argument(
         "--experiments", action="store_true", help="time the stages of a batch in this process"
@@ -338,14 +336,10 @@ def warm_up(worker, args, item_ids: list[int]) -> tuple[float, str]:
     sample = item_ids[:8]
     note = "not confirmed: a child's memory did not grow (a small model?)"
     for _round in range(5):
-        results = [
-            tasks.embed_items.delay(space.pk, sample, True) for _ in range(args.concurrency)
-        ]
+        results = [tasks.embed_items.delay(space.pk, sample, True) for _ in range(args.concurrency)]
         for result in results:
             result.get(timeout=300)
-        grown = {
-            pid: size - baseline.get(pid, size) for pid, size in children_uss(worker).items()
-        }
+        grown = {pid: size - baseline.get(pid, size) for pid, size in children_uss(worker).items()}
         if grown and min(grown.values()) >= 20 * 2**20:
             note = "each child +" + "/".join(f"{mib(g):.0f}" for g in grown.values()) + " MiB"
             break
@@ -407,13 +401,11 @@ def time_pipeline(args, worker, run: int, n: int) -> dict:
     from django.db.models import Max, Min
 
     from recommender import embedding, spaces, tasks
-    from recommender.models import Item, ItemVector
+    from recommender.models import EncoderSpace, Item, ItemVector
 
-    space = spaces.create_space(
-        f"bench-{int(time.time())}-{run}", args.plugin, args.options, activate=True
-    )
-    if args.no_hnsw:
-        spaces.drop_index(space)
+    # A new space built in the background while another serves (blue/green): it gets its
+    # HNSW index when the build completes, and the run ends when the space is ready.
+    space = spaces.create_space(f"bench-{int(time.time())}-{run}", args.plugin, args.options)
     ids = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
     from recsite import services
 
@@ -432,9 +424,9 @@ def time_pipeline(args, worker, run: int, n: int) -> dict:
     deadline = time.monotonic() + 120 + n / 20
     count = 0
     while True:
-        count = ItemVector.objects.filter(space=space).count()
-        if count >= n:
+        if EncoderSpace.objects.filter(pk=space.pk, status="ready").exists():
             break
+        count = ItemVector.objects.filter(space=space).count()
         if worker.poll() is not None:
             sampler.stop()
             raise RuntimeError("the worker died during the run")
@@ -450,13 +442,10 @@ def time_pipeline(args, worker, run: int, n: int) -> dict:
     stamps = ItemVector.objects.filter(space=space).aggregate(
         first=Min("updated_at"), last=Max("updated_at")
     )
-    index_s = None
-    if args.no_hnsw:
-        index_started = time.perf_counter()
-        spaces.create_index(space)
-        index_s = time.perf_counter() - index_started
-    # Let the last task's ready check finish before the space goes away.
-    time.sleep(0.5)
+    count = ItemVector.objects.filter(space=space).count()
+    if count != n:
+        raise RuntimeError(f"the space is ready with {count}/{n} vectors")
+    indexed = spaces.index_exists(space)
     space.refresh_from_db()
     status = space.status
     connection.close()
@@ -470,7 +459,7 @@ def time_pipeline(args, worker, run: int, n: int) -> dict:
         "pss": pss,
         "cpu_worker_ms": 1000 * cpu_worker / n,
         "cpu_postgres_ms": 1000 * cpu_postgres / n,
-        "index_s": index_s,
+        "indexed": indexed,
         "status": status,
         "space": space,
     }
@@ -497,8 +486,8 @@ def experiments(args, encoder, n: int) -> None:
         space = spaces.create_space(
             f"bench-exp-{label}-{int(time.time())}", args.plugin, args.options
         )
-        if not hnsw:
-            spaces.drop_index(space)
+        if hnsw:  # as if it were serving already: vectors go into the graph one by one
+            spaces.create_index(space)
         return space
 
     # Fetch + text + encode (no store), to split encode from DB work.
@@ -539,8 +528,10 @@ def experiments(args, encoder, n: int) -> None:
             f"    {label:<24} {seconds:6.2f}s  {1000 * seconds / len(batches):7.1f} ms/batch "
             f"{100 * seconds / total:5.1f}%"
         )
-    print(f"    {'total':<24} {total:6.2f}s  = {n / total:,.0f} texts/s in one process "
-          f"(encode alone {n / t_encode:,.0f}/s)")
+    print(
+        f"    {'total':<24} {total:6.2f}s  = {n / total:,.0f} texts/s in one process "
+        f"(encode alone {n / t_encode:,.0f}/s)"
+    )
     drop_space(space)
     vacuum()
 
@@ -713,7 +704,7 @@ def main() -> None:
             vacuum()
             result = time_pipeline(args, worker, run, n)
             runs.append(result)
-            extra = f", CREATE INDEX after {result['index_s']:.2f}s" if args.no_hnsw else ""
+            extra = "" if result["indexed"] else ", NO HNSW INDEX"
             print(
                 f"pipeline run {run}: {n:,} vectors in {result['seconds']:.2f}s = "
                 f"{result['rate']:,.0f} texts/s (first batch stored at "
@@ -750,8 +741,6 @@ def main() -> None:
         labels = []
         if args.enqueue == "direct":
             labels.append(f"EXPERIMENT direct enqueue, {args.batch} ids/task")
-        if args.no_hnsw:
-            labels.append("EXPERIMENT no HNSW index during the build")
         print("\nsummary" + (f" ({'; '.join(labels)})" if labels else ""))
         rows = [
             ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),

@@ -6,6 +6,7 @@ tokens. jieba loads its dictionary on first use (about a second), not at import.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -88,13 +89,19 @@ def segment(text: str) -> list[str]:
 
 def keywords(text: str, top_k: int = 8) -> list[str]:
     """The ``top_k`` most characteristic words of ``text`` (TF-IDF, works for mixed zh/en)."""
+    return list(_keywords(text, top_k))
+
+
+# Serving explains the same items again and again: remember recent texts' keywords.
+@functools.lru_cache(maxsize=8192)
+def _keywords(text: str, top_k: int) -> tuple[str, ...]:
     # Imported here: jieba.analyse reads its IDF table at import time (about a second).
     import jieba.analyse
 
     prepared = normalize(text).lower()
     # Ask for a few spare tags: ours is a larger stop list than jieba's built-in English one.
     tags = jieba.analyse.extract_tags(prepared, topK=top_k + 4)
-    return [w for w in tags if w not in STOP_WORDS][:top_k]
+    return tuple([w for w in tags if w not in STOP_WORDS][:top_k])
 
 
 def load_user_dict(path: str | Path) -> None:
@@ -110,3 +117,4 @@ def load_user_dict(path: str | Path) -> None:
             raise FileNotFoundError(resolved)
         jieba.load_userdict(resolved)
         _loaded_user_dicts.add(resolved)
+        _keywords.cache_clear()  # new words segment texts differently

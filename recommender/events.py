@@ -7,11 +7,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+import numpy as np
+from django.db import connection, transaction
 from django.utils import timezone
 
-from recommender import profiles, spaces
-from recommender.models import Behaviour, EndUser, Item
+from recommender import profiles, spaces, vector_io
+from recommender.models import Behaviour, EndUser, Item, ItemVector
 
 
 class UnknownItem(LookupError):
@@ -45,8 +46,61 @@ class Recorded:
 
 
 def _user(external_id: str) -> EndUser:
+    pk = EndUser.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if pk is not None:
+        return EndUser(pk=pk, external_id=external_id)
     user, _ = EndUser.objects.get_or_create(external_id=external_id)
     return user
+
+
+def _item(external_id: str, space) -> tuple[Item, np.ndarray | None]:
+    """The item and its vector in ``space`` (one round trip), or UnknownItem."""
+    rows = vector_io.fetch(
+        f"SELECT i.id, v.embedding FROM {Item._meta.db_table} i "
+        f"LEFT JOIN {ItemVector._meta.db_table} v ON v.item_id = i.id AND v.space_id = %s "
+        "WHERE i.external_id = %s",
+        [space.pk if space is not None else None, external_id],
+    )
+    if not rows:
+        raise UnknownItem(external_id)
+    pk, vector = rows[0]
+    return Item(pk=pk, external_id=external_id), vector_io.decode(vector)
+
+
+def _insert(behaviour: Behaviour, user_external_id: str | None = None) -> bool:
+    """INSERT the event; False when nothing was written: its ``event_id`` is already
+    stored or, given ``user_external_id`` instead of ``behaviour.user``, no such user.
+
+    ``ON CONFLICT DO NOTHING`` makes a duplicate, even a concurrent one, a no-op in one
+    statement, with no pre-check and no savepoint. With ``user_external_id`` the user's id
+    is looked up in the same statement (``INSERT … SELECT``).
+    """
+    fields = [f for f in Behaviour._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders, values = [], []
+    for f in fields:
+        if f.attname == "user_id" and user_external_id is not None:
+            placeholders.append("u.id")
+            continue
+        placeholders.append("%s")
+        values.append(f.get_db_prep_save(f.pre_save(behaviour, True), connection))
+    sql = f"INSERT INTO {Behaviour._meta.db_table} ({columns}) "
+    if user_external_id is None:
+        sql += f"VALUES ({', '.join(placeholders)})"
+    else:
+        sql += (
+            f"SELECT {', '.join(placeholders)} FROM {EndUser._meta.db_table} u "
+            "WHERE u.external_id = %s"
+        )
+        values.append(user_external_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} ON CONFLICT (event_id) DO NOTHING RETURNING id, user_id", values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    behaviour.pk, behaviour.user_id = row
+    behaviour._state.adding = False
+    return True
 
 
 def record_event(data: EventInput) -> Recorded:
@@ -55,38 +109,31 @@ def record_event(data: EventInput) -> Recorded:
     A repeated ``event_id`` (sequentially or concurrently) returns the stored event with
     ``created=False`` and leaves the profile alone.
     """
-    item = None
-    if data.item is not None:
-        item = Item.objects.filter(external_id=data.item).first()
-        if item is None:
-            raise UnknownItem(data.item)
-    if data.event_id:
-        existing = Behaviour.objects.filter(event_id=data.event_id).first()
-        if existing is not None:
-            return Recorded(existing, created=False, profile_updated=False)
+    space = spaces.serving_space()
+    item, item_vector = _item(data.item, space) if data.item is not None else (None, None)
     with transaction.atomic():
-        user = _user(data.user)
-        try:
-            with transaction.atomic():  # savepoint: a concurrent duplicate only undoes this
-                behaviour = Behaviour.objects.create(
-                    user=user,
-                    item=item,
-                    kind=data.kind,
-                    value=data.value,
-                    text=data.text,
-                    context=data.context,
-                    event_id=data.event_id or None,
-                    occurred_at=data.occurred_at or timezone.now(),
-                )
-        except IntegrityError:
-            if not data.event_id:
-                raise
-            existing = Behaviour.objects.get(event_id=data.event_id)
+        behaviour = Behaviour(
+            item=item,
+            kind=data.kind,
+            value=data.value,
+            text=data.text,
+            context=data.context,
+            event_id=data.event_id or None,
+            occurred_at=data.occurred_at or timezone.now(),
+        )
+        # A known user (the usual case) costs no statement of its own.
+        inserted = _insert(behaviour, user_external_id=data.user)
+        if inserted:
+            behaviour.user = EndUser(pk=behaviour.user_id, external_id=data.user)
+        else:
+            behaviour.user = _user(data.user)
+            inserted = _insert(behaviour)
+        if not inserted:
+            existing = Behaviour.objects.select_related("user", "item").get(event_id=data.event_id)
             return Recorded(existing, created=False, profile_updated=False)
-        space = spaces.current_space()
         updated = False
         if space is not None:
-            profiles.record(behaviour, space)
+            profiles.record(behaviour, space, item_vector=item_vector)
             updated = True
     return Recorded(behaviour, created=True, profile_updated=updated)
 
@@ -146,7 +193,7 @@ def record_events(batch: list[EventInput]) -> BatchResult:
         ]
         # ignore_conflicts: an event_id stored concurrently since the check is skipped too.
         Behaviour.objects.bulk_create(rows, ignore_conflicts=True)
-        space = spaces.current_space()
+        space = spaces.serving_space()
         touched: dict[int, int] = defaultdict(int)
         for row in rows:
             touched[row.user_id] += 1

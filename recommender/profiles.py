@@ -19,8 +19,9 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from recommender import embedding
+from recommender import embedding, vector_io
 from recommender.models import Behaviour, EncoderSpace, EndUser, ItemVector, UserProfile
 
 TEXT_KINDS = ("search", "review")
@@ -126,10 +127,16 @@ def apply(
 
 
 def item_vectors(space: EncoderSpace, item_ids) -> dict[int, np.ndarray]:
-    rows = ItemVector.objects.filter(space=space, item_id__in=list(item_ids)).values_list(
-        "item_id", "embedding"
+    """Vectors of ``item_ids`` in ``space`` (binary transfer: see ``vector_io``)."""
+    ids = list(item_ids)
+    if not ids:
+        return {}
+    rows = vector_io.fetch(
+        f"SELECT item_id, embedding FROM {ItemVector._meta.db_table} "
+        "WHERE space_id = %s AND item_id = ANY(%s)",
+        [space.pk, ids],
     )
-    return {item_id: np.asarray(vector, dtype=np.float32) for item_id, vector in rows}
+    return {item_id: vector_io.decode(vector) for item_id, vector in rows}
 
 
 def recompute(
@@ -156,20 +163,6 @@ def recompute(
     return state
 
 
-def _to_state(profile: UserProfile) -> ProfileState:
-    def array(value):
-        return None if value is None else np.asarray(value, dtype=np.float32)
-
-    return ProfileState(
-        item_sum=array(profile.item_sum),
-        text_sum=array(profile.text_sum),
-        ref_time=profile.ref_time,
-        rating_sum=profile.rating_sum,
-        rating_count=profile.rating_count,
-        events=profile.events,
-    )
-
-
 def save(user_id: int, space: EncoderSpace, state: ProfileState) -> None:
     if state.ref_time is None:
         UserProfile.objects.filter(user_id=user_id, space=space).delete()
@@ -188,12 +181,34 @@ def save(user_id: int, space: EncoderSpace, state: ProfileState) -> None:
     )
 
 
+def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False):
+    """The stored profile's id and state in one binary round trip, or None."""
+    rows = vector_io.fetch(
+        "SELECT id, item_sum, text_sum, ref_time, rating_sum, rating_count, events "
+        f"FROM {UserProfile._meta.db_table} WHERE user_id = %s AND space_id = %s"
+        + (" FOR UPDATE" if for_update else ""),
+        [user_id, space.pk],
+    )
+    if not rows:
+        return None
+    pk, item_sum, text_sum, ref_time, rating_sum, rating_count, events = rows[0]
+    state = ProfileState(
+        item_sum=vector_io.decode(item_sum),
+        text_sum=vector_io.decode(text_sum),
+        ref_time=ref_time,
+        rating_sum=rating_sum,
+        rating_count=rating_count,
+        events=events,
+    )
+    return pk, state
+
+
 def load(user: EndUser | int, space: EncoderSpace) -> ProfileState:
     """The stored profile, or one recomputed (and stored) when there is none yet."""
     user_id = user if isinstance(user, int) else user.pk
-    profile = UserProfile.objects.filter(user_id=user_id, space=space).first()
-    if profile is not None:
-        return _to_state(profile)
+    stored = _stored(user_id, space)
+    if stored is not None:
+        return stored[1]
     state = recompute(user_id, space)
     save(user_id, space, state)
     return state
@@ -227,22 +242,22 @@ def state_for(
     return copy.deepcopy(_as_of_memo[key])
 
 
-@transaction.atomic
-def record(behaviour: Behaviour, space: EncoderSpace) -> ProfileState:
-    """Fold a newly stored behaviour into the user's stored profile in ``space``."""
-    profile = (
-        UserProfile.objects.select_for_update()
-        .filter(user_id=behaviour.user_id, space=space)
-        .first()
-    )
-    if profile is None:
+@transaction.atomic(savepoint=False)  # inside the event's transaction: no savepoint
+def record(
+    behaviour: Behaviour, space: EncoderSpace, *, item_vector: np.ndarray | None = None
+) -> ProfileState:
+    """Fold a newly stored behaviour into the user's stored profile in ``space``.
+
+    ``item_vector`` saves a query when the caller already holds the item's vector.
+    """
+    stored = _stored(behaviour.user_id, space, for_update=True)
+    if stored is None:
         # First event in this space: the exact recompute already includes it.
         state = recompute(behaviour.user_id, space)
         save(behaviour.user_id, space, state)
         return state
-    state = _to_state(profile)
-    item_vector = None
-    if behaviour.item_id is not None:
+    pk, state = stored
+    if item_vector is None and behaviour.item_id is not None:
         item_vector = item_vectors(space, [behaviour.item_id]).get(behaviour.item_id)
     text_vector = None
     if behaviour.kind in TEXT_KINDS and behaviour.text:
@@ -255,5 +270,14 @@ def record(behaviour: Behaviour, space: EncoderSpace) -> ProfileState:
         item_vector=item_vector,
         text_vector=text_vector,
     )
-    save(behaviour.user_id, space, state)
+    # One UPDATE by key: the row is locked above, so no get-or-create dance is needed.
+    UserProfile.objects.filter(pk=pk).update(
+        item_sum=state.item_sum,
+        text_sum=state.text_sum,
+        ref_time=state.ref_time,
+        rating_sum=state.rating_sum,
+        rating_count=state.rating_count,
+        events=state.events,
+        updated_at=timezone.now(),
+    )
     return state

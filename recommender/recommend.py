@@ -14,8 +14,8 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from recommender import explain, profiles, retrieval, spaces
-from recommender.models import Behaviour, EncoderSpace, EndUser, Item
+from recommender import explain, profiles, retrieval, spaces, vector_io
+from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
 from recommender.ranking import BlendScorer, Candidate, Scorer, mmr, score
 
 MAX_K = 200
@@ -66,6 +66,7 @@ class History:
     recent: list[tuple[int, str, datetime, float | None]]  # item, kind, time, value
     seen: set[int]
     disliked: set[int]
+    categories: dict[int, str] = field(default_factory=dict)  # of the recent items
 
     @classmethod
     def load(cls, user: EndUser | None, as_of: datetime | None) -> History:
@@ -74,14 +75,19 @@ class History:
         events = Behaviour.objects.filter(user=user, item__isnull=False)
         if as_of is not None:
             events = events.filter(occurred_at__lt=as_of)
-        recent = list(
-            events.order_by("-occurred_at").values_list("item_id", "kind", "occurred_at", "value")[
-                :HISTORY_LIMIT
-            ]
+        rows = list(
+            events.order_by("-occurred_at").values_list(
+                "item_id", "kind", "occurred_at", "value", "item__category"
+            )[: HISTORY_LIMIT + 1]
         )
-        seen = set(events.values_list("item_id", flat=True).distinct())
+        recent = [row[:4] for row in rows[:HISTORY_LIMIT]]
+        if len(rows) > HISTORY_LIMIT:  # a long history: "seen" needs all of it
+            seen = set(events.values_list("item_id", flat=True).distinct())
+        else:
+            seen = {row[0] for row in rows}
         disliked = {item for item, kind, _, _ in recent if kind == "dislike"}
-        return cls(recent, seen, disliked)
+        categories = {row[0]: row[4] for row in rows[:HISTORY_LIMIT]}
+        return cls(recent, seen, disliked, categories)
 
     def seeds(self, now: datetime) -> dict[int, float]:
         """Recent positively engaged items, weighted by kind and recency."""
@@ -137,21 +143,27 @@ class Pool:
     """Every candidate for a request, with features filled in, before scoring."""
 
     candidates: list[Candidate]
-    items: dict[int, Item]
     history: History
     space: EncoderSpace | None
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # candidates and anchors
 
 
 def recommend(request: RecommendationRequest) -> list[Recommendation]:
     """A ranked, diverse, explained list for one request."""
     k = max(1, min(request.k, MAX_K))
     found = candidate_pool(request)
-    pool, items = found.candidates, found.items
+    pool = found.candidates
     scorer = request.scorer
     if scorer is None and request.mode == "search":
         scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
     score(pool, scorer)
     chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
+    anchors: dict[int, str] = {}
+    anchor_vectors: dict[int, np.ndarray] = {}
+    if request.explain:
+        anchors, anchor_vectors = _anchors(chosen, request, found.history, found.vectors)
+    # Full rows only for what is returned (and the items its reasons name).
+    items = Item.objects.in_bulk([c.item_id for c in chosen] + list(anchors))
     results = [
         Recommendation(
             item=items[c.item_id],
@@ -160,9 +172,11 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
             features=dict(c.features),
         )
         for c in chosen
+        if c.item_id in items
     ]
     if request.explain:
-        _explain(results, chosen, request, found.history, found.space, items)
+        kept = [c for c in chosen if c.item_id in items]
+        _explain(results, kept, request, anchors, anchor_vectors, items)
     return results
 
 
@@ -170,7 +184,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     """Candidates from every source with their features (shared by serving and training)."""
     k = max(1, min(request.k, MAX_K))
     now = request.as_of or timezone.now()
-    space = spaces.current_space()
+    space = spaces.serving_space()
     history = History.load(request.user, request.as_of)
     search_mode = request.mode == "search"
 
@@ -241,7 +255,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         for item_id, (value, anchor) in cooc.items():
             add(item_id, "co_occurrence", cooccurrence=value / top).anchor_item_id = anchor
     popularity = retrieval.popularity(request.as_of)
-    pop_scale = retrieval.log_scale(popularity.values())
+    pop_scale = math.log1p(popularity.peak()) if popularity.peak() > 0 else 1.0
     if not search_mode:
         for item_id in retrieval.top_items(popularity, n // 2, filters):
             add(item_id, "popular")
@@ -252,66 +266,131 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             for item_id in retrieval.new_items(20, filters, request.as_of):
                 add(item_id, "new")
     else:
-        trend = {}
+        trend = retrieval.ScoreTable()
     if not candidates:
-        return Pool([], {}, history, space)
+        return Pool([], history, space)
 
-    items = Item.objects.in_bulk(list(candidates))
-    vectors = _vectors(space, list(candidates))
-    disliked_vectors = list(_vectors(space, history.disliked).values())
-    affinity = _category_affinity(history, items)
-    trend_top = max(trend.values(), default=1.0) or 1.0
-    for item_id, candidate in list(candidates.items()):
-        item = items.get(item_id)
-        if item is None:
-            del candidates[item_id]
-            continue
-        vector = vectors.get(item_id)
-        candidate.vector = _unit(vector) if vector is not None else None
-        candidate.category = item.category
+    # The business filters once more, on every source (cached tables may be a minute old),
+    # with each candidate's vector in the same round trip.
+    found = _candidate_rows(space, list(candidates), filters)
+    ordered = [candidate for item_id, candidate in candidates.items() if item_id in found]
+    vectors = {item_id: row[2] for item_id, row in found.items() if row[2] is not None}
+    # Disliked items, and the recent items an explanation may name, in one more fetch.
+    others = set(history.disliked)
+    if request.explain:
+        others |= set(_anchor_ids(history, request))
+    vectors.update(_vectors(space, others - vectors.keys()))
+    affinity = _category_affinity(history)
+    trend_top = (trend.peak() if trend else 1.0) or 1.0
+    now_s = now.timestamp()
+    for candidate in ordered:
+        category, created_at, candidate.vector = found[candidate.item_id]
+        candidate.category = category
         f = candidate.features
-        if candidate.vector is not None:
-            if profile_vector is not None:
-                f["similarity"] = float(candidate.vector @ profile_vector)
-            if query_vector is not None:
-                f["query_similarity"] = float(candidate.vector @ query_vector)
-            if disliked_vectors:
-                f["dislike_similarity"] = max(
-                    0.0, max(float(candidate.vector @ d) for d in disliked_vectors)
-                )
-        f["popularity"] = math.log1p(popularity.get(item_id, 0.0)) / pop_scale
-        f["trending"] = trend.get(item_id, 0.0) / trend_top
-        age_days = max((now - item.created_at).total_seconds(), 0.0) / 86400.0
-        f["freshness"] = math.pow(0.5, age_days / 30.0)
-        f["category_affinity"] = affinity.get(item.category, 0.0) * history_share
+        f["popularity"] = math.log1p(popularity.get(candidate.item_id, 0.0)) / pop_scale
+        f["trending"] = trend.get(candidate.item_id, 0.0) / trend_top
+        age_days = max(now_s - created_at.timestamp(), 0.0) / 86400.0
+        f["freshness"] = 0.5 ** (age_days / 30.0)
+        f["category_affinity"] = affinity.get(category, 0.0) * history_share
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
+    disliked = [vectors[i] for i in history.disliked if i in vectors]
+    _similarities(ordered, profile_vector, query_vector, disliked)
+    return Pool(ordered, history, space, vectors)
 
-    return Pool(list(candidates.values()), items, history, space)
+
+def _candidate_rows(
+    space: EncoderSpace | None, ids: list[int], filters: retrieval.Filters
+) -> dict[int, tuple[str, datetime, np.ndarray | None]]:
+    """id → (category, created_at, vector in ``space``) for the ids that pass ``filters``."""
+    conditions, params = ["i.id = ANY(%s)"], [space.pk if space is not None else None, ids]
+    if filters.active_only:
+        conditions.append("i.is_active")
+    if filters.category:
+        conditions.append("i.category = %s")
+        params.append(filters.category)
+    rows = vector_io.fetch(
+        f"SELECT i.id, i.category, i.created_at, v.embedding FROM {Item._meta.db_table} i "
+        f"LEFT JOIN {ItemVector._meta.db_table} v ON v.item_id = i.id AND v.space_id = %s "
+        f"WHERE {' AND '.join(conditions)}",
+        params,
+    )
+    found = {pk: (category, created, vector_io.decode(v)) for pk, category, created, v in rows}
+    if filters.attribute_ranges and found:  # JSON ranges: the ORM knows how to compare them
+        allowed = set(
+            Item.objects.filter(pk__in=list(found))
+            .filter(filters.item_q())
+            .values_list("pk", flat=True)
+        )
+        found = {pk: row for pk, row in found.items() if pk in allowed}
+    return found
 
 
-def _category_affinity(history: History, items: dict[int, Item]) -> dict[str, float]:
-    ids = [item_id for item_id, kind, _, _ in history.recent if kind != "dislike"]
-    if not ids:
-        return {}
-    categories = dict(Item.objects.filter(pk__in=ids).values_list("pk", "category"))
+def _similarities(candidates, profile_vector, query_vector, disliked_vectors) -> None:
+    """Unit vectors and cosine features for every candidate with a vector, as matrix
+    products over all candidates at once (``candidate.vector`` comes in raw)."""
+    with_vectors = [c for c in candidates if c.vector is not None]
+    if not with_vectors:
+        return
+    matrix = np.stack([c.vector for c in with_vectors]).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1)
+    usable = norms > 1e-9
+    matrix[usable] /= norms[usable, None]
+    for candidate, row, ok in zip(with_vectors, matrix, usable.tolist(), strict=True):
+        candidate.vector = row if ok else None
+    matrix, with_vectors = matrix[usable], [c for c in with_vectors if c.vector is not None]
+    if not with_vectors:
+        return
+    columns = {}
+    if profile_vector is not None:
+        columns["similarity"] = matrix @ profile_vector
+    if query_vector is not None:
+        columns["query_similarity"] = matrix @ query_vector
+    if disliked_vectors:
+        disliked = np.stack(disliked_vectors)
+        columns["dislike_similarity"] = np.maximum((matrix @ disliked.T).max(axis=1), 0.0)
+    for name, values in columns.items():
+        for candidate, value in zip(with_vectors, values.tolist(), strict=True):
+            candidate.features[name] = value
+
+
+def _category_affinity(history: History) -> dict[str, float]:
     counts: dict[str, float] = {}
-    for item_id in ids:
-        category = categories.get(item_id, "")
-        if category:
+    for item_id, kind, _, _ in history.recent:
+        category = history.categories.get(item_id, "")
+        if kind != "dislike" and category:
             counts[category] = counts.get(category, 0.0) + 1.0
     total = sum(counts.values())
     return {category: value / total for category, value in counts.items()}
 
 
-def _explain(results, chosen, request, history, space, items) -> None:
+ANCHOR_LIMIT = 50
+
+
+def _anchor_ids(history: History, request: RecommendationRequest) -> list[int]:
+    """Items a reason may name: the most recent ones the user did not dislike, and the
+    request's positives."""
     kinds = history.anchor_kinds()
-    anchors = {aid for aid in kinds if kinds[aid] != "dislike"} | set(request.positive)
+    recent = dict.fromkeys(item_id for item_id, *_ in history.recent)
+    liked = [item_id for item_id in recent if kinds.get(item_id) != "dislike"]
+    return liked[:ANCHOR_LIMIT] + list(request.positive)
+
+
+def _anchors(chosen, request, history, vectors) -> tuple[dict[int, str], dict[int, np.ndarray]]:
+    """The anchors' ids → the user's strongest action on each, and their unit vectors."""
+    kinds = history.anchor_kinds()
     anchor_vectors = {
-        item_id: _unit(vector) for item_id, vector in _vectors(space, list(anchors)).items()
+        item_id: unit
+        for item_id in _anchor_ids(history, request)
+        if item_id in vectors and (unit := _unit(vectors[item_id])) is not None
     }
     needed = set(anchor_vectors) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
-    anchor_items = Item.objects.in_bulk([i for i in needed if i is not None])
+    return {i: kinds.get(i, "") for i in needed if i is not None}, anchor_vectors
+
+
+def _explain(results, chosen, request, anchors, anchor_vectors, items) -> None:
+    kinds = {i: kind for i, kind in anchors.items() if kind}
+    anchor_items = {i: items[i] for i in anchors if i in items}
     for result, candidate in zip(results, chosen, strict=True):
         evidence = _evidence(candidate, request, kinds, anchor_vectors, anchor_items)
         text = _item_text(result.item)
@@ -347,7 +426,7 @@ def _evidence(candidate, request, kinds, anchor_vectors, anchor_items) -> explai
 def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommendation]:
     """Items like ``item``: nearest in the active space, plus co-occurrence."""
     k = max(1, min(k, MAX_K))
-    space = spaces.current_space()
+    space = spaces.serving_space()
     filters = retrieval.Filters(exclude_ids={item.pk})
     candidates: dict[int, Candidate] = {}
     if space is not None:

@@ -8,15 +8,16 @@ refreshed by a task), popular and trending items (time windows), and text-query 
 
 from __future__ import annotations
 
-import heapq
-import math
-from collections.abc import Iterable, Sequence
+import itertools
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import FullResultSet
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Cast
@@ -76,6 +77,14 @@ def vector_query(space: EncoderSpace, vector: np.ndarray | Sequence[float]):
     )
 
 
+def ef_search(k: int) -> int:
+    """The HNSW search breadth for a top-``k`` query: ``RECOMMENDER_HNSW_EF_SEARCH``
+    (default 1000, pgvector's maximum), at least 2k. Wider finds more of the true
+    neighbours (recall) at some latency; docs/performance.md has the trade-off measured."""
+    configured = int(getattr(settings, "RECOMMENDER_HNSW_EF_SEARCH", 1000))
+    return min(max(configured, k * 2, 1), 1000)
+
+
 def nearest_items(
     vector: np.ndarray | Sequence[float],
     k: int = 10,
@@ -92,12 +101,14 @@ def nearest_items(
     excluded = set(exclude) | filters.exclude_ids
     if excluded:
         query = query.exclude(item_id__in=list(excluded))
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            # Filtered HNSW scans keep searching until k rows pass the filter (pgvector 0.8);
-            # relaxed order is re-sorted below by the exact distance we select anyway.
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(40, min(k * 2, 1000))])
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Filtered HNSW scans keep searching until k rows pass the filter (pgvector 0.8);
+        # relaxed order is re-sorted below by the exact distance we select anyway.
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', %s, true)",
+            [str(ef_search(k))],
+        )
         rows = list(query.values_list("item_id", "distance")[:k])
     rows.sort(key=lambda row: row[1])
     return [ScoredItem(item_id, 1.0 - float(distance)) for item_id, distance in rows]
@@ -199,27 +210,40 @@ def refresh_cooccurrence(
 def cooccurrence_candidates(
     seeds: dict[int, float], k: int, filters: Filters
 ) -> dict[int, tuple[float, int]]:
-    """Items that co-occur with the seed items: id → (weighted score, strongest seed)."""
+    """Items that co-occur with the seed items: id → (weighted score, strongest seed).
+
+    Summed, ranked and cut to ``k`` in SQL: a user's 30 seeds can have 1,500 neighbours.
+    """
     if not seeds:
         return {}
-    rows = (
-        ItemCooccurrence.objects.filter(item_id__in=list(seeds))
-        .filter(filters.item_q("other__"))
-        .values_list("item_id", "other_id", "score")
-    )
-    # Exclusions are applied here rather than as a NOT IN of a long history in SQL.
-    excluded = filters.exclude_ids | set(seeds)
-    found: dict[int, tuple[float, int, float]] = {}
-    for seed, other, score in rows:
-        if other in excluded:
-            continue
-        contribution = score * seeds[seed]
-        total, anchor, best = found.get(other, (0.0, seed, 0.0))
-        if contribution > best:
-            anchor, best = seed, contribution
-        found[other] = (total + contribution, anchor, best)
-    ranked = sorted(found.items(), key=lambda kv: -kv[1][0])[:k]
-    return {item_id: (total, anchor) for item_id, (total, anchor, _) in ranked}
+    item_table = Item._meta.db_table
+    where, where_params = _item_where(filters)
+    sql = f"""
+        SELECT c.other_id, sum(c.score * s.weight) AS total,
+               (array_agg(c.item_id ORDER BY c.score * s.weight DESC, c.item_id))[1]
+        FROM unnest(%s::bigint[], %s::float8[]) AS s(item_id, weight)
+        JOIN {ItemCooccurrence._meta.db_table} c ON c.item_id = s.item_id
+        JOIN {item_table} ON {item_table}.id = c.other_id
+        WHERE NOT (c.other_id = ANY(%s::bigint[])) AND {where}
+        GROUP BY c.other_id
+        ORDER BY total DESC, c.other_id
+        LIMIT %s
+    """
+    excluded = list(filters.exclude_ids | set(seeds))
+    params = [list(seeds), list(seeds.values()), excluded, *where_params, k]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {other: (float(total), anchor) for other, total, anchor in cursor.fetchall()}
+
+
+def _item_where(filters: Filters) -> tuple[str, list]:
+    """``filters.item_q()`` as SQL over the item table's own name (for raw joins)."""
+    query = Item.objects.filter(filters.item_q()).query
+    try:
+        sql, params = query.get_compiler(connection=connection).compile(query.where)
+    except FullResultSet:
+        return "TRUE", []
+    return sql or "TRUE", list(params)
 
 
 # --- Popular and trending ----------------------------------------------------------------
@@ -227,7 +251,8 @@ def cooccurrence_candidates(
 
 def _weighted_counts(start: datetime | None, end: datetime) -> dict[int, float]:
     weights = settings.RECOMMENDER_BEHAVIOUR_WEIGHTS
-    events = Behaviour.objects.filter(item__isnull=False, occurred_at__lt=end)
+    # Active items only: inactive ones can never be served, so they need no score.
+    events = Behaviour.objects.filter(item__is_active=True, occurred_at__lt=end)
     if start is not None:
         events = events.filter(occurred_at__gte=start)
     totals: dict[int, float] = {}
@@ -241,20 +266,50 @@ def _weighted_counts(start: datetime | None, end: datetime) -> dict[int, float]:
     return totals
 
 
-def _cached_per_minute(name: str, end: datetime, compute):
+class ScoreTable(dict):
+    """Item id → score, with the items sorted best first once per process (``head``)."""
+
+    _ranked: list[tuple[int, float]] | None = None
+
+    def head(self) -> list[tuple[int, float]]:
+        if self._ranked is None:
+            self._ranked = sorted(self.items(), key=lambda kv: (-kv[1], kv[0]))
+        return self._ranked
+
+    def peak(self) -> float:
+        """The highest score (0 for an empty table)."""
+        head = self.head()
+        return head[0][1] if head else 0.0
+
+
+# name → (cache key, token, table): the last table each process read, reused while the
+# shared cache still holds the same token for the same minute.
+_memo: dict[str, tuple[str, str, ScoreTable]] = {}
+
+
+def _cached_per_minute(name: str, end: datetime, compute) -> ScoreTable:
     """Aggregates over the behaviour log, shared by all processes for a minute (Redis).
 
-    They scan many rows; recomputing them on every request would dominate serving.
+    They scan many rows; recomputing them on every request would dominate serving, and
+    so would unpickling a catalogue-sized table: each process keeps the last one it read
+    and only checks a small token in Redis.
     """
     key = f"recsite:{name}:{end.replace(second=0, microsecond=0).isoformat()}"
-    cached = cache.get(key)
-    if cached is None:
-        cached = compute()
-        cache.set(key, cached, 60)
-    return cached
+    token = cache.get(f"{key}:token")
+    memo = _memo.get(name)
+    if token is not None and memo is not None and memo[:2] == (key, token):
+        return memo[2]
+    table = cache.get(key) if token is not None else None
+    if table is None:
+        table = compute()
+        token = uuid.uuid4().hex
+        cache.set_many({key: table, f"{key}:token": token}, 60)
+    table = ScoreTable(table)
+    _memo[name] = (key, token, table)
+    return table
 
 
-def popularity(as_of: datetime | None = None, window_days: int | None = None) -> dict[int, float]:
+def popularity(as_of: datetime | None = None, window_days: int | None = None) -> ScoreTable:
     """Weighted engagement counts per item in the window before ``as_of`` (cached briefly).
 
     When the window holds nothing (an old dataset, a quiet shop) all time is used.
@@ -273,7 +328,7 @@ def popularity(as_of: datetime | None = None, window_days: int | None = None) ->
     return _cached_per_minute(f"popularity:{window_days}", end, compute)
 
 
-def trending(as_of: datetime | None = None) -> dict[int, float]:
+def trending(as_of: datetime | None = None) -> ScoreTable:
     """Items whose last-7-days engagement beats their previous-28-days weekly rate."""
     end = as_of or timezone.now()
 
@@ -290,19 +345,28 @@ def trending(as_of: datetime | None = None) -> dict[int, float]:
 
 
 def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, float]:
-    """The ``k`` best-scored items that pass the filters."""
-    # Only the head can pass: no need to sort the whole (catalogue-sized) table.
-    ranked = heapq.nlargest(
-        k * 4,
-        (kv for kv in scores.items() if kv[0] not in filters.exclude_ids),
-        key=lambda kv: kv[1],
+    """The ``k`` best-scored items that pass the filters.
+
+    Popularity and trending tables hold active items only (as of their minute), so with no
+    category or attribute filter the head is taken as it is; the caller's final item fetch
+    applies ``filters`` again. With such a filter the head is checked in SQL.
+    """
+    ranked = scores.head() if isinstance(scores, ScoreTable) else ScoreTable(scores).head()
+    narrowed = bool(filters.category or filters.attribute_ranges)
+    head = list(
+        itertools.islice(
+            ((item_id, score) for item_id, score in ranked if item_id not in filters.exclude_ids),
+            k * 4 if narrowed else k,
+        )
     )
-    allowed = set(
-        Item.objects.filter(filters.item_q())
-        .filter(pk__in=[item_id for item_id, _ in ranked])
-        .values_list("pk", flat=True)
-    )
-    return {item_id: score for item_id, score in ranked if item_id in allowed}
+    if narrowed:
+        allowed = set(
+            Item.objects.filter(filters.item_q())
+            .filter(pk__in=[item_id for item_id, _ in head])
+            .values_list("pk", flat=True)
+        )
+        head = [(item_id, score) for item_id, score in head if item_id in allowed]
+    return dict(head[:k])
 
 
 def new_items(k: int, filters: Filters, as_of: datetime | None = None) -> list[int]:
@@ -311,9 +375,3 @@ def new_items(k: int, filters: Filters, as_of: datetime | None = None) -> list[i
     if as_of is not None:
         query = query.filter(created_at__lt=as_of)
     return list(query.order_by("-created_at").values_list("pk", flat=True)[:k])
-
-
-def log_scale(values: Iterable[float]) -> float:
-    """The normaliser for popularity features: log(1 + max)."""
-    top = max(values, default=0.0)
-    return math.log1p(top) if top > 0 else 1.0

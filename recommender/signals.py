@@ -1,13 +1,14 @@
-"""Saving an item queues its embedding after commit, only when its text changed."""
+"""Saving an item queues its embedding after commit, only when its text changed; saving or
+deleting an encoder space invalidates the cached active space in every process."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from recommender.models import Item
+from recommender.models import EncoderSpace, Item
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.item_text_changed")
@@ -23,3 +24,13 @@ def queue_embedding_on_text_change(sender, instance: Item, created: bool, **kwar
 
     item_id = instance.pk
     transaction.on_commit(lambda: enqueue_item_embeddings([item_id]))
+
+
+@receiver(post_save, sender=EncoderSpace, dispatch_uid="recommender.space_saved")
+@receiver(post_delete, sender=EncoderSpace, dispatch_uid="recommender.space_deleted")
+def forget_serving_space(sender, **kwargs) -> None:
+    from recommender import spaces
+
+    spaces.spaces_changed()
+    # Also after commit: another process may have re-read the old row in between.
+    transaction.on_commit(spaces.spaces_changed)

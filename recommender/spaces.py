@@ -8,12 +8,17 @@ ORM cannot express a partial index over a cast whose size depends on a row.
 
 from __future__ import annotations
 
+import copy
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -57,16 +62,31 @@ def check_template(template: str) -> str:
 
 
 def create_index(space: EncoderSpace) -> None:
+    """Create the space's HNSW index if it is missing.
+
+    Outside a transaction it is built ``CONCURRENTLY``, so vectors of other spaces can be
+    written meanwhile (a plain build locks the whole table against writes).
+    """
+    sql = (
+        f"CREATE INDEX {{}} IF NOT EXISTS {index_name(space)} ON {ItemVector._meta.db_table} "
+        f"USING hnsw ((embedding::{vector_cast(space)}) vector_cosine_ops) "
+        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+        f"WHERE space_id = {int(space.pk)}"
+    )
+    if not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute(sql.format("CONCURRENTLY"))
+            except DatabaseError:
+                # A failed concurrent build leaves an invalid index behind: remove it.
+                cursor.execute(f"DROP INDEX IF EXISTS {index_name(space)}")
+                raise
+        return
     with connection.cursor() as cursor:
         # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED; PostgreSQL refuses DDL on
         # a table with pending checks, so run them now and restore the default afterwards.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name(space)} ON {ItemVector._meta.db_table} "
-            f"USING hnsw ((embedding::{vector_cast(space)}) vector_cosine_ops) "
-            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
-            f"WHERE space_id = {int(space.pk)}"
-        )
+        cursor.execute(sql.format(""))
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
@@ -92,10 +112,13 @@ def create_space(
     text_template: str = DEFAULT_TEXT_TEMPLATE,
     activate: bool = False,
 ) -> EncoderSpace:
-    """Create a space (status ``building``) and its HNSW index.
+    """Create a space (status ``building``); with ``activate``, also its HNSW index.
 
-    The encoder is built once here to learn its dimension and to fail early on a bad
-    plugin name or option, before any worker tries.
+    A space that does not serve yet gets its index when its build completes
+    (``mark_ready_if_complete``): one bulk build is several times cheaper than inserting
+    every vector into the graph as it arrives. The encoder is built once here to learn
+    its dimension and to fail early on a bad plugin name or option, before any worker
+    tries.
     """
     if EncoderSpace.objects.filter(name=name).exists():
         raise ValidationError(f"an encoder space named {name!r} already exists")
@@ -108,7 +131,6 @@ def create_space(
         dim=encoder.dim,
         text_template=check_template(text_template),
     )
-    create_index(space)
     if activate:
         activate_space(space)
     return space
@@ -119,6 +141,7 @@ def activate_space(space: EncoderSpace) -> EncoderSpace:
     """Make ``space`` the one that serves, in one transaction."""
     if space.status == SpaceStatus.RETIRED:
         raise ValidationError(f"space {space.name!r} is retired; create a new one")
+    create_index(space)  # a space activated before its build completed has none yet
     EncoderSpace.objects.select_for_update().filter(is_active=True).exclude(pk=space.pk).update(
         is_active=False
     )
@@ -150,6 +173,46 @@ def active_space() -> EncoderSpace:
 def current_space() -> EncoderSpace | None:
     """The active space, or None on a site that has none yet."""
     return EncoderSpace.objects.filter(is_active=True).first()
+
+
+# The serving path asks for the active space on every request and every event. It changes
+# only when a space is saved or deleted, so each process keeps it, checked at most every
+# CHECK_S seconds against a version token in the shared cache that every save bumps. A
+# switch made in this process is seen at once, one made elsewhere within CHECK_S.
+_VERSION_KEY = "recsite:spaces-version"
+CHECK_S = 1.0
+_served: tuple[str, EncoderSpace | None] | None = None
+_checked_at = 0.0
+
+
+def _spaces_version() -> str:
+    version = cache.get(_VERSION_KEY)
+    if version is None:
+        version = uuid.uuid4().hex
+        cache.add(_VERSION_KEY, version, None)
+        version = cache.get(_VERSION_KEY) or version
+    return version
+
+
+def spaces_changed() -> None:
+    """Forget the active space everywhere (called on every space save and delete)."""
+    global _served
+    _served = None
+    cache.set(_VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def serving_space() -> EncoderSpace | None:
+    """``current_space()`` for the hot path, cached per process (see ``CHECK_S``).
+    Returns a copy, so callers cannot change the cached instance."""
+    global _served, _checked_at
+    now = time.monotonic()
+    if _served is None or now - _checked_at >= CHECK_S:
+        version = _spaces_version()
+        if _served is None or _served[0] != version:
+            _served = (version, current_space())
+        _checked_at = now
+    space = _served[1]
+    return copy.copy(space) if space is not None else None
 
 
 def ensure_default_space() -> EncoderSpace:
@@ -223,13 +286,35 @@ def items_needing_vectors(space: EncoderSpace):
 
 
 def mark_ready_if_complete(space: EncoderSpace) -> bool:
-    """A building space becomes ready once every active item has a fresh vector."""
+    """A building space becomes ready once every active item has a fresh vector; its HNSW
+    index is built then, in one go, before the status says ready."""
     if space.status != SpaceStatus.BUILDING:
         return space.status == SpaceStatus.READY
     if items_needing_vectors(space).exists():
         return False
-    EncoderSpace.objects.filter(pk=space.pk, status=SpaceStatus.BUILDING).update(
-        status=SpaceStatus.READY
-    )
+    with _space_lock(space) as acquired:
+        if not acquired:  # another worker is finishing this space right now
+            return False
+        create_index(space)
+        EncoderSpace.objects.filter(pk=space.pk, status=SpaceStatus.BUILDING).update(
+            status=SpaceStatus.READY
+        )
     space.status = SpaceStatus.READY
+    spaces_changed()
     return True
+
+
+@contextmanager
+def _space_lock(space: EncoderSpace):
+    """A PostgreSQL advisory lock per space (session level, so it also holds outside a
+    transaction, where the index is built concurrently); yields whether it was taken."""
+    key = [0x5EC0, int(space.pk)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)

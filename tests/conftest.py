@@ -84,4 +84,7 @@ def _fresh_cache():
     """Each test starts with an empty shared cache (per-minute aggregates, throttles)."""
     from django.core.cache import cache
 
+    from recommender import spaces
+
     cache.clear()
+    spaces.spaces_changed()

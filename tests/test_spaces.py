@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from recommender import embedding, retrieval, spaces
 from recommender.models import EncoderSpace, EndUser, Item, ItemVector, UserProfile
-from recommender.tasks import refresh_stale_vectors
+from recommender.tasks import build_space, refresh_stale_vectors
 
 
 def wait_for(condition, timeout: float = 60.0, message: str = "condition"):
@@ -60,6 +60,26 @@ def test_edited_title_is_stale_until_a_refresh(celery_worker):
     assert text.startswith("机械键盘红轴")
     query = embedding.encoder_for(space).encode([text])[0]
     assert retrieval.nearest_items(query, 1, space=space)[0].similarity == pytest.approx(1.0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_space_built_by_the_worker_is_ready_with_its_index(celery_worker):
+    with override_settings(RECOMMENDER_EMBED_ON_SAVE=False):
+        make_items(("女士加长款保暖羽绒服", "clothing"), ("机械键盘青轴", "electronics"))
+        serving = spaces.create_space("serving", "hashing", {"dim": 32}, activate=True)
+        space = spaces.create_space("next", "hashing", {"dim": 48})
+    build_space.delay(space.pk).get(timeout=60)
+    wait_for(lambda: EncoderSpace.objects.get(pk=space.pk).status == "ready", message="the build")
+    # Built outside a transaction, so CONCURRENTLY: valid, and in the serving query plan.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s",
+            [spaces.index_name(space)],
+        )
+        assert cursor.fetchall() == [(True,)]
+    assert ItemVector.objects.filter(space=space).count() == 2
+    assert spaces.index_exists(serving)
 
 
 @pytest.mark.django_db
@@ -131,10 +151,33 @@ def test_embedding_twice_changes_nothing(hashing_space):
 
 
 @pytest.mark.django_db
+def test_a_building_space_gets_its_index_when_its_build_completes(hashing_space):
+    items = make_items(("a", "x"), ("b", "y"))
+    other = spaces.create_space("other", "hashing", {"dim": 16})
+    assert not spaces.index_exists(other)  # vectors are not inserted into a graph one by one
+    embedding.embed_items(other, [items[0].pk])
+    assert not spaces.mark_ready_if_complete(other)  # one item still lacks a vector
+    assert not spaces.index_exists(other)
+    embedding.embed_items(other, [items[1].pk])
+    assert spaces.mark_ready_if_complete(other)
+    assert spaces.index_exists(other)
+    assert EncoderSpace.objects.get(pk=other.pk).status == "ready"
+
+
+@pytest.mark.django_db
+def test_activating_a_space_before_its_build_completes_creates_its_index(hashing_space):
+    other = spaces.create_space("other", "hashing", {"dim": 16})
+    spaces.activate_space(other)
+    assert spaces.index_exists(other)
+    assert spaces.index_exists(hashing_space)
+
+
+@pytest.mark.django_db
 def test_retiring_drops_vectors_and_index(hashing_space):
     other = spaces.create_space("other", "hashing", {"dim": 16})
     (item,) = make_items(("x", "y"))
     embedding.embed_items(other, [item.pk])
+    assert spaces.mark_ready_if_complete(other)
     assert spaces.index_exists(other)
     spaces.retire_space(other)
     assert not spaces.index_exists(other)

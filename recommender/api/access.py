@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -67,10 +68,35 @@ class ScopedAccess(permissions.BasePermission):
         return not settings.RECOMMENDER_REQUIRE_API_KEY
 
 
+# One round trip per request: count in a window that starts with the key's first request
+# and expires with it (DRF's own throttle reads and rewrites a list of timestamps: two).
+_COUNT_IN_WINDOW = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
+"""
+
+
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """Per key (or per client address without one), in the shared cache (Redis)."""
+    """Per key (or per client address without one), in the shared cache (Redis): at most
+    ``num_requests`` per window of ``duration`` seconds from the window's first request."""
 
     scope = "api"
+    remaining_ms = 0
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        key = cache.make_and_validate_key(self.key)
+        client = cache._cache.get_client(key, write=True)
+        count, self.remaining_ms = client.eval(_COUNT_IN_WINDOW, 1, key, int(self.duration * 1000))
+        return count <= self.num_requests
+
+    def wait(self):
+        return max(self.remaining_ms, 0) / 1000.0
 
     def get_cache_key(self, request, view):
         if isinstance(request.auth, ApiKey):

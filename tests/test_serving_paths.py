@@ -1,0 +1,176 @@
+"""The fast paths of serving: binary vector reads, the cached active space, co-occurrence
+summed in SQL, popularity heads, and event inserts that look the user up themselves."""
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from recommender import embedding, events, profiles, retrieval, spaces, vector_io
+from recommender.models import (
+    Behaviour,
+    EncoderSpace,
+    EndUser,
+    Item,
+    ItemCooccurrence,
+    ItemVector,
+    UserProfile,
+)
+
+
+@pytest.fixture
+def space(db, settings):
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    return spaces.create_space("fast", "hashing", {"dim": 48}, activate=True)
+
+
+def make_items(n: int, **fields) -> list[Item]:
+    return [
+        Item.objects.create(external_id=f"sku-{i}", title=f"商品 {i} 羽绒服 款{i % 7}", **fields)
+        for i in range(n)
+    ]
+
+
+def test_binary_vectors_equal_what_the_orm_reads(space):
+    items = make_items(5)
+    embedding.embed_items(space, [item.pk for item in items])
+    through_orm = {
+        item_id: np.asarray(vector, dtype=np.float32)
+        for item_id, vector in ItemVector.objects.filter(space=space).values_list(
+            "item_id", "embedding"
+        )
+    }
+    binary = profiles.item_vectors(space, [item.pk for item in items])
+    assert binary.keys() == through_orm.keys()
+    for item_id, vector in binary.items():
+        assert vector.dtype == np.float32 and vector.shape == (48,)
+        np.testing.assert_array_equal(vector, through_orm[item_id])
+    assert vector_io.decode(None) is None
+
+
+def test_profile_read_in_binary_matches_the_stored_sums(space):
+    items = make_items(3)
+    embedding.embed_items(space, [item.pk for item in items])
+    for item in items:
+        events.record_event(events.EventInput(user="u1", item=item.external_id, kind="like"))
+    stored = UserProfile.objects.get(user__external_id="u1", space=space)
+    state = profiles.load(stored.user_id, space)
+    np.testing.assert_allclose(state.item_sum, np.asarray(stored.item_sum), rtol=1e-6)
+    assert state.text_sum is None and state.events == 3
+    assert state.ref_time == stored.ref_time
+
+
+def test_serving_space_follows_activation_and_ignores_caller_changes(space):
+    other = spaces.create_space("other", "hashing", {"dim": 16})
+    assert spaces.serving_space().pk == space.pk
+    spaces.serving_space().name = "changed by a caller"
+    assert spaces.serving_space().name == "fast"
+    spaces.activate_space(other)  # a save: seen at once in this process
+    assert spaces.serving_space().pk == other.pk
+
+
+def test_serving_space_sees_a_switch_made_by_another_process(space, monkeypatch):
+    other = spaces.create_space("other", "hashing", {"dim": 16})
+    assert spaces.serving_space().pk == space.pk
+    # Another process switches: rows change without this process's signals, and the
+    # shared token is bumped (what its signal handler does there).
+    EncoderSpace.objects.filter(pk=space.pk).update(is_active=False)
+    EncoderSpace.objects.filter(pk=other.pk).update(is_active=True)
+    from django.core.cache import cache
+
+    cache.set(spaces._VERSION_KEY, "bumped elsewhere", None)
+    assert spaces.serving_space().pk == space.pk  # within CHECK_S: this process's copy
+    monkeypatch.setattr(spaces, "CHECK_S", 0.0)
+    assert spaces.serving_space().pk == other.pk
+
+
+def test_cooccurrence_candidates_sum_weighted_scores_and_name_the_strongest_seed(space):
+    a, b, x, y, z, gone = make_items(6)
+    Item.objects.filter(pk=gone.pk).update(is_active=False)
+    ItemCooccurrence.objects.bulk_create(
+        [
+            ItemCooccurrence(item=a, other=x, score=0.5, count=3),
+            ItemCooccurrence(item=b, other=x, score=0.4, count=2),
+            ItemCooccurrence(item=a, other=y, score=0.2, count=1),
+            ItemCooccurrence(item=b, other=z, score=0.9, count=5),
+            ItemCooccurrence(item=a, other=gone, score=0.9, count=5),
+            ItemCooccurrence(item=a, other=b, score=0.9, count=5),  # a seed itself
+        ]
+    )
+    seeds = {a.pk: 1.0, b.pk: 2.0}
+    found = retrieval.cooccurrence_candidates(seeds, 10, retrieval.Filters())
+    # x: 0.5*1 + 0.4*2 = 1.3, strongest via b (0.8); z: 1.8 via b; y: 0.2 via a.
+    assert list(found) == [z.pk, x.pk, y.pk]
+    assert found[x.pk] == (pytest.approx(1.3), b.pk)
+    assert found[z.pk] == (pytest.approx(1.8), b.pk)
+    assert found[y.pk] == (pytest.approx(0.2), a.pk)
+    excluded = retrieval.cooccurrence_candidates(seeds, 1, retrieval.Filters(exclude_ids={z.pk}))
+    assert list(excluded) == [x.pk]
+    Item.objects.filter(pk=y.pk).update(category="tea")
+    by_category = retrieval.cooccurrence_candidates(seeds, 10, retrieval.Filters(category="tea"))
+    assert list(by_category) == [y.pk]
+
+
+def test_popular_head_holds_active_items_only_and_respects_filters(space):
+    items = make_items(4)
+    user = EndUser.objects.create(external_id="u")
+    for rank, item in enumerate(items):
+        for _ in range(4 - rank):
+            Behaviour.objects.create(user=user, item=item, kind="purchase")
+    Item.objects.filter(pk=items[0].pk).update(is_active=False)
+    Item.objects.filter(pk=items[3].pk).update(category="tea")
+    table = retrieval.popularity()
+    assert items[0].pk not in table
+    assert list(retrieval.top_items(table, 2, retrieval.Filters())) == [items[1].pk, items[2].pk]
+    assert list(retrieval.top_items(table, 2, retrieval.Filters(exclude_ids={items[1].pk}))) == [
+        items[2].pk,
+        items[3].pk,
+    ]
+    assert list(retrieval.top_items(table, 2, retrieval.Filters(category="tea"))) == [items[3].pk]
+
+
+def test_an_event_for_a_new_user_creates_the_user_once(space):
+    (item,) = make_items(1)
+    embedding.embed_items(space, [item.pk])
+    first = events.record_event(events.EventInput(user="new", item="sku-0", kind="view"))
+    second = events.record_event(events.EventInput(user="new", item="sku-0", kind="like"))
+    assert first.created and second.created
+    assert first.behaviour.user_id == second.behaviour.user_id
+    assert EndUser.objects.filter(external_id="new").count() == 1
+    assert second.behaviour.user.external_id == "new"
+    assert Behaviour.objects.filter(user__external_id="new").count() == 2
+
+
+def test_a_repeated_event_id_returns_the_stored_event_and_writes_nothing(space):
+    (item,) = make_items(1)
+    embedding.embed_items(space, [item.pk])
+    event = events.EventInput(user="u", item="sku-0", kind="cart", event_id="e-1", value=2.0)
+    first = events.record_event(event)
+    profile = UserProfile.objects.get(user__external_id="u")
+    again = events.record_event(event)
+    assert (first.created, again.created, again.profile_updated) == (True, False, False)
+    assert again.behaviour.pk == first.behaviour.pk
+    assert again.behaviour.item.external_id == "sku-0" and again.behaviour.value == 2.0
+    assert Behaviour.objects.count() == 1
+    assert UserProfile.objects.get(pk=profile.pk).events == profile.events
+
+
+def test_binary_fetches_are_listed_with_the_orm_queries_under_debug(space, settings):
+    (item,) = make_items(1)
+    embedding.embed_items(space, [item.pk])
+    connection.force_debug_cursor = True
+    try:
+        before = len(connection.queries)
+        profiles.item_vectors(space, [item.pk])
+        assert len(connection.queries) == before + 1
+        assert "embedding" in connection.queries[-1]["sql"]
+    finally:
+        connection.force_debug_cursor = False
+
+
+def test_ef_search_follows_the_setting_within_pgvectors_bounds(settings):
+    settings.RECOMMENDER_HNSW_EF_SEARCH = 40
+    assert (retrieval.ef_search(10), retrieval.ef_search(100)) == (40, 200)
+    settings.RECOMMENDER_HNSW_EF_SEARCH = 5000
+    assert retrieval.ef_search(10) == 1000  # pgvector refuses more
+    del settings.RECOMMENDER_HNSW_EF_SEARCH
+    assert retrieval.ef_search(10) == 1000
