@@ -159,9 +159,9 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     score(pool, scorer)
     chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
     anchors: dict[int, str] = {}
-    anchor_vectors: dict[int, np.ndarray] = {}
+    closest: dict[int, int] = {}
     if request.explain:
-        anchors, anchor_vectors = _anchors(chosen, request, found.history, found.vectors)
+        anchors, closest = _anchors(chosen, request, found.history, found.vectors)
     # Full rows only for what is returned (and the items its reasons name).
     items = Item.objects.in_bulk([c.item_id for c in chosen] + list(anchors))
     results = [
@@ -176,7 +176,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     ]
     if request.explain:
         kept = [c for c in chosen if c.item_id in items]
-        _explain(results, kept, request, anchors, anchor_vectors, items)
+        _explain(results, kept, request, anchors, closest, items)
     return results
 
 
@@ -376,29 +376,38 @@ def _anchor_ids(history: History, request: RecommendationRequest) -> list[int]:
     return liked[:ANCHOR_LIMIT] + list(request.positive)
 
 
-def _anchors(chosen, request, history, vectors) -> tuple[dict[int, str], dict[int, np.ndarray]]:
-    """The anchors' ids → the user's strongest action on each, and their unit vectors."""
+def _anchors(chosen, request, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
+    """The items the reasons will name → the user's strongest action on each, and for
+    each chosen candidate the anchor closest to it by cosine."""
     kinds = history.anchor_kinds()
-    anchor_vectors = {
-        item_id: unit
-        for item_id in _anchor_ids(history, request)
-        if item_id in vectors and (unit := _unit(vectors[item_id])) is not None
-    }
-    needed = set(anchor_vectors) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
-    return {i: kinds.get(i, "") for i in needed if i is not None}, anchor_vectors
+    ids, rows = [], []
+    for item_id in _anchor_ids(history, request):
+        if item_id in vectors and (unit := _unit(vectors[item_id])) is not None:
+            ids.append(item_id)
+            rows.append(unit)
+    closest: dict[int, int] = {}
+    with_vectors = [c for c in chosen if c.vector is not None]
+    if rows and with_vectors:
+        sims = np.stack([c.vector for c in with_vectors]) @ np.stack(rows).T
+        closest = {
+            c.item_id: ids[int(best)]
+            for c, best in zip(with_vectors, sims.argmax(axis=1), strict=True)
+        }
+    needed = set(closest.values()) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
+    return {i: kinds.get(i, "") for i in needed}, closest
 
 
-def _explain(results, chosen, request, anchors, anchor_vectors, items) -> None:
+def _explain(results, chosen, request, anchors, closest, items) -> None:
     kinds = {i: kind for i, kind in anchors.items() if kind}
     anchor_items = {i: items[i] for i in anchors if i in items}
     for result, candidate in zip(results, chosen, strict=True):
-        evidence = _evidence(candidate, request, kinds, anchor_vectors, anchor_items)
+        evidence = _evidence(candidate, request, kinds, closest, anchor_items)
         text = _item_text(result.item)
         result.reason = explain.explain(text, evidence, request.lang)
         result.blurb = explain.blurb(text, result.reason, request.lang)
 
 
-def _evidence(candidate, request, kinds, anchor_vectors, anchor_items) -> explain.Evidence:
+def _evidence(candidate, request, kinds, closest, anchor_items) -> explain.Evidence:
     f = candidate.features
     if request.query and (f.get("query_similarity", 0.0) >= 0.25 or "keyword" in candidate.sources):
         kind = "query" if request.mode == "search" else "intent"
@@ -410,8 +419,8 @@ def _evidence(candidate, request, kinds, anchor_vectors, anchor_items) -> explai
         # otherwise the honest reason is the user's own action on X.
         kind = "co_occurrence" if anchor_kind in ("purchase", "cart") else "history"
         return explain.Evidence(kind, anchor=_item_text(anchor), anchor_kind=anchor_kind)
-    if candidate.vector is not None and anchor_vectors and f.get("similarity", 0.0) > 0:
-        best = max(anchor_vectors, key=lambda i: float(anchor_vectors[i] @ candidate.vector))
+    if candidate.item_id in closest and f.get("similarity", 0.0) > 0:
+        best = closest[candidate.item_id]
         if best in anchor_items:
             kind = "positive" if best in request.positive else "history"
             return explain.Evidence(
