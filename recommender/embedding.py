@@ -10,6 +10,7 @@ import numpy as np
 from django.utils import timezone
 
 from encoders.registry import get_encoder
+from recommender import vector_io
 from recommender.models import EncoderSpace, Item, ItemVector
 
 EMBED_BATCH = 256
@@ -82,20 +83,30 @@ def embed_items(
 
 
 def store_vectors(space: EncoderSpace, items: Sequence[Item], vectors: np.ndarray) -> None:
-    """Upsert one vector per item; all-zero rows (empty texts) are not stored."""
-    now = timezone.now()
-    rows = [
-        ItemVector(
-            space=space, item_id=item.pk, embedding=vector, text_hash=item.text_hash, updated_at=now
-        )
-        for item, vector in zip(items, vectors, strict=True)
-        if np.any(vector)
-    ]
-    ItemVector.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["space", "item"],
-        update_fields=["embedding", "text_hash", "updated_at"],
+    """Upsert one vector per item; all-zero rows (empty texts) are not stored.
+
+    One statement per batch, vectors sent in binary (``vector_io.VectorArray``).
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    keep = np.flatnonzero(np.any(vectors != 0, axis=1))
+    if not len(keep):
+        return
+    table = ItemVector._meta.db_table
+    vector_io.execute(
+        f"""
+        INSERT INTO {table} (space_id, item_id, embedding, text_hash, updated_at)
+        SELECT %s, u.item_id, u.embedding, u.text_hash, %s
+        FROM unnest(%s::bigint[], %s, %s::text[]) AS u(item_id, embedding, text_hash)
+        ON CONFLICT (space_id, item_id) DO UPDATE SET embedding = EXCLUDED.embedding,
+            text_hash = EXCLUDED.text_hash, updated_at = EXCLUDED.updated_at
+        """,
+        [
+            space.pk,
+            timezone.now(),
+            [items[i].pk for i in keep],
+            vector_io.VectorArray(vectors[keep]),
+            [items[i].text_hash for i in keep],
+        ],
     )
 
 

@@ -1,4 +1,5 @@
-"""Reading pgvector columns in PostgreSQL's binary format, straight into numpy.
+"""Reading and writing pgvector columns in PostgreSQL's binary format, straight from and
+into numpy.
 
 Through the ORM a vector arrives as text (``'[0.1,0.2,…]'``) and is parsed float by float
 in Python: ~0.5 ms per 384-d vector, which dominated serving. In binary a vector is
@@ -9,12 +10,15 @@ server-side-binding psycopg cursor, because Django's client-side cursors return 
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Sequence
 
 import numpy as np
 import psycopg
 from django.db import connection
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 
 def decode(value: bytes | None) -> np.ndarray | None:
@@ -36,3 +40,62 @@ def fetch(sql: str, params: Sequence | dict = ()) -> list[tuple]:
         took = time.monotonic() - started
         connection.queries_log.append({"sql": sql, "time": f"{took:.3f}"})
     return rows
+
+
+class VectorArray:
+    """A (n, dim) matrix to send as one ``vector[]`` parameter in binary (see ``execute``)."""
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = np.asarray(matrix, dtype=np.float32)
+
+
+def _type_oids() -> tuple[int, int]:
+    """The oids of ``vector`` and ``vector[]`` in this database (looked up once)."""
+    database = connection.settings_dict["NAME"]
+    if database not in _oids:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT oid, typarray FROM pg_type WHERE oid = 'vector'::regtype")
+            _oids[database] = tuple(cursor.fetchone())
+    return _oids[database]
+
+
+_oids: dict[str, tuple[int, int]] = {}
+
+
+def _array_dumper(vector_oid: int, array_oid: int) -> type[Dumper]:
+    class VectorArrayDumper(Dumper):
+        format = Format.BINARY
+        oid = array_oid
+
+        def dump(self, obj: VectorArray) -> bytes:
+            n, dim = obj.matrix.shape
+            # PostgreSQL's binary array: ndim, has-nulls, element type, (length, lower
+            # bound) per dimension; then each element as int32 size + pgvector's own
+            # binary (uint16 dim, uint16 unused, dim big-endian float32).
+            rows = np.empty(
+                n, dtype=[("size", ">i4"), ("dim", ">u2"), ("unused", ">u2"), ("v", ">f4", dim)]
+            )
+            rows["size"], rows["dim"], rows["unused"] = 4 + 4 * dim, dim, 0
+            rows["v"] = obj.matrix
+            return struct.pack(">iiIii", 1, 0, vector_oid, n, 1) + rows.tobytes()
+
+    return VectorArrayDumper
+
+
+def execute(sql: str, params: Sequence | dict = ()) -> int:
+    """Run a write statement whose ``VectorArray`` parameters go in binary; the row count.
+
+    Through Django's cursor every float is formatted as text in Python (~0.5 ms per
+    512-d vector), which was a fifth of the embedding pipeline's CPU.
+    """
+    connection.ensure_connection()
+    vector_oid, array_oid = _type_oids()
+    started = time.monotonic()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.adapters.register_dumper(VectorArray, _array_dumper(vector_oid, array_oid))
+        cursor.execute(sql, params)
+        count = cursor.rowcount
+    if connection.queries_logged:
+        took = time.monotonic() - started
+        connection.queries_log.append({"sql": sql, "time": f"{took:.3f}"})
+    return count

@@ -174,3 +174,19 @@ def test_ef_search_follows_the_setting_within_pgvectors_bounds(settings):
     assert retrieval.ef_search(10) == 1000  # pgvector refuses more
     del settings.RECOMMENDER_HNSW_EF_SEARCH
     assert retrieval.ef_search(10) == 1000
+
+
+def test_vectors_written_in_binary_read_back_exactly_and_upsert(space):
+    items = make_items(3)
+    vectors = np.random.default_rng(0).normal(size=(3, 48)).astype(np.float32)
+    vectors[1] = 0.0  # an empty text's vector is not stored
+    embedding.store_vectors(space, items, vectors)
+    stored = dict(ItemVector.objects.filter(space=space).values_list("item_id", "embedding"))
+    assert set(stored) == {items[0].pk, items[2].pk}
+    np.testing.assert_array_equal(np.asarray(stored[items[0].pk], np.float32), vectors[0])
+    np.testing.assert_array_equal(np.asarray(stored[items[2].pk], np.float32), vectors[2])
+    embedding.store_vectors(space, items[:1], -vectors[:1])  # the same item again: updated
+    again = ItemVector.objects.get(space=space, item=items[0])
+    np.testing.assert_array_equal(np.asarray(again.embedding, np.float32), -vectors[0])
+    assert again.text_hash == Item.objects.get(pk=items[0].pk).text_hash
+    assert ItemVector.objects.filter(space=space).count() == 2
