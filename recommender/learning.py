@@ -236,15 +236,22 @@ def train(
     linear = torch.nn.Linear(n, 1)
     params = list(linear.parameters())
     v = None
+    # A feature constant in training (freshness on an imported catalogue, say) would turn its
+    # interactions into hidden linear terms that change meaning once it varies at serving.
+    varies = torch.tensor(features[~is_val].std(axis=0) > 1e-6, dtype=torch.float32)
     if kind == "fm":
         v = torch.nn.Parameter(0.01 * torch.randn(n, factors))
         params.append(v)
 
+    def interactions():
+        return v * varies.unsqueeze(1)
+
     def forward(inputs):
         out = linear(inputs).squeeze(-1)
         if v is not None:
-            projected = inputs @ v
-            out = out + 0.5 * (projected.pow(2) - inputs.pow(2) @ v.pow(2)).sum(dim=1)
+            factors_used = interactions()
+            projected = inputs @ factors_used
+            out = out + 0.5 * (projected.pow(2) - inputs.pow(2) @ factors_used.pow(2)).sum(dim=1)
         return out
 
     if loss == "pairwise":
@@ -316,7 +323,7 @@ def train(
         std=np.asarray(std, np.float32),
         weights=linear.weight.detach().numpy()[0].astype(np.float32),
         bias=float(linear.bias.detach().numpy()[0]),
-        factors=None if v is None else v.detach().numpy().astype(np.float32),
+        factors=None if v is None else interactions().detach().numpy().astype(np.float32),
         loss=loss,
     )
     return scorer, train_losses, val_losses

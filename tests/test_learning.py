@@ -101,6 +101,9 @@ def test_pairwise_factorization_machine_round_trips_with_its_loss():
     scorer, _, _ = learning.train(features, labels, groups, kind="fm", loss="pairwise", epochs=20)
     restored = learning.LearnedScorer.from_json(scorer.to_json())
     assert restored.loss == "pairwise" and restored.factors is not None
+    # query_similarity is 0 throughout training: it may not take part in any interaction.
+    assert not restored.factors[COLUMN["query_similarity"]].any()
+    assert restored.factors[COLUMN["popularity"]].any()
     assert np.allclose(restored.score(features), scorer.score(features))
 
 
