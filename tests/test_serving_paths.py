@@ -190,3 +190,20 @@ def test_vectors_written_in_binary_read_back_exactly_and_upsert(space):
     np.testing.assert_array_equal(np.asarray(again.embedding, np.float32), -vectors[0])
     assert again.text_hash == Item.objects.get(pk=items[0].pk).text_hash
     assert ItemVector.objects.filter(space=space).count() == 2
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        events.EventInput(user="u", item="sku-0", kind="rating", value=4.5, event_id="r-1"),
+        events.EventInput(user="u", kind="search", text="长款羽绒服", context={"page": "home"}),
+    ],
+)
+def test_the_event_answer_matches_its_documented_serializer(space, event):
+    from recommender.api import serializers
+
+    make_items(1)
+    recorded = events.record_event(event)
+    assert serializers.recorded_data(recorded) == serializers.RecordedSerializer(recorded).data
+    again = events.record_event(event) if event.event_id else recorded
+    assert serializers.recorded_data(again) == serializers.RecordedSerializer(again).data

@@ -175,6 +175,29 @@ class RecordedSerializer(serializers.Serializer):
     behaviour = BehaviourSerializer()
 
 
+_OCCURRED_AT = serializers.DateTimeField()
+
+
+def recorded_data(recorded) -> dict:
+    """What ``RecordedSerializer(recorded).data`` gives, built directly: the event POST is
+    the hottest write path, and a ModelSerializer costs ~1 ms per call to set up."""
+    behaviour = recorded.behaviour
+    return {
+        "created": recorded.created,
+        "profile_updated": recorded.profile_updated,
+        "behaviour": {
+            "event_id": behaviour.event_id,
+            "user": behaviour.user.external_id,
+            "item": behaviour.item.external_id if behaviour.item_id is not None else None,
+            "kind": behaviour.kind,
+            "value": behaviour.value,
+            "text": behaviour.text,
+            "context": behaviour.context,
+            "occurred_at": _OCCURRED_AT.to_representation(behaviour.occurred_at),
+        },
+    }
+
+
 class BatchResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()

@@ -262,7 +262,7 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         except events.UnknownItem as exc:
             raise ValidationError({"item": [str(exc)]}) from None
         code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
-        return Response(s.RecordedSerializer(recorded).data, status=code)
+        return Response(s.recorded_data(recorded), status=code)
 
     @extend_schema(request=s.BehaviourBatchSerializer, responses={201: s.BatchResultSerializer})
     @action(detail=False, methods=["post"])
