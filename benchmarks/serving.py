@@ -821,11 +821,9 @@ def event_stages():
         (views.BehaviourViewSet, "create", "view: validate + serialise"),
         (events, "record_event", "record_event glue"),
         (BaseDatabaseWrapper, "commit", "COMMIT (WAL flush)"),
-        (events, "_item", "item + its vector (one binary SELECT)"),
-        (events, "_user", "user lookup (get_or_create when new)"),
-        (events, "_insert", "INSERT … ON CONFLICT (event_id) DO NOTHING"),
+        (events, "_insert", "INSERT … SELECT user, item … ON CONFLICT DO NOTHING"),
         (spaces, "serving_space", "active space (process cache, Redis token)"),
-        (profiles, "_stored", "profile SELECT … FOR UPDATE (binary)"),
+        (profiles, "_stored", "profile + item vector SELECT … FOR UPDATE (binary)"),
         (profiles, "record", "profiles.record: apply + UPDATE"),
     ):
         timer.wrap(owner, attr, label)

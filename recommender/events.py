@@ -7,12 +7,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from recommender import profiles, spaces, vector_io
-from recommender.models import Behaviour, EndUser, Item, ItemVector
+from recommender import profiles, spaces
+from recommender.models import Behaviour, EndUser, Item
 
 
 class UnknownItem(LookupError):
@@ -53,52 +52,60 @@ def _user(external_id: str) -> EndUser:
     return user
 
 
-def _item(external_id: str, space) -> tuple[Item, np.ndarray | None]:
-    """The item and its vector in ``space`` (one round trip), or UnknownItem."""
-    rows = vector_io.fetch(
-        f"SELECT i.id, v.embedding FROM {Item._meta.db_table} i "
-        f"LEFT JOIN {ItemVector._meta.db_table} v ON v.item_id = i.id AND v.space_id = %s "
-        "WHERE i.external_id = %s",
-        [space.pk if space is not None else None, external_id],
-    )
-    if not rows:
+def _item_id(external_id: str) -> int:
+    pk = Item.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if pk is None:
         raise UnknownItem(external_id)
-    pk, vector = rows[0]
-    return Item(pk=pk, external_id=external_id), vector_io.decode(vector)
+    return pk
 
 
-def _insert(behaviour: Behaviour, user_external_id: str | None = None) -> bool:
-    """INSERT the event; False when nothing was written: its ``event_id`` is already
-    stored or, given ``user_external_id`` instead of ``behaviour.user``, no such user.
+def _insert(
+    behaviour: Behaviour,
+    *,
+    user_external_id: str | None = None,
+    item_external_id: str | None = None,
+) -> bool:
+    """INSERT the event; False when nothing was written: its ``event_id`` is already stored
+    or, when looked up by external id here, the user or the item does not exist.
 
     ``ON CONFLICT DO NOTHING`` makes a duplicate, even a concurrent one, a no-op in one
-    statement, with no pre-check and no savepoint. With ``user_external_id`` the user's id
-    is looked up in the same statement (``INSERT … SELECT``).
+    statement, with no pre-check and no savepoint. Given external ids, the user's and the
+    item's keys are found in the same statement (``INSERT … SELECT``).
     """
     fields = [f for f in Behaviour._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders, values = [], []
+    lookups = {
+        "user_id": ("u", EndUser, user_external_id),
+        "item_id": ("i", Item, item_external_id),
+    }
+    placeholders, values, sources, conditions, lookup_values = [], [], [], [], []
     for f in fields:
-        if f.attname == "user_id" and user_external_id is not None:
-            placeholders.append("u.id")
+        alias, model, external_id = lookups.get(f.attname, (None, None, None))
+        if external_id is not None:
+            placeholders.append(f"{alias}.id")
+            sources.append(f"{model._meta.db_table} {alias}")
+            conditions.append(f"{alias}.external_id = %s")
+            lookup_values.append(external_id)
             continue
         placeholders.append("%s")
         values.append(f.get_db_prep_save(f.pre_save(behaviour, True), connection))
     sql = f"INSERT INTO {Behaviour._meta.db_table} ({columns}) "
-    if user_external_id is None:
-        sql += f"VALUES ({', '.join(placeholders)})"
-    else:
+    if sources:
         sql += (
-            f"SELECT {', '.join(placeholders)} FROM {EndUser._meta.db_table} u "
-            "WHERE u.external_id = %s"
+            f"SELECT {', '.join(placeholders)} FROM {', '.join(sources)} "
+            f"WHERE {' AND '.join(conditions)}"
         )
-        values.append(user_external_id)
+        values += lookup_values
+    else:
+        sql += f"VALUES ({', '.join(placeholders)})"
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} ON CONFLICT (event_id) DO NOTHING RETURNING id, user_id", values)
+        cursor.execute(
+            f"{sql} ON CONFLICT (event_id) DO NOTHING RETURNING id, user_id, item_id", values
+        )
         row = cursor.fetchone()
     if row is None:
         return False
-    behaviour.pk, behaviour.user_id = row
+    behaviour.pk, behaviour.user_id, behaviour.item_id = row
     behaviour._state.adding = False
     return True
 
@@ -107,13 +114,13 @@ def record_event(data: EventInput) -> Recorded:
     """Store one event and fold it into the user's profile, once per ``event_id``.
 
     A repeated ``event_id`` (sequentially or concurrently) returns the stored event with
-    ``created=False`` and leaves the profile alone.
+    ``created=False`` and leaves the profile alone. The usual case (a known user) costs
+    three statements and the commit: the INSERT, the profile row with the item's vector
+    (``SELECT … FOR UPDATE``), and its UPDATE.
     """
     space = spaces.serving_space()
-    item, item_vector = _item(data.item, space) if data.item is not None else (None, None)
     with transaction.atomic():
         behaviour = Behaviour(
-            item=item,
             kind=data.kind,
             value=data.value,
             text=data.text,
@@ -121,19 +128,21 @@ def record_event(data: EventInput) -> Recorded:
             event_id=data.event_id or None,
             occurred_at=data.occurred_at or timezone.now(),
         )
-        # A known user (the usual case) costs no statement of its own.
-        inserted = _insert(behaviour, user_external_id=data.user)
-        if inserted:
-            behaviour.user = EndUser(pk=behaviour.user_id, external_id=data.user)
-        else:
+        inserted = _insert(behaviour, user_external_id=data.user, item_external_id=data.item)
+        if not inserted:  # a new user, an unknown item, or a repeated event_id
+            if data.item is not None:
+                behaviour.item_id = _item_id(data.item)
             behaviour.user = _user(data.user)
             inserted = _insert(behaviour)
         if not inserted:
             existing = Behaviour.objects.select_related("user", "item").get(event_id=data.event_id)
             return Recorded(existing, created=False, profile_updated=False)
+        behaviour.user = EndUser(pk=behaviour.user_id, external_id=data.user)
+        if data.item is not None:
+            behaviour.item = Item(pk=behaviour.item_id, external_id=data.item)
         updated = False
         if space is not None:
-            profiles.record(behaviour, space, item_vector=item_vector)
+            profiles.record(behaviour, space)
             updated = True
     return Recorded(behaviour, created=True, profile_updated=updated)
 

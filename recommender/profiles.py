@@ -181,17 +181,19 @@ def save(user_id: int, space: EncoderSpace, state: ProfileState) -> None:
     )
 
 
-def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False):
-    """The stored profile's id and state in one binary round trip, or None."""
+def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False, item_id=None):
+    """The stored profile's id and state in one binary round trip, or None; with
+    ``item_id``, that item's vector in the space too (None when it has none)."""
     rows = vector_io.fetch(
-        "SELECT id, item_sum, text_sum, ref_time, rating_sum, rating_count, events "
-        f"FROM {UserProfile._meta.db_table} WHERE user_id = %s AND space_id = %s"
-        + (" FOR UPDATE" if for_update else ""),
-        [user_id, space.pk],
+        "SELECT p.id, p.item_sum, p.text_sum, p.ref_time, p.rating_sum, p.rating_count, "
+        f"p.events, v.embedding FROM {UserProfile._meta.db_table} p "
+        f"LEFT JOIN {ItemVector._meta.db_table} v ON v.space_id = p.space_id AND v.item_id = %s "
+        "WHERE p.user_id = %s AND p.space_id = %s" + (" FOR UPDATE OF p" if for_update else ""),
+        [item_id, user_id, space.pk],
     )
     if not rows:
         return None
-    pk, item_sum, text_sum, ref_time, rating_sum, rating_count, events = rows[0]
+    pk, item_sum, text_sum, ref_time, rating_sum, rating_count, events, vector = rows[0]
     state = ProfileState(
         item_sum=vector_io.decode(item_sum),
         text_sum=vector_io.decode(text_sum),
@@ -200,7 +202,7 @@ def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False):
         rating_count=rating_count,
         events=events,
     )
-    return pk, state
+    return pk, state, vector_io.decode(vector)
 
 
 def load(user: EndUser | int, space: EncoderSpace) -> ProfileState:
@@ -243,22 +245,15 @@ def state_for(
 
 
 @transaction.atomic(savepoint=False)  # inside the event's transaction: no savepoint
-def record(
-    behaviour: Behaviour, space: EncoderSpace, *, item_vector: np.ndarray | None = None
-) -> ProfileState:
-    """Fold a newly stored behaviour into the user's stored profile in ``space``.
-
-    ``item_vector`` saves a query when the caller already holds the item's vector.
-    """
-    stored = _stored(behaviour.user_id, space, for_update=True)
+def record(behaviour: Behaviour, space: EncoderSpace) -> ProfileState:
+    """Fold a newly stored behaviour into the user's stored profile in ``space``."""
+    stored = _stored(behaviour.user_id, space, for_update=True, item_id=behaviour.item_id)
     if stored is None:
         # First event in this space: the exact recompute already includes it.
         state = recompute(behaviour.user_id, space)
         save(behaviour.user_id, space, state)
         return state
-    pk, state = stored
-    if item_vector is None and behaviour.item_id is not None:
-        item_vector = item_vectors(space, [behaviour.item_id]).get(behaviour.item_id)
+    pk, state, item_vector = stored
     text_vector = None
     if behaviour.kind in TEXT_KINDS and behaviour.text:
         text_vector = embedding.encoder_for(space).encode([behaviour.text])[0]

@@ -207,3 +207,26 @@ def test_the_event_answer_matches_its_documented_serializer(space, event):
     assert serializers.recorded_data(recorded) == serializers.RecordedSerializer(recorded).data
     again = events.record_event(event) if event.event_id else recorded
     assert serializers.recorded_data(again) == serializers.RecordedSerializer(again).data
+
+
+@pytest.mark.parametrize("user", ["known", "brand-new"])
+def test_an_unknown_item_is_refused_and_writes_nothing(space, user):
+    make_items(1)
+    events.record_event(events.EventInput(user="known", item="sku-0", kind="view"))
+    before = (Behaviour.objects.count(), EndUser.objects.count(), UserProfile.objects.count())
+    with pytest.raises(events.UnknownItem, match="no-such-sku"):
+        events.record_event(events.EventInput(user=user, item="no-such-sku", kind="like"))
+    after = (Behaviour.objects.count(), EndUser.objects.count(), UserProfile.objects.count())
+    assert after == before
+
+
+def test_an_event_folds_the_items_vector_into_an_existing_profile(space):
+    items = make_items(2)
+    embedding.embed_items(space, [item.pk for item in items])
+    events.record_event(events.EventInput(user="u", item="sku-0", kind="like"))
+    events.record_event(events.EventInput(user="u", item="sku-1", kind="like"))
+    user = EndUser.objects.get(external_id="u")
+    incremental = profiles.load(user.pk, space)
+    exact = profiles.recompute(user.pk, space)
+    assert incremental.events == exact.events == 2
+    np.testing.assert_allclose(incremental.item_sum, exact.item_sum, rtol=1e-5, atol=1e-6)
