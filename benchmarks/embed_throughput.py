@@ -29,8 +29,7 @@ Knobs for investigating (not what the library does; each is labelled in the outp
 ``--enqueue direct --batch K`` queues ``embed_items`` per K ids from here,
 ``--pool``/``--options`` change the worker pool and the plugin options (e.g. threads),
 ``--experiments`` times the stages of the per-batch work in this process (fetch, encode,
-upsert with and without the HNSW index, the ready check) and a prototype upsert that sends
-vectors in pgvector's binary format.
+the binary upsert with and without the HNSW index, the ready check).
 
 The worker is stopped with SIGTERM at the end (killed if it does not exit in 60 s), and
 the embedded servers are stopped too if this script started them (``--keep-servers``).
@@ -471,7 +470,6 @@ def time_pipeline(args, worker, run: int, n: int) -> dict:
 def experiments(args, encoder, n: int) -> None:
     """Where a batch's time goes: each stage of ``embedding.embed_items``, timed alone."""
     from django.db import connection
-    from pgvector import Vector
 
     from recommender import embedding, spaces
     from recommender.embedding import EMBED_BATCH
@@ -565,18 +563,9 @@ def experiments(args, encoder, n: int) -> None:
     items = list(Item.objects.filter(is_active=True).order_by("pk").only(*fields))
     texts = [embedding.item_text(item, space.text_template) for item in items]
     vectors = encoder.encode(texts)
-    started = time.perf_counter()
-    for row in vectors:
-        Vector._to_db(row)
-    print(
-        f"  pgvector's text formatting of the vectors (inside store_vectors): "
-        f"{1000 * (time.perf_counter() - started) / len(batches):.0f} ms/batch"
-    )
     stores = [
         ("store_vectors, HNSW on ", embedding.store_vectors, True),
         ("store_vectors, HNSW off", embedding.store_vectors, False),
-        ("EXPERIMENT binary upsert, HNSW on ", store_binary, True),
-        ("EXPERIMENT binary upsert, HNSW off", store_binary, False),
     ]
     for label, store, hnsw in stores:
         space = one_space("store", hnsw=hnsw)
@@ -595,40 +584,7 @@ def experiments(args, encoder, n: int) -> None:
         )
         drop_space(space)
         vacuum()
-    connection.close()  # drops the binary adapters registered by store_binary
-
-
-def store_binary(space, items, vectors) -> None:
-    """EXPERIMENT, not library code: ``store_vectors`` with vectors sent in pgvector's binary
-    format (one multi-row INSERT .. ON CONFLICT), instead of Django's text literals."""
-    import numpy as np
-    from django.db import connection
-    from django.utils import timezone
-    from pgvector import Vector
-    from pgvector.psycopg import register_vector
-
-    from recommender.models import ItemVector
-
-    connection.ensure_connection()
-    raw = connection.connection
-    if not getattr(raw, "_bench_vector_adapters", False):
-        register_vector(raw)
-        raw._bench_vector_adapters = True
-    now = timezone.now()
-    rows = [
-        (space.pk, item.pk, Vector(vector), item.text_hash, now)
-        for item, vector in zip(items, vectors, strict=True)
-        if np.any(vector)
-    ]
-    values = ",".join(["(%s, %s, %b, %s, %s)"] * len(rows))
-    with raw.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ItemVector._meta.db_table} "
-            f"(space_id, item_id, embedding, text_hash, updated_at) VALUES {values} "
-            "ON CONFLICT (space_id, item_id) DO UPDATE SET embedding = EXCLUDED.embedding, "
-            "text_hash = EXCLUDED.text_hash, updated_at = EXCLUDED.updated_at",
-            [value for row in rows for value in row],
-        )
+    connection.close()
 
 
 # --- Main -------------------------------------------------------------------------------

@@ -614,6 +614,10 @@ def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[i
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
+        # Like urllib3/requests: http.client sends a POST's headers and body in two writes,
+        # and without TCP_NODELAY Nagle + the server's delayed ACK hold the body back.
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         data = response.read()

@@ -249,6 +249,10 @@ RECOMMENDER_ENCODERS = {
 # Queue an item's embedding when a save changes its text (after commit).
 RECOMMENDER_EMBED_ON_SAVE = _env_bool("RECOMMENDER_EMBED_ON_SAVE", True)
 RECOMMENDER_JIEBA_USER_DICT = os.environ.get("RECOMMENDER_JIEBA_USER_DICT") or None
+# The learned ranker trained by `train_ranker` and the nightly beat task: a factorization
+# machine with a pairwise (BPR) loss beat the fixed blend on MovieLens (docs/evaluation.md).
+RECOMMENDER_RANKER = os.environ.get("RECOMMENDER_RANKER", "fm")
+RECOMMENDER_RANKER_LOSS = os.environ.get("RECOMMENDER_RANKER_LOSS", "pairwise")
 # HNSW search breadth for candidate retrieval (pgvector's hnsw.ef_search, at least 2k).
 # Wider finds more of the true nearest items at some latency: docs/performance.md.
 RECOMMENDER_HNSW_EF_SEARCH = int(os.environ.get("RECOMMENDER_HNSW_EF_SEARCH", "1000"))

@@ -153,3 +153,13 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
 def test_train_ranker_rejects_a_bad_negatives_count(shop, value):
     with pytest.raises(CommandError, match="positive number or 'all'"):
         call_command("train_ranker", "--negatives", value)
+
+
+def test_the_nightly_task_trains_the_measured_setup_by_default(shop, settings):
+    from recommender import tasks
+
+    settings.RECOMMENDER_USE_LEARNED_RANKER = True
+    report = tasks.train_ranker()
+    assert report["trained"], report
+    scorer = learning.load_latest_scorer()
+    assert (scorer.kind, scorer.loss) == ("fm", "pairwise")
