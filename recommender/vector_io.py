@@ -34,7 +34,8 @@ def fetch(sql: str, params: Sequence | dict = ()) -> list[tuple]:
     connection.ensure_connection()
     started = time.monotonic()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, binary=True)
+        # No server-side prepared statements: they break behind transaction-mode poolers.
+        cursor.execute(sql, params, binary=True, prepare=False)
         rows = cursor.fetchall()
     if connection.queries_logged:  # DEBUG: listed with the ORM's queries, like theirs
         took = time.monotonic() - started
@@ -93,7 +94,7 @@ def execute(sql: str, params: Sequence | dict = ()) -> int:
     started = time.monotonic()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.adapters.register_dumper(VectorArray, _array_dumper(vector_oid, array_oid))
-        cursor.execute(sql, params)
+        cursor.execute(sql, params, prepare=False)
         count = cursor.rowcount
     if connection.queries_logged:
         took = time.monotonic() - started
