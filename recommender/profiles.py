@@ -170,15 +170,20 @@ def save(user_id: int, space: EncoderSpace, state: ProfileState) -> None:
     UserProfile.objects.update_or_create(
         user_id=user_id,
         space=space,
-        defaults={
-            "item_sum": state.item_sum,
-            "text_sum": state.text_sum,
-            "ref_time": state.ref_time,
-            "rating_sum": state.rating_sum,
-            "rating_count": state.rating_count,
-            "events": state.events,
-        },
+        defaults=_columns(state),
     )
+
+
+def _columns(state: ProfileState) -> dict:
+    """A profile row's stored fields from ``state``."""
+    return {
+        "item_sum": state.item_sum,
+        "text_sum": state.text_sum,
+        "ref_time": state.ref_time,
+        "rating_sum": state.rating_sum,
+        "rating_count": state.rating_count,
+        "events": state.events,
+    }
 
 
 def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False, item_id=None):
@@ -266,13 +271,5 @@ def record(behaviour: Behaviour, space: EncoderSpace) -> ProfileState:
         text_vector=text_vector,
     )
     # One UPDATE by key: the row is locked above, so no get-or-create dance is needed.
-    UserProfile.objects.filter(pk=pk).update(
-        item_sum=state.item_sum,
-        text_sum=state.text_sum,
-        ref_time=state.ref_time,
-        rating_sum=state.rating_sum,
-        rating_count=state.rating_count,
-        events=state.events,
-        updated_at=timezone.now(),
-    )
+    UserProfile.objects.filter(pk=pk).update(**_columns(state), updated_at=timezone.now())
     return state

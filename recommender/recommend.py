@@ -255,7 +255,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         for item_id, (value, anchor) in cooc.items():
             add(item_id, "co_occurrence", cooccurrence=value / top).anchor_item_id = anchor
     popularity = retrieval.popularity(request.as_of)
-    pop_scale = math.log1p(popularity.peak()) if popularity.peak() > 0 else 1.0
+    pop_scale = math.log1p(popularity.peak()) or 1.0  # log(1 + max); 1 for an empty table
     if not search_mode:
         for item_id in retrieval.top_items(popularity, n // 2, filters):
             add(item_id, "popular")

@@ -49,6 +49,11 @@ class Filters:
     exclude_ids: set[int] = field(default_factory=set)
     active_only: bool = True
 
+    @property
+    def narrows_items(self) -> bool:
+        """Whether the filters exclude more than inactive items (a category or a range)."""
+        return bool(self.category or self.attribute_ranges)
+
     def item_q(self, prefix: str = "") -> Q:
         q = Q()
         if self.active_only:
@@ -221,7 +226,7 @@ def cooccurrence_candidates(
     # Rank first, then check the head against the item filters (1,500 item lookups were
     # most of the query's time). Without a category or attribute filter only inactive
     # items can drop out, so a head of 2k is plenty; with one, everything is checked.
-    narrowed = bool(filters.category or filters.attribute_ranges)
+    narrowed = filters.narrows_items
     sql = f"""
         WITH ranked AS (
             SELECT c.other_id, sum(c.score * s.weight) AS total,
@@ -364,7 +369,7 @@ def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, f
     applies ``filters`` again. With such a filter the head is checked in SQL.
     """
     ranked = scores.head() if isinstance(scores, ScoreTable) else ScoreTable(scores).head()
-    narrowed = bool(filters.category or filters.attribute_ranges)
+    narrowed = filters.narrows_items
     head = list(
         itertools.islice(
             ((item_id, score) for item_id, score in ranked if item_id not in filters.exclude_ids),

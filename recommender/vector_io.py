@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import psycopg
@@ -31,16 +32,23 @@ def decode(value: bytes | None) -> np.ndarray | None:
 def fetch(sql: str, params: Sequence | dict = ()) -> list[tuple]:
     """Rows of ``sql`` with every column in binary: vectors come back as bytes for
     ``decode``, other types as their Python values."""
+    with _cursor(sql) as cursor:
+        cursor.execute(sql, params, binary=True, prepare=False)
+        return cursor.fetchall()
+
+
+@contextmanager
+def _cursor(sql: str):
+    """A server-side-binding cursor on Django's connection; under DEBUG the statement is
+    listed with the ORM's queries, like theirs. No server-side prepared statements (the
+    callers pass ``prepare=False``): they break behind transaction-mode poolers."""
     connection.ensure_connection()
     started = time.monotonic()
     with psycopg.Cursor(connection.connection) as cursor:
-        # No server-side prepared statements: they break behind transaction-mode poolers.
-        cursor.execute(sql, params, binary=True, prepare=False)
-        rows = cursor.fetchall()
-    if connection.queries_logged:  # DEBUG: listed with the ORM's queries, like theirs
+        yield cursor
+    if connection.queries_logged:
         took = time.monotonic() - started
         connection.queries_log.append({"sql": sql, "time": f"{took:.3f}"})
-    return rows
 
 
 class VectorArray:
@@ -89,14 +97,8 @@ def execute(sql: str, params: Sequence | dict = ()) -> int:
     Through Django's cursor every float is formatted as text in Python (~0.5 ms per
     512-d vector), which was a fifth of the embedding pipeline's CPU.
     """
-    connection.ensure_connection()
     vector_oid, array_oid = _type_oids()
-    started = time.monotonic()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with _cursor(sql) as cursor:
         cursor.adapters.register_dumper(VectorArray, _array_dumper(vector_oid, array_oid))
         cursor.execute(sql, params, prepare=False)
-        count = cursor.rowcount
-    if connection.queries_logged:
-        took = time.monotonic() - started
-        connection.queries_log.append({"sql": sql, "time": f"{took:.3f}"})
-    return count
+        return cursor.rowcount
