@@ -34,7 +34,9 @@ Measured, in this order, so that the ratios come from one run on one machine sta
 (c)  ``GET /api/v1/users/{id}/recommendations?k=10`` against gunicorn started here
      (``recsite.wsgi:application``, 2 sync workers, 127.0.0.1, DEBUG=1 so no API key),
      sequential requests for random users, one new connection each (gunicorn's sync worker
-     closes it); and the same requests through Django's test client in this process;
+     closes it); and the same requests through Django's test client in this process, then
+     once more with serving's helper connection on and off (RECOMMENDER_PARALLEL_RETRIEVAL,
+     alternating per request: recommender/parallel.py);
 (d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
      events are deleted and the profiles they touched recomputed at the end).
 
@@ -63,6 +65,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -706,6 +709,27 @@ def time_client_recs(client, users: list[str], warmup: int, each=None) -> list[f
     return times
 
 
+def compare_helper(client, users: list[str]) -> tuple[list[float], list[float]]:
+    """The in-process endpoint with serving's helper connection on and off
+    (RECOMMENDER_PARALLEL_RETRIEVAL), alternating per request so both see the same load."""
+    from django.conf import settings
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for index, user in enumerate(users):
+            order = (True, False) if index % 2 == 0 else (False, True)
+            for flag in order:
+                settings.RECOMMENDER_PARALLEL_RETRIEVAL = flag
+                started = time.perf_counter()
+                response = client.get(rec_path(user), HTTP_ACCEPT="application/json")
+                times[flag].append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise SystemExit(f"recommendations answered {response.status_code}")
+    finally:
+        settings.RECOMMENDER_PARALLEL_RETRIEVAL = True
+    return times[True], times[False]
+
+
 def event_body(user: str, item: str) -> dict:
     return {
         "user": user,
@@ -735,6 +759,9 @@ class StageTimer:
     def __init__(self) -> None:
         self.current: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        # Time spent in other threads (serving's helper connection), overlapping the rest.
+        self.helper: dict[str, float] = defaultdict(float)
+        self._thread = threading.get_ident()
         self._stack: list[float] = []
         self._patches: list[tuple[object, str, object | None]] = []
 
@@ -746,6 +773,12 @@ class StageTimer:
         timer = self
 
         def timed(*args, **kwargs):
+            if threading.get_ident() != timer._thread:
+                started = time.perf_counter()
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    timer.helper[label] += time.perf_counter() - started
             timer._stack.append(0.0)
             started = time.perf_counter()
             try:
@@ -766,6 +799,11 @@ class StageTimer:
         self.current.clear()
         return taken
 
+    def take_helper(self) -> dict[str, float]:
+        taken = dict(self.helper)
+        self.helper.clear()
+        return taken
+
     def restore(self) -> None:
         for owner, attr, original in reversed(self._patches):
             if original is None:
@@ -779,20 +817,21 @@ class StageTimer:
 def recommendation_stages():
     from django.db.models.query import QuerySet
 
-    from recommender import profiles, recommend, retrieval, spaces
+    from recommender import parallel, profiles, recommend, retrieval, spaces
     from recommender.api import access, views
 
     timer = StageTimer()
     for owner, attr, label in (
         (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
         (views.UserViewSet, "get_object", "user lookup (get_object)"),
+        (parallel.Pending, "result", "waiting for the HNSW search (helper connection)"),
         (views, "_list_response", "response serialisation"),
         (recommend, "recommend", "recommend() glue"),
         (recommend, "candidate_pool", "candidate_pool glue + feature loop"),
         (spaces, "serving_space", "active space (process cache, Redis token)"),
         (recommend.History, "load", "history load"),
         (profiles, "state_for", "profile load"),
-        (retrieval, "nearest_items", "HNSW retrieval k=100 filtered"),
+        (retrieval, "nearest_rows", "HNSW retrieval k=100 filtered, with rows"),
         (retrieval, "cooccurrence_candidates", "co-occurrence candidates"),
         (retrieval, "popularity", "popularity (per-minute cache)"),
         (retrieval, "trending", "trending (per-minute cache)"),
@@ -800,6 +839,7 @@ def recommendation_stages():
         (retrieval, "new_items", "new items"),
         (QuerySet, "in_bulk", "Item in_bulk (the k returned, anchors)"),
         (recommend, "_vectors", "item vectors (binary fetch)"),
+        (recommend, "_candidate_rows", "other candidates' rows + anchor vectors (binary)"),
         (recommend, "_similarities", "cosine features (numpy)"),
         (recommend, "score", "scoring"),
         (recommend, "mmr", "MMR"),
@@ -883,22 +923,30 @@ def print_cprofile(profiler: cProfile.Profile, n: int, limit: int = 25) -> None:
 
 
 def explain_serving_query(space, user_pk: int, vector) -> str:
-    """The plan of nearest_items' query for one user (filters and exclusions as served)."""
+    """The plan of nearest_rows' query for one user (filters and exclusions as served)."""
     from django.db import connection, transaction
 
-    from recommender import recommend, retrieval
+    from recommender import recommend, retrieval, vector_io
     from recommender.models import EndUser
 
     history = recommend.History.load(EndUser.objects.get(pk=user_pk), None)
     filters = retrieval.Filters(exclude_ids=history.seen | history.disliked)
-    query = retrieval.vector_query(space, vector).filter(filters.item_q("item__"))
-    query = query.exclude(item_id__in=list(filters.exclude_ids))
+    captured = []
+    fetch = vector_io.fetch
+    vector_io.fetch = lambda sql, params=(): captured.append((sql, params)) or []
+    try:
+        retrieval.nearest_rows(vector, 100, space=space, filters=filters)
+    finally:
+        vector_io.fetch = fetch
+    sql, params = captured[-1]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute("SET LOCAL hnsw.ef_search = %s", [EF[100]])
-        plan = query.values_list("item_id", "distance")[:100].explain(analyze=True)
+        rows = vector_io.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+    plan = "\n".join(row[0] for row in rows)
     plan = re.sub(r"'\[[^']{60,}\]'", "'[...]'", plan)  # the query vector literal
+    plan = re.sub(r"'\{[^']{60,}\}'", "'{...}'", plan)  # a long id list
     return "\n".join("    " + line for line in plan.splitlines())
 
 
@@ -1026,7 +1074,13 @@ def main() -> None:
         client = Client()
         in_process = time_client_recs(client, users, warmup=20)
         print(f"(c) endpoint in-process (Django test client): {summary(in_process)}")
-        connection.close()  # no open connection of ours while gunicorn forks
+        helper_on, helper_off = compare_helper(client, users)
+        print(f"    in-process, helper connection on  (interleaved): {summary(helper_on)}")
+        print(f"    in-process, helper connection off (interleaved): {summary(helper_off)}")
+        connection.close()  # the helper's too: gunicorn must not inherit them
+        from recommender import parallel
+
+        parallel.shutdown()
         port = free_port()
         started = time.perf_counter()
         server = start_server(args, port)
@@ -1069,12 +1123,13 @@ def main() -> None:
         # Breakdown when a target is missed.
         if not all(met.values()) or args.profile:
             n_b = min(n_q, 200)
-            per_request, totals, counts = [], [], []
+            per_request, helper, totals, counts = [], [], [], []
             connection.force_debug_cursor = True  # count statements even with DEBUG off
             with recommendation_stages() as timer:
 
                 def collect():
                     per_request.append(timer.take())
+                    helper.append(timer.take_helper())
                     counts.append(len(connection.queries))
                     reset_queries()
 
@@ -1085,15 +1140,19 @@ def main() -> None:
             print_stages("endpoint breakdown (in-process)", per_request, totals)
             print(
                 f"  SQL statements per request: median {statistics.median(counts):.0f}, "
-                f"max {max(counts)}"
+                f"max {max(counts)} (on the request's connection)"
             )
+            for label in sorted({label for sample in helper for label in sample}):
+                values = [sample.get(label, 0.0) for sample in helper]
+                mean, p50 = ms(statistics.fmean(values)), ms(pct(values, 50))
+                print(f"  overlapped, helper thread: {label}: mean {mean:.2f}, p50 {p50:.2f} ms")
             profiler = cProfile.Profile()
             n_prof = min(50, n_q)
             profiler.enable()
             time_client_recs(client, users[:n_prof], warmup=0)
             profiler.disable()
             print_cprofile(profiler, n_prof)
-            print("\nplan of nearest_items' query (history exclusions, is_active filter):")
+            print("\nplan of nearest_rows' query (history exclusions, is_active filter):")
             print(explain_serving_query(space, picked[0], q_vectors[0]))
 
             per_event, event_totals, event_counts = [], [], []
@@ -1169,6 +1228,8 @@ def main() -> None:
             ),
             ("endpoint live (gunicorn)", summary(live)),
             ("endpoint in-process", summary(in_process)),
+            ("  helper connection on", summary(helper_on)),
+            ("  helper connection off", summary(helper_off)),
             ("event POST live", summary(posts)),
             (
                 "ratio endpoint/bare p50",

@@ -45,12 +45,14 @@ def normalize(text: str) -> str:
     """NFKC-fold (full-width to half-width), drop control characters, collapse whitespace."""
     text = unicodedata.normalize("NFKC", text)
     # Whitespace controls (\t, \n, \r) become spaces; other controls and format characters
-    # (zero-width spaces, BOMs, soft hyphens) are invisible noise and are dropped.
-    text = "".join(
-        " " if ch.isspace() else ch
-        for ch in text
-        if ch.isspace() or not unicodedata.category(ch).startswith("C")
-    )
+    # (zero-width spaces, BOMs, soft hyphens) are invisible noise and are dropped. A
+    # printable text has neither (nor any space but " "), so it skips the per-character pass.
+    if not text.isprintable():
+        text = "".join(
+            " " if ch.isspace() else ch
+            for ch in text
+            if ch.isspace() or not unicodedata.category(ch).startswith("C")
+        )
     return _WHITESPACE.sub(" ", text).strip()
 
 

@@ -97,7 +97,9 @@ def score(candidates: Sequence[Candidate], scorer: Scorer | None = None) -> None
     if not candidates:
         return
     scorer = scorer or current_scorer()
-    matrix = np.stack([candidate.feature_vector() for candidate in candidates])
+    matrix = np.array(
+        [[c.features.get(name, 0.0) for name in FEATURES] for c in candidates], dtype=np.float32
+    )
     for candidate, value in zip(candidates, scorer.score(matrix), strict=True):
         candidate.score = float(value)
 
@@ -121,13 +123,14 @@ def mmr(
     scores = np.array([c.score for c in pool], dtype=np.float32)
     spread = float(scores.max() - scores.min())
     relevance = (scores - scores.min()) / spread if spread > 1e-9 else np.ones_like(scores)
-    dim = next((c.vector.shape[0] for c in pool if c.vector is not None), 0)
+    lam = 1.0 - min(max(diversity, 0.0), 1.0)
+    # With no diversity asked for, similarity to the chosen items does not count.
+    dim = next((c.vector.shape[0] for c in pool if c.vector is not None), 0) if lam < 1 else 0
     vectors = (
         np.stack([c.vector if c.vector is not None else np.zeros(dim, np.float32) for c in pool])
         if dim
         else None
     )
-    lam = 1.0 - min(max(diversity, 0.0), 1.0)
     chosen: list[int] = []
     per_category: dict[str, int] = {}
     max_sim = np.zeros(len(pool), dtype=np.float32)

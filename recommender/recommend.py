@@ -7,14 +7,15 @@ every step see only what was known at that time).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
-from recommender import explain, profiles, retrieval, spaces, vector_io
+from recommender import explain, parallel, profiles, retrieval, spaces, vector_io
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
 from recommender.ranking import BlendScorer, Candidate, Scorer, mmr, score
 
@@ -81,11 +82,12 @@ class History:
             )[: HISTORY_LIMIT + 1]
         )
         recent = [row[:4] for row in rows[:HISTORY_LIMIT]]
-        if len(rows) > HISTORY_LIMIT:  # a long history: "seen" needs all of it
-            seen = set(events.values_list("item_id", flat=True).distinct())
-        else:
-            seen = {row[0] for row in rows}
+        seen = {row[0] for row in rows}
         disliked = {item for item, kind, _, _ in recent if kind == "dislike"}
+        if len(rows) > HISTORY_LIMIT:  # a long history: "seen" and dislikes need all of it
+            pairs = set(events.values_list("item_id", "kind").distinct())
+            seen = {item for item, _ in pairs}
+            disliked = {item for item, kind in pairs if kind == "dislike"}
         categories = {row[0]: row[4] for row in rows[:HISTORY_LIMIT]}
         return cls(recent, seen, disliked, categories)
 
@@ -163,7 +165,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     if request.explain:
         anchors, closest = _anchors(chosen, request, found.history, found.vectors)
     # Full rows only for what is returned (and the items its reasons name).
-    items = Item.objects.in_bulk([c.item_id for c in chosen] + list(anchors))
+    items = _items([c.item_id for c in chosen] + list(anchors))
     results = [
         Recommendation(
             item=items[c.item_id],
@@ -185,106 +187,121 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     k = max(1, min(request.k, MAX_K))
     now = request.as_of or timezone.now()
     space = spaces.serving_space()
-    history = History.load(request.user, request.as_of)
     search_mode = request.mode == "search"
+    n = max(request.per_source, k * 3)
+    wanted = request.sources
 
-    filters = retrieval.Filters(
-        category=request.category, attribute_ranges=dict(request.attribute_ranges)
-    )
-    filters.exclude_ids |= history.disliked | set(request.positive) | set(request.negative)
-    if request.exclude_seen and not search_mode:
-        filters.exclude_ids |= history.seen
-
-    profile_vector = None
-    if space is not None and request.user is not None:
-        profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
-    if request.positive or request.negative:
-        session = _vectors(space, request.positive + request.negative)
-        pos = [session[i] for i in request.positive if i in session]
-        neg = [session[i] for i in request.negative if i in session]
-        total = (np.mean(pos, axis=0) if pos else 0) - (0.5 * np.mean(neg, axis=0) if neg else 0)
-        if isinstance(total, np.ndarray):
-            base = profile_vector if profile_vector is not None else 0
-            profile_vector = _unit(total + 0.5 * base)
     query_vector = None
     if request.query and space is not None:
         from recommender.embedding import encoder_for
 
         query_vector = _unit(encoder_for(space).encode([request.query])[0])
-
     # Free-text intent is blended into the profile for this request only, and history-bound
     # features are damped by the same share, so what the user asks for now comes first.
     history_share = 1.0
     if query_vector is not None and not search_mode:
-        intent_weight = float(getattr(settings, "RECOMMENDER_INTENT_WEIGHT", 0.7))
-        history_share = 1.0 - intent_weight
-        if profile_vector is not None:
-            profile_vector = _unit(history_share * profile_vector + intent_weight * query_vector)
+        history_share = 1.0 - float(getattr(settings, "RECOMMENDER_INTENT_WEIGHT", 0.7))
 
-    candidates: dict[int, Candidate] = {}
+    filters = retrieval.Filters(
+        category=request.category, attribute_ranges=dict(request.attribute_ranges)
+    )
+    filters.exclude_ids |= set(request.positive) | set(request.negative)
+    # The profile and the nearest-neighbour searches first, on the helper connection when
+    # there is one (``parallel``): they are the request's longest wait, and they leave out
+    # the user's items in their own SQL, so they need nothing gathered below.
+    exclusion = None
+    if request.user is not None:
+        exclusion = retrieval.HistoryExclusion(
+            request.user.pk, seen=request.exclude_seen and not search_mode, before=request.as_of
+        )
+    nearest = parallel.start(
+        _profile_and_nearest,
+        request,
+        space,
+        query_vector,
+        history_share,
+        n,
+        replace(filters, exclude_ids=set(filters.exclude_ids)),  # this thread adds to its own
+        exclusion,
+    )
 
-    def add(item_id: int, source: str, **features) -> Candidate:
-        if request.sources is not None and source not in request.sources:
-            return Candidate(item_id)  # a source left out of this request: dropped
-        candidate = candidates.setdefault(item_id, Candidate(item_id))
-        candidate.sources.add(source)
-        for name, value in features.items():
-            candidate.features[name] = max(candidate.features.get(name, 0.0), value)
-        return candidate
+    history = History.load(request.user, request.as_of)
+    filters.exclude_ids |= history.disliked
+    if request.exclude_seen and not search_mode:
+        filters.exclude_ids |= history.seen
 
-    n = max(request.per_source, k * 3)
-    if space is not None:
-        if query_vector is not None:
-            for hit in retrieval.nearest_items(query_vector, n, space=space, filters=filters):
-                add(hit.item_id, "query")
-        if profile_vector is not None and not search_mode:
-            source = "positive" if request.positive and request.user is None else "history"
-            for hit in retrieval.nearest_items(profile_vector, n, space=space, filters=filters):
-                add(hit.item_id, source)
+    # Meanwhile the other sources: (source, id, features, anchor) in source order.
+    found: list[tuple[str, int, dict[str, float], int | None]] = []
     if request.query:
         matches = retrieval.keyword_matches(request.query, n // 2, filters)
         top = max(matches.values(), default=1)
-        for item_id, count in matches.items():
-            add(item_id, "keyword", keyword_match=count / top)
+        found += [("keyword", i, {"keyword_match": c / top}, None) for i, c in matches.items()]
     if not search_mode:
         seeds = history.seeds(now)
         for item_id in request.positive:
             seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
         cooc = retrieval.cooccurrence_candidates(seeds, n, filters)
         top = max((value for value, _ in cooc.values()), default=1.0) or 1.0
-        for item_id, (value, anchor) in cooc.items():
-            add(item_id, "co_occurrence", cooccurrence=value / top).anchor_item_id = anchor
+        found += [
+            ("co_occurrence", i, {"cooccurrence": value / top}, anchor)
+            for i, (value, anchor) in cooc.items()
+        ]
     popularity = retrieval.popularity(request.as_of)
     pop_scale = math.log1p(popularity.peak()) or 1.0  # log(1 + max); 1 for an empty table
     if not search_mode:
-        for item_id in retrieval.top_items(popularity, n // 2, filters):
-            add(item_id, "popular")
         trend = retrieval.trending(request.as_of)
-        for item_id in retrieval.top_items(trend, 20, filters):
-            add(item_id, "trending")
-        if profile_vector is None and query_vector is None:
-            for item_id in retrieval.new_items(20, filters, request.as_of):
-                add(item_id, "new")
+        listed = [
+            ("popular", retrieval.top_items(popularity, n // 2, filters)),
+            ("trending", retrieval.top_items(trend, 20, filters)),
+        ]
+        found += [(source, i, {}, None) for source, ids in listed for i in ids]
     else:
         trend = retrieval.ScoreTable()
-    if not candidates:
-        return Pool([], history, space)
+    found = [entry for entry in found if wanted is None or entry[0] in wanted]
 
-    # The business filters once more, on every source (cached tables may be a minute old),
-    # with each candidate's vector in the same round trip.
-    found = _candidate_rows(space, list(candidates), filters)
-    ordered = [candidate for item_id, candidate in candidates.items() if item_id in found]
-    vectors = {item_id: row[2] for item_id, row in found.items() if row[2] is not None}
-    # Disliked items, and the recent items an explanation may name, in one more fetch.
+    # The business filters once more on those (cached tables may be a minute old), with
+    # each one's vector, and the vectors of the disliked items and of the recent items an
+    # explanation may name, in one round trip.
     others = set(history.disliked)
     if request.explain:
         others |= set(_anchor_ids(history, request))
-    vectors.update(_vectors(space, others - vectors.keys()))
+    rows, vectors = _candidate_rows(space, {entry[1] for entry in found}, others, filters)
+    profile_vector, hits = nearest.result()  # hits passed the filters in their own SQL
+    cold = profile_vector is None and query_vector is None and not search_mode
+    if cold and (wanted is None or "new" in wanted):
+        # Nothing to search by (a cold start): the newest items are a source too.
+        fresh = retrieval.new_items(20, filters, request.as_of)
+        rows.update(_candidate_rows(space, set(fresh) - rows.keys(), set(), filters)[0])
+        found += [("new", item_id, {}, None) for item_id in fresh]
+
+    candidates: dict[int, Candidate] = {}
+
+    def add(item_id: int, source: str, features: dict[str, float]) -> Candidate:
+        candidate = candidates.setdefault(item_id, Candidate(item_id))
+        candidate.sources.add(source)
+        for name, value in features.items():
+            candidate.features[name] = max(candidate.features.get(name, 0.0), value)
+        return candidate
+
+    for source, source_rows in hits:
+        for row in source_rows:
+            rows.setdefault(row.item_id, (row.category, row.created_at, row.vector))
+            add(row.item_id, source, {})
+    for source, item_id, features, anchor in found:
+        if item_id in rows:
+            candidate = add(item_id, source, features)
+            if anchor is not None:
+                candidate.anchor_item_id = anchor
+    if not candidates:
+        return Pool([], history, space)
+
+    ordered = list(candidates.values())
+    vectors.update((i, row[2]) for i, row in rows.items() if row[2] is not None)
     affinity = _category_affinity(history)
     trend_top = (trend.peak() if trend else 1.0) or 1.0
     now_s = now.timestamp()
     for candidate in ordered:
-        category, created_at, candidate.vector = found[candidate.item_id]
+        category, created_at, candidate.vector = rows[candidate.item_id]
         candidate.category = category
         f = candidate.features
         f["popularity"] = math.log1p(popularity.get(candidate.item_id, 0.0)) / pop_scale
@@ -299,31 +316,87 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     return Pool(ordered, history, space, vectors)
 
 
-def _candidate_rows(
-    space: EncoderSpace | None, ids: list[int], filters: retrieval.Filters
-) -> dict[int, tuple[str, datetime, np.ndarray | None]]:
-    """id → (category, created_at, vector in ``space``) for the ids that pass ``filters``."""
-    conditions, params = ["i.id = ANY(%s)"], [space.pk if space is not None else None, ids]
-    if filters.active_only:
-        conditions.append("i.is_active")
-    if filters.category:
-        conditions.append("i.category = %s")
-        params.append(filters.category)
+def _profile_and_nearest(
+    request: RecommendationRequest,
+    space: EncoderSpace | None,
+    query_vector: np.ndarray | None,
+    history_share: float,
+    n: int,
+    filters: retrieval.Filters,
+    exclusion: retrieval.HistoryExclusion | None,
+) -> tuple[np.ndarray | None, list[tuple[str, list[retrieval.NearestRow]]]]:
+    """The request's profile vector and each vector search's nearest rows (run by
+    ``parallel``, perhaps on the helper thread)."""
+    if space is None:
+        return None, []
+    search_mode = request.mode == "search"
+    profile_vector = None
+    if request.user is not None:
+        profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
+    if request.positive or request.negative:
+        session = _vectors(space, request.positive + request.negative)
+        pos = [session[i] for i in request.positive if i in session]
+        neg = [session[i] for i in request.negative if i in session]
+        total = (np.mean(pos, axis=0) if pos else 0) - (0.5 * np.mean(neg, axis=0) if neg else 0)
+        if isinstance(total, np.ndarray):
+            base = profile_vector if profile_vector is not None else 0
+            profile_vector = _unit(total + 0.5 * base)
+    if query_vector is not None and profile_vector is not None and not search_mode:
+        intent = 1.0 - history_share
+        profile_vector = _unit(history_share * profile_vector + intent * query_vector)
+
+    searches: list[tuple[str, np.ndarray]] = []
+    if query_vector is not None:
+        searches.append(("query", query_vector))
+    if profile_vector is not None and not search_mode:
+        source = "positive" if request.positive and request.user is None else "history"
+        searches.append((source, profile_vector))
+    hits = [
+        (source, retrieval.nearest_rows(vector, n, space=space, filters=filters, history=exclusion))
+        for source, vector in searches
+        if request.sources is None or source in request.sources
+    ]
+    return profile_vector, hits
+
+
+def _items(ids: list[int]) -> dict[int, Item]:
+    """``Item.objects.in_bulk(ids)`` in one binary round trip, without the ORM's query
+    building (a millisecond a request)."""
+    if not ids:
+        return {}
+    fields = Item._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     rows = vector_io.fetch(
-        f"SELECT i.id, i.category, i.created_at, v.embedding FROM {Item._meta.db_table} i "
-        f"LEFT JOIN {ItemVector._meta.db_table} v ON v.item_id = i.id AND v.space_id = %s "
-        f"WHERE {' AND '.join(conditions)}",
-        params,
+        f"SELECT {columns} FROM {Item._meta.db_table} WHERE id = ANY(%s::bigint[])", [ids]
     )
-    found = {pk: (category, created, vector_io.decode(v)) for pk, category, created, v in rows}
-    if filters.attribute_ranges and found:  # JSON ranges: the ORM knows how to compare them
-        allowed = set(
-            Item.objects.filter(pk__in=list(found))
-            .filter(filters.item_q())
-            .values_list("pk", flat=True)
-        )
-        found = {pk: row for pk, row in found.items() if pk in allowed}
-    return found
+    names = [f.attname for f in fields]
+    return {row[0]: Item.from_db(connection.alias, names, row) for row in rows}
+
+
+def _candidate_rows(
+    space: EncoderSpace | None, ids: set[int], others: set[int], filters: retrieval.Filters
+) -> tuple[dict[int, tuple[str, datetime, np.ndarray | None]], dict[int, np.ndarray]]:
+    """id → (category, created_at, vector in ``space``) for the ``ids`` that pass
+    ``filters``, and id → vector for ``others`` whatever the filters say."""
+    wanted = ids | others
+    if not wanted:
+        return {}, {}
+    where, params = retrieval.item_where(filters)
+    table = Item._meta.db_table
+    rows = vector_io.fetch(
+        f"SELECT {table}.id, {table}.category, {table}.created_at, v.embedding, {where} "
+        f"FROM {table} LEFT JOIN {ItemVector._meta.db_table} v "
+        f"ON v.item_id = {table}.id AND v.space_id = %s WHERE {table}.id = ANY(%s::bigint[])",
+        [*params, space.pk if space is not None else None, list(wanted)],
+    )
+    found, vectors = {}, {}
+    for pk, category, created, value, passes in rows:
+        vector = vector_io.decode(value)
+        if pk in ids and passes:
+            found[pk] = (category, created, vector)
+        if pk in others and vector is not None:
+            vectors[pk] = vector
+    return found, vectors
 
 
 def _similarities(candidates, profile_vector, query_vector, disliked_vectors) -> None:
@@ -451,7 +524,7 @@ def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommen
         c.features["cooccurrence"] = value
     score(list(candidates.values()), BlendScorer({"cooccurrence": 0.5}))
     ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
-    items = Item.objects.in_bulk([c.item_id for c in ranked])
+    items = _items([c.item_id for c in ranked])
     anchor = _item_text(item)
     results = []
     for c in ranked:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -25,7 +25,7 @@ from django.utils import timezone
 from pgvector.django import CosineDistance, VectorField
 
 from encoders import textprep
-from recommender import embedding, spaces
+from recommender import embedding, spaces, vector_io
 from recommender.models import Behaviour, EncoderSpace, Item, ItemCooccurrence, ItemVector
 
 # Kinds that say "I wanted this" for co-occurrence and popularity.
@@ -100,23 +100,91 @@ def nearest_items(
     filters: Filters | None = None,
 ) -> list[ScoredItem]:
     """The ``k`` items nearest to ``vector`` by cosine in ``space`` (default: active)."""
-    space = space or spaces.active_space()
     filters = filters or Filters(active_only=active_only)
-    query = vector_query(space, vector).filter(filters.item_q("item__"))
-    excluded = set(exclude) | filters.exclude_ids
-    if excluded:
-        query = query.exclude(item_id__in=list(excluded))
+    if exclude:
+        filters = replace(filters, exclude_ids=filters.exclude_ids | set(exclude))
+    rows = nearest_rows(vector, k, space=space, filters=filters, columns=False)
+    return [ScoredItem(row.item_id, row.similarity) for row in rows]
+
+
+@dataclass(frozen=True)
+class NearestRow:
+    """A nearest item with what serving needs of it, from the same round trip."""
+
+    item_id: int
+    similarity: float
+    category: str = ""
+    created_at: datetime | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class HistoryExclusion:
+    """Leave out what a user did, looked up by the search itself: every item they touched
+    (``seen``) or only those they disliked, counting events before ``before`` if given."""
+
+    user_id: int
+    seen: bool = True
+    before: datetime | None = None
+
+
+def nearest_rows(
+    vector: np.ndarray | Sequence[float],
+    k: int,
+    *,
+    space: EncoderSpace | None = None,
+    filters: Filters | None = None,
+    columns: bool = True,
+    history: HistoryExclusion | None = None,
+) -> list[NearestRow]:
+    """``nearest_items`` with each item's category, creation time and stored vector
+    (``columns``), in one binary round trip: the query vector goes in as binary and the
+    vectors come back as binary (``vector_io``). With ``history``, the user's items are
+    left out in the same statement, so the search need not wait for their history.
+
+    The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
+    it PostgreSQL cannot use the index. Filtered scans keep searching until k rows pass
+    the filters (pgvector's iterative scan); its relaxed order is re-sorted here by the
+    exact distance selected anyway.
+    """
+    space = space or spaces.active_space()
+    filters = filters or Filters()
+    cast = spaces.vector_cast(space)
+    item_table, vector_table = Item._meta.db_table, ItemVector._meta.db_table
+    where, where_params = item_where(filters)
+    extra = f", {item_table}.category, {item_table}.created_at, v.embedding" if columns else ""
+    touched, touched_params = "", []
+    if history is not None:
+        # An uncorrelated sub-select: run once, then a membership test per row scanned.
+        touched = (
+            f" AND NOT (v.item_id = ANY(ARRAY(SELECT b.item_id FROM {Behaviour._meta.db_table} b"
+            " WHERE b.user_id = %s AND b.item_id IS NOT NULL AND (%s OR b.kind = 'dislike')"
+            " AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz))))"
+        )
+        touched_params = [history.user_id, history.seen, history.before, history.before]
+    sql = (
+        f"SELECT v.item_id, v.embedding::{cast} <=> %s AS distance{extra} "
+        f"FROM {vector_table} v JOIN {item_table} ON {item_table}.id = v.item_id "
+        f"WHERE v.space_id = %s AND NOT (v.item_id = ANY(%s::bigint[])){touched} AND {where} "
+        "ORDER BY distance LIMIT %s"
+    )
+    query = vector_io.Vector(vector)
+    params = [query, space.pk, list(filters.exclude_ids), *touched_params, *where_params, k]
     with transaction.atomic(), connection.cursor() as cursor:
-        # Filtered HNSW scans keep searching until k rows pass the filter (pgvector 0.8);
-        # relaxed order is re-sorted below by the exact distance we select anyway.
+        # Settings for this transaction only (safe behind transaction-mode poolers).
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', %s, true)",
             [str(ef_search(k))],
         )
-        rows = list(query.values_list("item_id", "distance")[:k])
+        rows = vector_io.fetch(sql, params)
     rows.sort(key=lambda row: row[1])
-    return [ScoredItem(item_id, 1.0 - float(distance)) for item_id, distance in rows]
+    if not columns:
+        return [NearestRow(row[0], 1.0 - float(row[1])) for row in rows]
+    return [
+        NearestRow(item_id, 1.0 - float(distance), category, created, vector_io.decode(value))
+        for item_id, distance, category, created, value in rows
+    ]
 
 
 def search_text(text: str, k: int = 10, *, space: EncoderSpace | None = None) -> list[ScoredItem]:
@@ -222,7 +290,7 @@ def cooccurrence_candidates(
     if not seeds:
         return {}
     item_table = Item._meta.db_table
-    where, where_params = _item_where(filters)
+    where, where_params = item_where(filters)
     # Rank first, then check the head against the item filters (1,500 item lookups were
     # most of the query's time). Without a category or attribute filter only inactive
     # items can drop out, so a head of 2k is plenty; with one, everything is checked.
@@ -253,7 +321,7 @@ def cooccurrence_candidates(
         return {other: (float(total), anchor) for other, total, anchor in cursor.fetchall()}
 
 
-def _item_where(filters: Filters) -> tuple[str, list]:
+def item_where(filters: Filters) -> tuple[str, list]:
     """``filters.item_q()`` as SQL over the item table's own name (for raw joins)."""
     query = Item.objects.filter(filters.item_q()).query
     try:

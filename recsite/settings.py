@@ -256,6 +256,9 @@ RECOMMENDER_RANKER_LOSS = os.environ.get("RECOMMENDER_RANKER_LOSS", "pairwise")
 # HNSW search breadth for candidate retrieval (pgvector's hnsw.ef_search, at least 2k).
 # Wider finds more of the true nearest items at some latency: docs/performance.md.
 RECOMMENDER_HNSW_EF_SEARCH = int(os.environ.get("RECOMMENDER_HNSW_EF_SEARCH", "1000"))
+# Run a request's profile load and HNSW search on a second database connection (a helper
+# thread per process) while the request gathers its other candidates: recommender/parallel.py.
+RECOMMENDER_PARALLEL_RETRIEVAL = _env_bool("RECOMMENDER_PARALLEL_RETRIEVAL", True)
 
 LOGGING = {
     "version": 1,

@@ -88,3 +88,14 @@ def _fresh_cache():
 
     cache.clear()
     spaces.spaces_changed()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_helper_connection(django_db_setup, django_db_blocker):
+    """Serving's helper thread keeps a connection to the test database; close it before
+    the database is dropped."""
+    yield
+    from recommender import parallel
+
+    with django_db_blocker.unblock():
+        parallel.shutdown()

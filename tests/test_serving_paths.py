@@ -230,3 +230,89 @@ def test_an_event_folds_the_items_vector_into_an_existing_profile(space):
     exact = profiles.recompute(user.pk, space)
     assert incremental.events == exact.events == 2
     np.testing.assert_allclose(incremental.item_sum, exact.item_sum, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def committed_shop(transactional_db, settings):
+    """A small shop whose rows are committed (so a second connection sees them), and a
+    spy on the nearest-neighbour searches reporting which server process ran them."""
+    from recommender import parallel
+
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    space = spaces.create_space("fast", "hashing", {"dim": 48}, activate=True)
+    items = make_items(60)
+    for i, item in enumerate(items):
+        item.category = f"c{i % 3}"
+        item.save()
+    embedding.embed_items(space, [item.pk for item in items])
+    for item in items[:4]:
+        events.record_event(events.EventInput(user="u1", item=item.external_id, kind="view"))
+    yield EndUser.objects.get(external_id="u1")
+    parallel.shutdown()
+
+
+def _spy_on_searches(monkeypatch) -> list[int]:
+    backends: list[int] = []
+    original = retrieval.nearest_rows
+
+    def spy(*args, **kwargs):
+        connection.ensure_connection()
+        backends.append(connection.connection.info.backend_pid)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(retrieval, "nearest_rows", spy)
+    return backends
+
+
+def _served(user, **fields) -> list[tuple[int, float, list[str]]]:
+    from recommender.recommend import RecommendationRequest, recommend
+
+    found = recommend(RecommendationRequest(user=user, k=8, **fields))
+    return [(r.item.pk, round(r.score, 6), r.sources, r.reason.text) for r in found]
+
+
+def test_the_nearest_search_runs_on_a_second_connection_with_the_same_answer(
+    committed_shop, monkeypatch, settings
+):
+    from django.db import transaction
+
+    backends = _spy_on_searches(monkeypatch)
+    parallel_answer = _served(committed_shop, category="c1")
+    main_pid = connection.connection.info.backend_pid
+    assert len(backends) == 1 and backends[0] != main_pid
+    assert parallel_answer and {pk for pk, *_ in parallel_answer} <= set(
+        Item.objects.filter(category="c1").values_list("pk", flat=True)
+    )
+    assert any("history" in sources for _, _, sources, _ in parallel_answer)
+
+    settings.RECOMMENDER_PARALLEL_RETRIEVAL = False
+    assert _served(committed_shop, category="c1") == parallel_answer
+    assert backends[-1] == main_pid
+    settings.RECOMMENDER_PARALLEL_RETRIEVAL = True
+    with transaction.atomic():  # another connection could not see this transaction's rows
+        assert _served(committed_shop, category="c1") == parallel_answer
+    assert backends[-1] == main_pid
+
+
+def test_a_lost_helper_connection_is_replaced_and_the_answer_kept(committed_shop, monkeypatch):
+    backends = _spy_on_searches(monkeypatch)
+    first = _served(committed_shop)
+    with connection.cursor() as cursor:  # the server drops the helper's connection
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backends[0]])
+    assert _served(committed_shop) == first
+    assert _served(committed_shop) == first
+    assert backends[-1] not in (backends[0], connection.connection.info.backend_pid)
+
+
+def test_items_read_in_binary_equal_the_orms(space):
+    from recommender import recommend
+
+    items = make_items(3, tags=["羽绒服", "new"], attributes={"price": 399.5, "brand": "北辰"})
+    Item.objects.filter(pk=items[1].pk).update(description="长款\n保暖", is_active=False)
+    ids = [item.pk for item in items] + [10**9]  # an unknown id is left out, as in_bulk does
+    binary, orm = recommend._items(ids), Item.objects.in_bulk(ids)
+    assert binary.keys() == orm.keys()
+    for pk, item in orm.items():
+        for field in Item._meta.concrete_fields:
+            assert getattr(binary[pk], field.attname) == getattr(item, field.attname), field
+        assert not binary[pk]._state.adding

@@ -9,6 +9,27 @@ def test_normalize_folds_full_width_and_collapses_whitespace():
     assert textprep.normalize("  ＡＢＣ１２３\t女装\u200b \n羽绒服\x07 ") == "ABC123 女装 羽绒服"
 
 
+def test_normalize_of_printable_text_matches_the_per_character_pass():
+    import random
+    import re
+    import unicodedata
+
+    def reference(text: str) -> str:
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(
+            " " if ch.isspace() else ch
+            for ch in text
+            if ch.isspace() or not unicodedata.category(ch).startswith("C")
+        )
+        return re.sub(r"\s+", " ", text).strip()
+
+    pool = "aZ 羽绒服ＡＢ１\t\n\u00a0\u3000\u2028\u200b\x07\ufeff\u00ad,.！é"
+    rng = random.Random(0)
+    for _ in range(2000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+        assert textprep.normalize(text) == reference(text), repr(text)
+
+
 def test_truncate_keeps_short_text_and_cuts_long_text():
     assert textprep.truncate("羽绒服", 10) == "羽绒服"
     assert textprep.truncate("女性长款羽绒服", 4) == "女性长款"

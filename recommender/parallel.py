@@ -1,0 +1,108 @@
+"""A second database connection for the serving path's longest wait.
+
+A recommendations request spends about a third of its time in its nearest-neighbour
+search, with the Python process idle while the database walks the HNSW graph. The search
+needs only the profile vector and the exclusions, so it runs on a helper thread with its
+own connection (Django gives every thread its own) while the request thread gathers the
+other candidate sources on the request's connection.
+
+Only outside transactions: another connection cannot see a transaction's uncommitted rows
+(tests wrapped in a transaction, offline evaluation's rolled-back cuts). There, and when
+``RECOMMENDER_PARALLEL_RETRIEVAL`` is off, the work runs inline, in the caller's thread.
+A database error on the helper's connection closes it (the next job opens a fresh one)
+and the work is done again inline, so a dropped connection costs one slower request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_owner_pid: int | None = None  # a forked child (gunicorn, celery) needs its own thread
+SWITCH_INTERVAL_S = 0.0005
+
+
+def enabled() -> bool:
+    """Whether ``start`` may use the helper thread for work started now."""
+    return bool(getattr(settings, "RECOMMENDER_PARALLEL_RETRIEVAL", True)) and (
+        not connection.in_atomic_block
+    )
+
+
+class Pending(Generic[T]):
+    """Work started by ``start``; ``result()`` waits for it."""
+
+    def __init__(self, function: Callable[..., T], args: tuple, future: Future | None):
+        self._function, self._args, self._future = function, args, future
+        self.ran_inline = future is None
+
+    def result(self) -> T:
+        if self._future is None:
+            return self._function(*self._args)
+        try:
+            return self._future.result()
+        except DatabaseError as exc:
+            logger.warning("helper connection failed (%s); running the query inline", exc)
+            self.ran_inline = True
+            return self._function(*self._args)
+
+
+def start(function: Callable[..., T], *args) -> Pending[T]:
+    """Run ``function(*args)`` on the helper thread's connection, or later inline (see the
+    module's docstring); either way ``.result()`` gives its value."""
+    if not enabled():
+        return Pending(function, args, None)
+    return Pending(function, args, _pool().submit(_run, function, args))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor, _owner_pid
+    with _lock:
+        if _executor is None or _owner_pid != os.getpid():
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsite-db")
+            _owner_pid = os.getpid()
+            # The helper mostly waits on the database; when its answer arrives it needs the
+            # GIL back, and by default a busy request thread keeps it for up to 5 ms.
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        return _executor
+
+
+def _run(function: Callable[..., T], args: tuple) -> T:
+    # What Django does around each request, for this thread's long-lived connection:
+    # replace it once it is past CONN_MAX_AGE or has failed.
+    connection.close_if_unusable_or_obsolete()
+    try:
+        return function(*args)
+    except DatabaseError:
+        connection.close()
+        raise
+
+
+def shutdown() -> None:
+    """Close the helper thread's connection and stop the thread (test teardown, exit): an
+    open connection would keep its database from being dropped."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is not None and _owner_pid == os.getpid():
+        executor.submit(_close).result()  # that thread's own connection
+        executor.shutdown(wait=True)
+
+
+def _close() -> None:
+    connection.close()
