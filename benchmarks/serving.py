@@ -815,7 +815,6 @@ class StageTimer:
 
 @contextmanager
 def recommendation_stages():
-    from django.db.models.query import QuerySet
 
     from recommender import parallel, profiles, recommend, retrieval, spaces
     from recommender.api import access, views
@@ -831,16 +830,15 @@ def recommendation_stages():
         (spaces, "serving_space", "active space (process cache, Redis token)"),
         (recommend.History, "load", "history load"),
         (profiles, "state_for", "profile load"),
-        (retrieval, "nearest_rows", "HNSW retrieval k=100 filtered, with rows"),
+        (retrieval, "nearest_rows", "HNSW retrieval k=100 filtered, rows + cosine features"),
         (retrieval, "cooccurrence_candidates", "co-occurrence candidates"),
         (retrieval, "popularity", "popularity (per-minute cache)"),
         (retrieval, "trending", "trending (per-minute cache)"),
         (retrieval, "top_items", "top_items filter (popular+trending)"),
         (retrieval, "new_items", "new items"),
-        (QuerySet, "in_bulk", "Item in_bulk (the k returned, anchors)"),
+        (recommend, "_items", "items returned + anchors, with vectors (binary)"),
         (recommend, "_vectors", "item vectors (binary fetch)"),
-        (recommend, "_candidate_rows", "other candidates' rows + anchor vectors (binary)"),
-        (recommend, "_similarities", "cosine features (numpy)"),
+        (retrieval, "candidate_rows", "other candidates' rows + cosine features (binary)"),
         (recommend, "score", "scoring"),
         (recommend, "mmr", "MMR"),
         (recommend, "_explain", "explanations"),

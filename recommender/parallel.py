@@ -2,9 +2,11 @@
 
 A recommendations request spends about a third of its time in its nearest-neighbour
 search, with the Python process idle while the database walks the HNSW graph. The search
-needs only the profile vector and the exclusions, so it runs on a helper thread with its
-own connection (Django gives every thread its own) while the request thread gathers the
-other candidate sources on the request's connection.
+needs only the profile vector (it leaves out the user's items in its own SQL), so it runs
+on a helper thread with its own connection (Django gives every thread its own) while the
+request thread gathers the other candidate sources on the request's connection. One
+helper per process; while it is busy (a threaded server's other request) work runs inline
+rather than queue for it.
 
 Only outside transactions: another connection cannot see a transaction's uncommitted rows
 (tests wrapped in a transaction, offline evaluation's rolled-back cuts). There, and when
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +35,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _owner_pid: int | None = None  # a forked child (gunicorn, celery) needs its own thread
-SWITCH_INTERVAL_S = 0.0005
+_busy = False  # a job is on the helper thread
 
 
 def enabled() -> bool:
@@ -64,33 +65,51 @@ class Pending(Generic[T]):
 
 def start(function: Callable[..., T], *args) -> Pending[T]:
     """Run ``function(*args)`` on the helper thread's connection, or later inline (see the
-    module's docstring); either way ``.result()`` gives its value."""
+    module's docstring); either way ``.result()`` gives its value. A threaded server's
+    requests do not queue for the helper: when it is busy, the work runs inline."""
+    global _busy
     if not enabled():
         return Pending(function, args, None)
-    return Pending(function, args, _pool().submit(_run, function, args))
+    pool = _pool()
+    with _lock:
+        if _busy:
+            return Pending(function, args, None)
+        _busy = True
+    try:
+        future = pool.submit(_run, function, args)
+    except BaseException:
+        _set_idle()
+        raise
+    return Pending(function, args, future)
+
+
+def _set_idle() -> None:
+    global _busy
+    with _lock:
+        _busy = False
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _executor, _owner_pid
+    global _executor, _owner_pid, _busy
     with _lock:
         if _executor is None or _owner_pid != os.getpid():
+            _busy = False  # a forked child inherits the flag, not the thread
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsite-db")
             _owner_pid = os.getpid()
-            # The helper mostly waits on the database; when its answer arrives it needs the
-            # GIL back, and by default a busy request thread keeps it for up to 5 ms.
-            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         return _executor
 
 
 def _run(function: Callable[..., T], args: tuple) -> T:
     # What Django does around each request, for this thread's long-lived connection:
     # replace it once it is past CONN_MAX_AGE or has failed.
-    connection.close_if_unusable_or_obsolete()
     try:
+        connection.close_if_unusable_or_obsolete()
         return function(*args)
     except DatabaseError:
         connection.close()
         raise
+    finally:
+        _set_idle()  # before the result is set, so its reader finds the helper free
 
 
 def shutdown() -> None:

@@ -147,7 +147,9 @@ class Pool:
     candidates: list[Candidate]
     history: History
     space: EncoderSpace | None
-    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # candidates and anchors
+    # The recent items a reason may name (``request.explain``), and their vectors.
+    anchor_items: dict[int, Item] = field(default_factory=dict)
+    anchor_vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def recommend(request: RecommendationRequest) -> list[Recommendation]:
@@ -162,10 +164,14 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
     anchors: dict[int, str] = {}
     closest: dict[int, int] = {}
+    # Full rows for what is returned (with vectors, to pick the closest anchor); the
+    # anchors' came with the pool.
+    missing = [c.item_id for c in chosen if c.item_id not in found.anchor_items]
+    items, vectors = _items(missing, found.space if request.explain else None)
+    items.update(found.anchor_items)
+    vectors.update(found.anchor_vectors)
     if request.explain:
-        anchors, closest = _anchors(chosen, request, found.history, found.vectors)
-    # Full rows only for what is returned (and the items its reasons name).
-    items = _items([c.item_id for c in chosen] + list(anchors))
+        anchors, closest = _anchors(chosen, request, found.history, vectors)
     results = [
         Recommendation(
             item=items[c.item_id],
@@ -206,23 +212,38 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         category=request.category, attribute_ranges=dict(request.attribute_ranges)
     )
     filters.exclude_ids |= set(request.positive) | set(request.negative)
-    # The profile and the nearest-neighbour searches first, on the helper connection when
-    # there is one (``parallel``): they are the request's longest wait, and they leave out
-    # the user's items in their own SQL, so they need nothing gathered below.
+    profile_vector = _profile_vector(request, space, query_vector, history_share)
+    cosine = retrieval.CosineFeatures(
+        profile=profile_vector,
+        query=query_vector,
+        dislikes_of=request.user.pk if request.user is not None else None,
+        before=request.as_of,
+        vectors=request.diversity > 0,  # only re-ranking for diversity compares candidates
+    )
+    # The nearest-neighbour searches first, on the helper connection when there is one
+    # (``parallel``): they are the request's longest wait, and they leave out the user's
+    # items in their own SQL, so they need nothing gathered below.
+    searches: list[tuple[str, np.ndarray]] = []
+    if space is not None:
+        if query_vector is not None:
+            searches.append(("query", query_vector))
+        if profile_vector is not None and not search_mode:
+            source = "positive" if request.positive and request.user is None else "history"
+            searches.append((source, profile_vector))
+    searches = [(name, vector) for name, vector in searches if wanted is None or name in wanted]
     exclusion = None
     if request.user is not None:
         exclusion = retrieval.HistoryExclusion(
             request.user.pk, seen=request.exclude_seen and not search_mode, before=request.as_of
         )
     nearest = parallel.start(
-        _profile_and_nearest,
-        request,
+        _nearest,
         space,
-        query_vector,
-        history_share,
+        searches,
         n,
         replace(filters, exclude_ids=set(filters.exclude_ids)),  # this thread adds to its own
         exclusion,
+        cosine,
     )
 
     history = History.load(request.user, request.as_of)
@@ -260,18 +281,17 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     found = [entry for entry in found if wanted is None or entry[0] in wanted]
 
     # The business filters once more on those (cached tables may be a minute old), with
-    # each one's vector, and the vectors of the disliked items and of the recent items an
-    # explanation may name, in one round trip.
-    others = set(history.disliked)
-    if request.explain:
-        others |= set(_anchor_ids(history, request))
-    rows, vectors = _candidate_rows(space, {entry[1] for entry in found}, others, filters)
-    profile_vector, hits = nearest.result()  # hits passed the filters in their own SQL
+    # their cosine features, in one round trip.
+    rows = retrieval.candidate_rows(space, list({entry[1] for entry in found}), filters, cosine)
+    anchor_items, anchor_vectors = {}, {}
+    if request.explain:  # still waiting for the search: fetch what explanations will need
+        anchor_items, anchor_vectors = _items(_anchor_ids(history, request), space)
+    hits = nearest.result()  # these passed the filters in their own SQL
     cold = profile_vector is None and query_vector is None and not search_mode
     if cold and (wanted is None or "new" in wanted):
         # Nothing to search by (a cold start): the newest items are a source too.
         fresh = retrieval.new_items(20, filters, request.as_of)
-        rows.update(_candidate_rows(space, set(fresh) - rows.keys(), set(), filters)[0])
+        rows.update(retrieval.candidate_rows(space, list(set(fresh) - rows.keys()), filters))
         found += [("new", item_id, {}, None) for item_id in fresh]
 
     candidates: dict[int, Candidate] = {}
@@ -285,7 +305,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
 
     for source, source_rows in hits:
         for row in source_rows:
-            rows.setdefault(row.item_id, (row.category, row.created_at, row.vector))
+            rows.setdefault(row.item_id, row)
             add(row.item_id, source, {})
     for source, item_id, features, anchor in found:
         if item_id in rows:
@@ -293,43 +313,39 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             if anchor is not None:
                 candidate.anchor_item_id = anchor
     if not candidates:
-        return Pool([], history, space)
+        return Pool([], history, space, anchor_items, anchor_vectors)
 
     ordered = list(candidates.values())
-    vectors.update((i, row[2]) for i, row in rows.items() if row[2] is not None)
     affinity = _category_affinity(history)
     trend_top = (trend.peak() if trend else 1.0) or 1.0
     now_s = now.timestamp()
     for candidate in ordered:
-        category, created_at, candidate.vector = rows[candidate.item_id]
-        candidate.category = category
+        row = rows[candidate.item_id]
+        candidate.category = row.category
+        candidate.vector = _unit(row.vector)
         f = candidate.features
+        f.update(row.features)
         f["popularity"] = math.log1p(popularity.get(candidate.item_id, 0.0)) / pop_scale
         f["trending"] = trend.get(candidate.item_id, 0.0) / trend_top
-        age_days = max(now_s - created_at.timestamp(), 0.0) / 86400.0
+        age_days = max(now_s - row.created_at.timestamp(), 0.0) / 86400.0
         f["freshness"] = 0.5 ** (age_days / 30.0)
-        f["category_affinity"] = affinity.get(category, 0.0) * history_share
+        f["category_affinity"] = affinity.get(row.category, 0.0) * history_share
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
-    disliked = [vectors[i] for i in history.disliked if i in vectors]
-    _similarities(ordered, profile_vector, query_vector, disliked)
-    return Pool(ordered, history, space, vectors)
+    return Pool(ordered, history, space, anchor_items, anchor_vectors)
 
 
-def _profile_and_nearest(
+def _profile_vector(
     request: RecommendationRequest,
     space: EncoderSpace | None,
     query_vector: np.ndarray | None,
     history_share: float,
-    n: int,
-    filters: retrieval.Filters,
-    exclusion: retrieval.HistoryExclusion | None,
-) -> tuple[np.ndarray | None, list[tuple[str, list[retrieval.NearestRow]]]]:
-    """The request's profile vector and each vector search's nearest rows (run by
-    ``parallel``, perhaps on the helper thread)."""
+) -> np.ndarray | None:
+    """The vector this request is served for: the user's profile, moved towards the
+    session's positive items and away from its negative ones, with the request's
+    free-text intent blended in."""
     if space is None:
-        return None, []
-    search_mode = request.mode == "search"
+        return None
     profile_vector = None
     if request.user is not None:
         profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
@@ -341,90 +357,47 @@ def _profile_and_nearest(
         if isinstance(total, np.ndarray):
             base = profile_vector if profile_vector is not None else 0
             profile_vector = _unit(total + 0.5 * base)
-    if query_vector is not None and profile_vector is not None and not search_mode:
+    if query_vector is not None and profile_vector is not None and request.mode != "search":
         intent = 1.0 - history_share
         profile_vector = _unit(history_share * profile_vector + intent * query_vector)
+    return profile_vector
 
-    searches: list[tuple[str, np.ndarray]] = []
-    if query_vector is not None:
-        searches.append(("query", query_vector))
-    if profile_vector is not None and not search_mode:
-        source = "positive" if request.positive and request.user is None else "history"
-        searches.append((source, profile_vector))
-    hits = [
-        (source, retrieval.nearest_rows(vector, n, space=space, filters=filters, history=exclusion))
+
+def _nearest(space, searches, n, filters, exclusion, cosine):
+    """Each search's nearest rows (run by ``parallel``, perhaps on the helper thread)."""
+    return [
+        (
+            source,
+            retrieval.nearest_rows(
+                vector, n, space=space, filters=filters, history=exclusion, cosine=cosine
+            ),
+        )
         for source, vector in searches
-        if request.sources is None or source in request.sources
     ]
-    return profile_vector, hits
 
 
-def _items(ids: list[int]) -> dict[int, Item]:
+def _items(
+    ids: list[int], space: EncoderSpace | None = None
+) -> tuple[dict[int, Item], dict[int, np.ndarray]]:
     """``Item.objects.in_bulk(ids)`` in one binary round trip, without the ORM's query
-    building (a millisecond a request)."""
+    building (a millisecond a request); with ``space``, the items' vectors in it too."""
     if not ids:
-        return {}
+        return {}, {}
     fields = Item._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = Item._meta.db_table
+    columns = ", ".join(f"{table}.{connection.ops.quote_name(f.column)}" for f in fields)
     rows = vector_io.fetch(
-        f"SELECT {columns} FROM {Item._meta.db_table} WHERE id = ANY(%s::bigint[])", [ids]
+        f"SELECT {columns}, v.embedding FROM {table} LEFT JOIN {ItemVector._meta.db_table} v "
+        f"ON v.item_id = {table}.id AND v.space_id = %s WHERE {table}.id = ANY(%s::bigint[])",
+        [space.pk if space is not None else None, list(ids)],
     )
     names = [f.attname for f in fields]
-    return {row[0]: Item.from_db(connection.alias, names, row) for row in rows}
-
-
-def _candidate_rows(
-    space: EncoderSpace | None, ids: set[int], others: set[int], filters: retrieval.Filters
-) -> tuple[dict[int, tuple[str, datetime, np.ndarray | None]], dict[int, np.ndarray]]:
-    """id → (category, created_at, vector in ``space``) for the ``ids`` that pass
-    ``filters``, and id → vector for ``others`` whatever the filters say."""
-    wanted = ids | others
-    if not wanted:
-        return {}, {}
-    where, params = retrieval.item_where(filters)
-    table = Item._meta.db_table
-    rows = vector_io.fetch(
-        f"SELECT {table}.id, {table}.category, {table}.created_at, v.embedding, {where} "
-        f"FROM {table} LEFT JOIN {ItemVector._meta.db_table} v "
-        f"ON v.item_id = {table}.id AND v.space_id = %s WHERE {table}.id = ANY(%s::bigint[])",
-        [*params, space.pk if space is not None else None, list(wanted)],
-    )
-    found, vectors = {}, {}
-    for pk, category, created, value, passes in rows:
-        vector = vector_io.decode(value)
-        if pk in ids and passes:
-            found[pk] = (category, created, vector)
-        if pk in others and vector is not None:
-            vectors[pk] = vector
-    return found, vectors
-
-
-def _similarities(candidates, profile_vector, query_vector, disliked_vectors) -> None:
-    """Unit vectors and cosine features for every candidate with a vector, as matrix
-    products over all candidates at once (``candidate.vector`` comes in raw)."""
-    with_vectors = [c for c in candidates if c.vector is not None]
-    if not with_vectors:
-        return
-    matrix = np.stack([c.vector for c in with_vectors]).astype(np.float32)
-    norms = np.linalg.norm(matrix, axis=1)
-    usable = norms > 1e-9
-    matrix[usable] /= norms[usable, None]
-    for candidate, row, ok in zip(with_vectors, matrix, usable.tolist(), strict=True):
-        candidate.vector = row if ok else None
-    matrix, with_vectors = matrix[usable], [c for c in with_vectors if c.vector is not None]
-    if not with_vectors:
-        return
-    columns = {}
-    if profile_vector is not None:
-        columns["similarity"] = matrix @ profile_vector
-    if query_vector is not None:
-        columns["query_similarity"] = matrix @ query_vector
-    if disliked_vectors:
-        disliked = np.stack(disliked_vectors)
-        columns["dislike_similarity"] = np.maximum((matrix @ disliked.T).max(axis=1), 0.0)
-    for name, values in columns.items():
-        for candidate, value in zip(with_vectors, values.tolist(), strict=True):
-            candidate.features[name] = value
+    items, vectors = {}, {}
+    for *values, vector in rows:
+        items[values[0]] = Item.from_db(connection.alias, names, values)
+        if vector is not None:
+            vectors[values[0]] = vector_io.decode(vector)
+    return items, vectors
 
 
 def _category_affinity(history: History) -> dict[str, float]:
@@ -451,7 +424,7 @@ def _anchor_ids(history: History, request: RecommendationRequest) -> list[int]:
 
 def _anchors(chosen, request, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
     """The items the reasons will name → the user's strongest action on each, and for
-    each chosen candidate the anchor closest to it by cosine."""
+    each chosen candidate the anchor closest to it by cosine (``vectors``: id → vector)."""
     kinds = history.anchor_kinds()
     ids, rows = [], []
     for item_id in _anchor_ids(history, request):
@@ -459,12 +432,16 @@ def _anchors(chosen, request, history, vectors) -> tuple[dict[int, str], dict[in
             ids.append(item_id)
             rows.append(unit)
     closest: dict[int, int] = {}
-    with_vectors = [c for c in chosen if c.vector is not None]
-    if rows and with_vectors:
-        sims = np.stack([c.vector for c in with_vectors]) @ np.stack(rows).T
+    chosen_ids, chosen_rows = [], []
+    for c in chosen:
+        if c.item_id in vectors and (unit := _unit(vectors[c.item_id])) is not None:
+            chosen_ids.append(c.item_id)
+            chosen_rows.append(unit)
+    if rows and chosen_rows:
+        sims = np.stack(chosen_rows) @ np.stack(rows).T
         closest = {
-            c.item_id: ids[int(best)]
-            for c, best in zip(with_vectors, sims.argmax(axis=1), strict=True)
+            item_id: ids[int(best)]
+            for item_id, best in zip(chosen_ids, sims.argmax(axis=1), strict=True)
         }
     needed = set(closest.values()) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
     return {i: kinds.get(i, "") for i in needed}, closest
@@ -524,7 +501,7 @@ def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommen
         c.features["cooccurrence"] = value
     score(list(candidates.values()), BlendScorer({"cooccurrence": 0.5}))
     ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
-    items = _items([c.item_id for c in ranked])
+    items, _ = _items([c.item_id for c in ranked])
     anchor = _item_text(item)
     results = []
     for c in ranked:

@@ -109,13 +109,16 @@ def nearest_items(
 
 @dataclass(frozen=True)
 class NearestRow:
-    """A nearest item with what serving needs of it, from the same round trip."""
+    """A candidate item with what serving needs of it, from the round trip that found it:
+    ``similarity`` to the searched vector (``nearest_rows``; 0 from ``candidate_rows``), the
+    ``CosineFeatures`` the database computed, and the stored vector when asked for."""
 
     item_id: int
     similarity: float
     category: str = ""
     created_at: datetime | None = None
     vector: np.ndarray | None = None
+    features: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,59 @@ class HistoryExclusion:
     before: datetime | None = None
 
 
+@dataclass(frozen=True)
+class CosineFeatures:
+    """Cosine features the database computes for every row it returns, so candidates'
+    vectors need not travel: ``similarity`` to the profile, ``query_similarity`` to the
+    request's text, and ``dislike_similarity``, the highest to an item the user
+    (``dislikes_of``) disliked before ``before``. ``vectors`` returns the stored vectors
+    too (re-ranking for diversity compares candidates with each other)."""
+
+    profile: np.ndarray | None = None
+    query: np.ndarray | None = None
+    dislikes_of: int | None = None
+    before: datetime | None = None
+    vectors: bool = False
+
+    NAMES = ("similarity", "query_similarity", "dislike_similarity")
+
+    def sql(self, space: EncoderSpace, column: str) -> tuple[str, list, str, list]:
+        """A WITH clause and its parameters, then select-list items (``NAMES`` and the
+        vector) and theirs, for rows whose stored vector is ``column``."""
+        with_sql, with_params = "", []
+        items, params = [], []
+        for vector in (self.profile, self.query):
+            if vector is None:
+                items.append("NULL::float8")
+            else:
+                items.append(f"1 - ({column} <=> %s)")
+                params.append(vector_io.Vector(vector))
+        if self.dislikes_of is not None:
+            with_sql = (
+                f"WITH disliked AS MATERIALIZED (SELECT d.embedding FROM "
+                f"{ItemVector._meta.db_table} d WHERE d.space_id = %s AND d.item_id = ANY(ARRAY("
+                f"SELECT b.item_id FROM {Behaviour._meta.db_table} b WHERE b.user_id = %s "
+                "AND b.kind = 'dislike' AND b.item_id IS NOT NULL "
+                "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz)))) "
+            )
+            with_params = [space.pk, self.dislikes_of, self.before, self.before]
+            items.append(f"(SELECT max(1 - ({column} <=> d.embedding)) FROM disliked d)")
+        else:
+            items.append("NULL::float8")
+        items.append(column if self.vectors else "NULL::bytea")
+        return with_sql, with_params, ", ".join(items), params
+
+    @classmethod
+    def read(cls, values: Sequence) -> tuple[dict[str, float], np.ndarray | None]:
+        """The features (missing where an item has no vector or a zero one) and the
+        vector, from the select-list items of ``sql``."""
+        features = {}
+        for name, value in zip(cls.NAMES, values[:3], strict=True):
+            if value is not None and value == value:  # NaN: a zero vector has no angle
+                features[name] = max(value, 0.0) if name == "dislike_similarity" else value
+        return features, vector_io.decode(values[3])
+
+
 def nearest_rows(
     vector: np.ndarray | Sequence[float],
     k: int,
@@ -136,11 +192,12 @@ def nearest_rows(
     filters: Filters | None = None,
     columns: bool = True,
     history: HistoryExclusion | None = None,
+    cosine: CosineFeatures | None = None,
 ) -> list[NearestRow]:
-    """``nearest_items`` with each item's category, creation time and stored vector
-    (``columns``), in one binary round trip: the query vector goes in as binary and the
-    vectors come back as binary (``vector_io``). With ``history``, the user's items are
-    left out in the same statement, so the search need not wait for their history.
+    """``nearest_items`` with each item's category and creation time (``columns``) and its
+    ``cosine`` features, in one binary round trip (the query vector goes in as binary).
+    With ``history``, the user's items are left out in the same statement, so the search
+    need not wait for their history.
 
     The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
     it PostgreSQL cannot use the index. Filtered scans keep searching until k rows pass
@@ -152,7 +209,11 @@ def nearest_rows(
     cast = spaces.vector_cast(space)
     item_table, vector_table = Item._meta.db_table, ItemVector._meta.db_table
     where, where_params = item_where(filters)
-    extra = f", {item_table}.category, {item_table}.created_at, v.embedding" if columns else ""
+    with_sql, with_params, extra, extra_params = "", [], "", []
+    if columns:
+        cosine = cosine or CosineFeatures()
+        with_sql, with_params, features, extra_params = cosine.sql(space, "v.embedding")
+        extra = f", {item_table}.category, {item_table}.created_at, {features}"
     touched, touched_params = "", []
     if history is not None:
         # An uncorrelated sub-select: run once, then a membership test per row scanned.
@@ -163,13 +224,21 @@ def nearest_rows(
         )
         touched_params = [history.user_id, history.seen, history.before, history.before]
     sql = (
-        f"SELECT v.item_id, v.embedding::{cast} <=> %s AS distance{extra} "
+        f"{with_sql}SELECT v.item_id, v.embedding::{cast} <=> %s AS distance{extra} "
         f"FROM {vector_table} v JOIN {item_table} ON {item_table}.id = v.item_id "
         f"WHERE v.space_id = %s AND NOT (v.item_id = ANY(%s::bigint[])){touched} AND {where} "
         "ORDER BY distance LIMIT %s"
     )
-    query = vector_io.Vector(vector)
-    params = [query, space.pk, list(filters.exclude_ids), *touched_params, *where_params, k]
+    params = [
+        *with_params,
+        vector_io.Vector(vector),
+        *extra_params,
+        space.pk,
+        list(filters.exclude_ids),
+        *touched_params,
+        *where_params,
+        k,
+    ]
     with transaction.atomic(), connection.cursor() as cursor:
         # Settings for this transaction only (safe behind transaction-mode poolers).
         cursor.execute(
@@ -181,10 +250,48 @@ def nearest_rows(
     rows.sort(key=lambda row: row[1])
     if not columns:
         return [NearestRow(row[0], 1.0 - float(row[1])) for row in rows]
-    return [
-        NearestRow(item_id, 1.0 - float(distance), category, created, vector_io.decode(value))
-        for item_id, distance, category, created, value in rows
-    ]
+    found = []
+    for item_id, distance, category, created, *values in rows:
+        features, stored = CosineFeatures.read(values)
+        similarity = 1.0 - float(distance)
+        found.append(NearestRow(item_id, similarity, category, created, stored, features))
+    return found
+
+
+def candidate_rows(
+    space: EncoderSpace | None,
+    ids: Sequence[int],
+    filters: Filters,
+    cosine: CosineFeatures | None = None,
+) -> dict[int, NearestRow]:
+    """The rows of ``ids`` that pass ``filters``, with their ``cosine`` features in
+    ``space``, in one binary round trip (the sources other than the vector searches)."""
+    if not ids:
+        return {}
+    table = Item._meta.db_table
+    where, where_params = item_where(filters)
+    with_sql, with_params, features, feature_params = "", [], "NULL, NULL, NULL, NULL", []
+    if space is not None:
+        cosine = cosine or CosineFeatures()
+        with_sql, with_params, features, feature_params = cosine.sql(space, "v.embedding")
+    rows = vector_io.fetch(
+        f"{with_sql}SELECT {table}.id, {table}.category, {table}.created_at, {features} "
+        f"FROM {table} LEFT JOIN {ItemVector._meta.db_table} v "
+        f"ON v.item_id = {table}.id AND v.space_id = %s "
+        f"WHERE {table}.id = ANY(%s::bigint[]) AND {where}",
+        [
+            *with_params,
+            *feature_params,
+            space.pk if space is not None else None,
+            list(ids),
+            *where_params,
+        ],
+    )
+    found = {}
+    for item_id, category, created, *values in rows:
+        features, stored = CosineFeatures.read(values)
+        found[item_id] = NearestRow(item_id, 0.0, category, created, stored, features)
+    return found
 
 
 def search_text(text: str, k: int = 10, *, space: EncoderSpace | None = None) -> list[ScoredItem]:

@@ -310,9 +310,73 @@ def test_items_read_in_binary_equal_the_orms(space):
     items = make_items(3, tags=["羽绒服", "new"], attributes={"price": 399.5, "brand": "北辰"})
     Item.objects.filter(pk=items[1].pk).update(description="长款\n保暖", is_active=False)
     ids = [item.pk for item in items] + [10**9]  # an unknown id is left out, as in_bulk does
-    binary, orm = recommend._items(ids), Item.objects.in_bulk(ids)
+    embedding.embed_items(space, [items[0].pk])
+    binary, vectors = recommend._items(ids, space)
+    orm = Item.objects.in_bulk(ids)
     assert binary.keys() == orm.keys()
+    assert vectors.keys() == {items[0].pk}
+    np.testing.assert_array_equal(
+        vectors[items[0].pk], profiles.item_vectors(space, [items[0].pk])[items[0].pk]
+    )
     for pk, item in orm.items():
         for field in Item._meta.concrete_fields:
             assert getattr(binary[pk], field.attname) == getattr(item, field.attname), field
         assert not binary[pk]._state.adding
+
+
+def test_cosine_features_computed_by_the_database_match_numpy(space):
+    items = make_items(8)
+    embedding.embed_items(space, [item.pk for item in items])
+    ItemVector.objects.filter(space=space, item=items[7]).update(embedding=[0.0] * 48)
+    events.record_event(events.EventInput(user="u1", item=items[0].external_id, kind="dislike"))
+    events.record_event(events.EventInput(user="u1", item=items[1].external_id, kind="dislike"))
+    user = EndUser.objects.get(external_id="u1")
+    rng = np.random.default_rng(0)
+    profile, query = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 48)).astype(np.float32))
+    cosine = retrieval.CosineFeatures(profile, query, dislikes_of=user.pk, vectors=True)
+    ids = [item.pk for item in items[2:]]
+    rows = retrieval.candidate_rows(space, ids, retrieval.Filters(), cosine)
+    assert rows.keys() == set(ids)
+
+    stored = profiles.item_vectors(space, [item.pk for item in items])
+    unit = {pk: v / np.linalg.norm(v) for pk, v in stored.items() if np.linalg.norm(v) > 0}
+    disliked = np.stack([unit[items[0].pk], unit[items[1].pk]])
+    for pk in ids[:-1]:
+        expected = {
+            "similarity": float(unit[pk] @ profile),
+            "query_similarity": float(unit[pk] @ query),
+            "dislike_similarity": max(float((disliked @ unit[pk]).max()), 0.0),
+        }
+        assert rows[pk].features == pytest.approx(expected, abs=1e-5)
+        np.testing.assert_array_equal(rows[pk].vector, stored[pk])
+    assert rows[items[7].pk].features == {}  # a zero vector has no cosine
+
+    # The nearest-neighbour search computes the same features for the rows it finds.
+    found = retrieval.nearest_rows(profile, 3, space=space, cosine=cosine)
+    for row in found:
+        if row.item_id in ids[:-1]:
+            assert row.features == pytest.approx(rows[row.item_id].features, abs=1e-5)
+            assert row.similarity == pytest.approx(row.features["similarity"], abs=1e-5)
+    # Without a user or vectors asked for: no dislike feature, no vectors.
+    plain = retrieval.candidate_rows(
+        space, ids, retrieval.Filters(), retrieval.CosineFeatures(profile)
+    )
+    assert set(plain[ids[0]].features) == {"similarity"} and plain[ids[0]].vector is None
+
+
+def test_a_request_does_not_queue_behind_a_busy_helper(committed_shop, monkeypatch):
+    import threading
+
+    from recommender import parallel
+
+    release = threading.Event()
+    held = parallel.start(release.wait, 10)  # the helper is busy with another request
+    try:
+        backends = _spy_on_searches(monkeypatch)
+        assert _served(committed_shop)
+        assert backends == [connection.connection.info.backend_pid]  # ran inline
+    finally:
+        release.set()
+    assert held.result() is True and not held.ran_inline
+    assert _served(committed_shop)
+    assert backends[-1] != connection.connection.info.backend_pid  # the helper is free again
