@@ -380,3 +380,23 @@ def test_a_request_does_not_queue_behind_a_busy_helper(committed_shop, monkeypat
     assert held.result() is True and not held.ran_inline
     assert _served(committed_shop)
     assert backends[-1] != connection.connection.info.backend_pid  # the helper is free again
+
+
+@pytest.mark.parametrize("explained", [True, False])
+def test_the_list_answer_matches_its_documented_serializer(space, explained):
+    from recommender.api import serializers
+    from recommender.recommend import RecommendationRequest, recommend
+
+    items = make_items(12, attributes={"price": 99.5, "brand": "北辰"}, tags=["羽绒服"])
+    embedding.embed_items(space, [item.pk for item in items])
+    for item in items[:3]:
+        events.record_event(events.EventInput(user="u1", item=item.external_id, kind="view"))
+    user = EndUser.objects.get(external_id="u1")
+    results = recommend(
+        RecommendationRequest(user=user, k=6, query="羽绒服 款3", explain=explained, lang="en")
+    )
+    assert len(results) == 6
+    assert any(r.reason and r.reason.keywords for r in results) == explained
+    direct = serializers.recommendation_list_data(results, "u1", "en")
+    payload = {"user": "u1", "lang": "en", "items": results}
+    assert direct == serializers.RecommendationListSerializer(payload).data

@@ -30,8 +30,7 @@ def _item_pks(external_ids: list[str], field: str) -> list[int]:
 
 
 def _list_response(results, user: str | None, lang: str) -> Response:
-    payload = {"user": user, "lang": lang, "items": results}
-    return Response(s.RecommendationListSerializer(payload).data)
+    return Response(s.recommendation_list_data(results, user, lang))
 
 
 class HealthSerializer(serializers.Serializer):
