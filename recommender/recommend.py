@@ -42,7 +42,8 @@ class RecommendationRequest:
     context: dict = field(default_factory=dict)
     as_of: datetime | None = None
     category_cap: int | None = None
-    per_source: int = 100
+    # Candidates asked of each source (None: RECOMMENDER_CANDIDATES_PER_SOURCE).
+    per_source: int | None = None
     mode: str = "recommend"  # or "search": query sources only, seen items allowed
     scorer: Scorer | None = None
     # Restrict candidate sources (offline baselines): history, positive, query, keyword,
@@ -194,7 +195,10 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     now = request.as_of or timezone.now()
     space = spaces.serving_space()
     search_mode = request.mode == "search"
-    n = max(request.per_source, k * 3)
+    per_source = request.per_source or int(
+        getattr(settings, "RECOMMENDER_CANDIDATES_PER_SOURCE", 50)
+    )
+    n = max(per_source, k * 3)
     wanted = request.sources
 
     query_vector = None

@@ -8,6 +8,7 @@ refreshed by a task), popular and trending items (time windows), and text-query 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from collections.abc import Sequence
@@ -429,13 +430,23 @@ def cooccurrence_candidates(
 
 
 def item_where(filters: Filters) -> tuple[str, list]:
-    """``filters.item_q()`` as SQL over the item table's own name (for raw joins)."""
+    """``filters.item_q()`` as SQL over the item table's own name (for raw joins).
+
+    Compiled once per distinct filter (the ORM takes ~0.3 ms, three times a request)."""
+    ranges = tuple(sorted(filters.attribute_ranges.items()))
+    sql, params = _compiled_where(filters.category, ranges, filters.active_only)
+    return sql, list(params)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled_where(category, ranges, active_only) -> tuple[str, tuple]:
+    filters = Filters(category=category, attribute_ranges=dict(ranges), active_only=active_only)
     query = Item.objects.filter(filters.item_q()).query
     try:
         sql, params = query.get_compiler(connection=connection).compile(query.where)
     except FullResultSet:
-        return "TRUE", []
-    return sql or "TRUE", list(params)
+        return "TRUE", ()
+    return sql or "TRUE", tuple(params)
 
 
 # --- Popular and trending ----------------------------------------------------------------

@@ -256,7 +256,11 @@ RECOMMENDER_RANKER_LOSS = os.environ.get("RECOMMENDER_RANKER_LOSS", "pairwise")
 # HNSW search breadth for candidate retrieval (pgvector's hnsw.ef_search, at least 2k).
 # Wider finds more of the true nearest items at some latency: docs/performance.md.
 RECOMMENDER_HNSW_EF_SEARCH = int(os.environ.get("RECOMMENDER_HNSW_EF_SEARCH", "1000"))
-# Run a request's profile load and HNSW search on a second database connection (a helper
+# Candidates each source offers per request (the vector search and co-occurrence this
+# many, popular half as many). 50 and 100 scored the same on MovieLens (docs/evaluation.md);
+# fewer make each request cheaper.
+RECOMMENDER_CANDIDATES_PER_SOURCE = int(os.environ.get("RECOMMENDER_CANDIDATES_PER_SOURCE", "50"))
+# Run a request's HNSW search on a second database connection (a helper
 # thread per process) while the request gathers its other candidates: recommender/parallel.py.
 RECOMMENDER_PARALLEL_RETRIEVAL = _env_bool("RECOMMENDER_PARALLEL_RETRIEVAL", True)
 

@@ -400,3 +400,18 @@ def test_the_list_answer_matches_its_documented_serializer(space, explained):
     direct = serializers.recommendation_list_data(results, "u1", "en")
     payload = {"user": "u1", "lang": "en", "items": results}
     assert direct == serializers.RecommendationListSerializer(payload).data
+
+
+def test_candidates_per_source_follow_the_setting(space, settings):
+    from recommender.recommend import RecommendationRequest, candidate_pool
+
+    items = make_items(60)
+    embedding.embed_items(space, [item.pk for item in items])
+    events.record_event(events.EventInput(user="u1", item=items[0].external_id, kind="view"))
+    user = EndUser.objects.get(external_id="u1")
+    for per_source in (30, 45):
+        settings.RECOMMENDER_CANDIDATES_PER_SOURCE = per_source
+        pool = candidate_pool(RecommendationRequest(user=user, k=5)).candidates
+        assert sum("history" in c.sources for c in pool) == per_source
+    pool = candidate_pool(RecommendationRequest(user=user, k=5, per_source=12)).candidates
+    assert sum("history" in c.sources for c in pool) == 15  # at least 3k
