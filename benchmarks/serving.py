@@ -23,16 +23,17 @@ Measured, in this order, so that the ratios come from one run on one machine sta
 (a)  bare HNSW top-10: ``retrieval.vector_query(space, v)[:10]`` through the ORM in a
      transaction with ``SET LOCAL hnsw.ef_search = E``, v = stored profile vectors of random
      users; once before and once after the endpoint runs (the machine is shared). E is what
-     serving uses (``retrieval.ef_search``: RECOMMENDER_HNSW_EF_SEARCH, default 400); the
+     serving uses (``retrieval.ef_search``: RECOMMENDER_HNSW_EF_SEARCH, default 1000); the
      targets are judged at E. Also at pgvector's default ef_search 40, for reference;
 (b)  recall@10 of (a) against exact search (numpy brute force over every vector of the
      space, cross-checked against PostgreSQL with ``enable_indexscan = off``), at
-     ef_search 40 and at E; recall@100 at ``ef_search(100)``, which is what serving asks
-     for (k = per_source = 100), recall@10 at ef 1000, and the ef-40 recall split by how
+     ef_search 40 and at E; recall@100 at ``ef_search(100)`` (serving asks for
+     RECOMMENDER_CANDIDATES_PER_SOURCE, 50 by default, at the same E), recall@10 at ef
+     1000, and the ef-40 recall split by how
      many clusters the user engaged with (a profile blending several interests lies
      between clusters);
 (c)  ``GET /api/v1/users/{id}/recommendations?k=10`` against gunicorn started here
-     (``recsite.wsgi:application``, 2 sync workers, 127.0.0.1, DEBUG=1 so no API key),
+     (``recsite.wsgi:application``, 2 sync workers, 127.0.0.1, no API key required),
      sequential requests for random users, one new connection each (gunicorn's sync worker
      closes it); and the same requests through Django's test client in this process, then
      once more with serving's helper connection on and off (RECOMMENDER_PARALLEL_RETRIEVAL,
@@ -830,7 +831,7 @@ def recommendation_stages():
         (spaces, "serving_space", "active space (process cache, Redis token)"),
         (recommend.History, "load", "history load"),
         (profiles, "state_for", "profile load"),
-        (retrieval, "nearest_rows", "HNSW retrieval k=100 filtered, rows + cosine features"),
+        (retrieval, "nearest_rows", "HNSW search as served (k 50, filters), rows + cosines"),
         (retrieval, "cooccurrence_candidates", "co-occurrence candidates"),
         (retrieval, "popularity", "popularity (per-minute cache)"),
         (retrieval, "trending", "trending (per-minute cache)"),
