@@ -923,18 +923,24 @@ def print_cprofile(profiler: cProfile.Profile, n: int, limit: int = 25) -> None:
 
 def explain_serving_query(space, user_pk: int, vector) -> str:
     """The plan of nearest_rows' query for one user (filters and exclusions as served)."""
+    from django.conf import settings
     from django.db import connection, transaction
 
-    from recommender import recommend, retrieval, vector_io
+    from recommender import retrieval, vector_io
     from recommender.models import EndUser
 
-    history = recommend.History.load(EndUser.objects.get(pk=user_pk), None)
-    filters = retrieval.Filters(exclude_ids=history.seen | history.disliked)
+    user = EndUser.objects.get(pk=user_pk)
+    exclusion = retrieval.HistoryExclusion(user.pk)  # the user's items, in SQL
+    filters = retrieval.Filters()
+    cosine = retrieval.CosineFeatures(vector, dislikes_of=user.pk)
     captured = []
     fetch = vector_io.fetch
     vector_io.fetch = lambda sql, params=(): captured.append((sql, params)) or []
     try:
-        retrieval.nearest_rows(vector, 100, space=space, filters=filters)
+        n = settings.RECOMMENDER_CANDIDATES_PER_SOURCE
+        retrieval.nearest_rows(
+            vector, n, space=space, filters=filters, history=exclusion, cosine=cosine
+        )
     finally:
         vector_io.fetch = fetch
     sql, params = captured[-1]
