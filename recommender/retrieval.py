@@ -131,6 +131,15 @@ class HistoryExclusion:
     seen: bool = True
     before: datetime | None = None
 
+    def items_sql(self) -> tuple[str, list]:
+        """A sub-select of those items' ids, and its parameters."""
+        sql = (
+            f"SELECT b.item_id FROM {Behaviour._meta.db_table} b WHERE b.user_id = %s "
+            "AND b.item_id IS NOT NULL AND (%s OR b.kind = 'dislike') "
+            "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz)"
+        )
+        return sql, [self.user_id, self.seen, self.before, self.before]
+
 
 @dataclass(frozen=True)
 class CosineFeatures:
@@ -160,14 +169,15 @@ class CosineFeatures:
                 items.append(f"1 - ({column} <=> %s)")
                 params.append(vector_io.Vector(vector))
         if self.dislikes_of is not None:
+            disliked, disliked_params = HistoryExclusion(
+                self.dislikes_of, seen=False, before=self.before
+            ).items_sql()
             with_sql = (
                 f"WITH disliked AS MATERIALIZED (SELECT d.embedding FROM "
-                f"{ItemVector._meta.db_table} d WHERE d.space_id = %s AND d.item_id = ANY(ARRAY("
-                f"SELECT b.item_id FROM {Behaviour._meta.db_table} b WHERE b.user_id = %s "
-                "AND b.kind = 'dislike' AND b.item_id IS NOT NULL "
-                "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz)))) "
+                f"{ItemVector._meta.db_table} d WHERE d.space_id = %s "
+                f"AND d.item_id = ANY(ARRAY({disliked}))) "
             )
-            with_params = [space.pk, self.dislikes_of, self.before, self.before]
+            with_params = [space.pk, *disliked_params]
             items.append(f"(SELECT max(1 - ({column} <=> d.embedding)) FROM disliked d)")
         else:
             items.append("NULL::float8")
@@ -218,12 +228,8 @@ def nearest_rows(
     touched, touched_params = "", []
     if history is not None:
         # An uncorrelated sub-select: run once, then a membership test per row scanned.
-        touched = (
-            f" AND NOT (v.item_id = ANY(ARRAY(SELECT b.item_id FROM {Behaviour._meta.db_table} b"
-            " WHERE b.user_id = %s AND b.item_id IS NOT NULL AND (%s OR b.kind = 'dislike')"
-            " AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz))))"
-        )
-        touched_params = [history.user_id, history.seen, history.before, history.before]
+        items, touched_params = history.items_sql()
+        touched = f" AND NOT (v.item_id = ANY(ARRAY({items})))"
     sql = (
         f"{with_sql}SELECT v.item_id, v.embedding::{cast} <=> %s AS distance{extra} "
         f"FROM {vector_table} v JOIN {item_table} ON {item_table}.id = v.item_id "

@@ -415,3 +415,33 @@ def test_candidates_per_source_follow_the_setting(space, settings):
         assert sum("history" in c.sources for c in pool) == per_source
     pool = candidate_pool(RecommendationRequest(user=user, k=5, per_source=12)).candidates
     assert sum("history" in c.sources for c in pool) == 15  # at least 3k
+
+
+def test_the_search_leaves_out_the_users_items_in_its_own_sql(space):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    items = make_items(10)
+    embedding.embed_items(space, [item.pk for item in items])
+    now = timezone.now()
+    done = ((items[0], "view", 3), (items[1], "dislike", 2), (items[2], "like", 0))
+    for item, kind, days in done:
+        events.record_event(
+            events.EventInput(
+                user="u1", item=item.external_id, kind=kind, occurred_at=now - timedelta(days)
+            )
+        )
+    user = EndUser.objects.get(external_id="u1")
+    vector = np.ones(48, dtype=np.float32)
+
+    def found(**exclusion):
+        history = retrieval.HistoryExclusion(user.pk, **exclusion)
+        rows = retrieval.nearest_rows(vector, 10, space=space, history=history)
+        return {row.item_id for row in rows}
+
+    everything = {item.pk for item in items}
+    assert found() == everything - {items[0].pk, items[1].pk, items[2].pk}
+    assert found(seen=False) == everything - {items[1].pk}  # dislikes only
+    assert found(before=now - timedelta(days=1)) == everything - {items[0].pk, items[1].pk}
+    assert found(before=now - timedelta(days=2, hours=12)) == everything - {items[0].pk}
