@@ -44,8 +44,10 @@ def main() -> None:
 
     started = time.perf_counter()
     items = importing.import_items(presets.movielens_items(args.data))
-    print(f"items (movies.csv + tags.csv): {items.rows} rows in {items.seconds:.2f}s "
-          f"= {items.rows_per_second:,.0f} rows/s")
+    print(
+        f"items (movies.csv + tags.csv): {items.rows} rows in {items.seconds:.2f}s "
+        f"= {items.rows_per_second:,.0f} rows/s"
+    )
 
     ratings = args.data / "ratings.csv"
     mapping = {"user": "userId", "item": "movieId", "value": "rating", "occurred_at": "timestamp"}
@@ -59,10 +61,14 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - started
         rates.append(report.rows / elapsed)
-        print(f"run {run}: ratings.csv {report.rows:,} rows ({report.users_created} new users) "
-              f"in {elapsed:.2f}s = {report.rows / elapsed:,.0f} rows/s")
-    print(f"median: {statistics.median(rates):,.0f} rows/s over {len(rates)} runs "
-          f"(read + validate + users + COPY + commit)")
+        print(
+            f"run {run}: ratings.csv {report.rows:,} rows ({report.users_created} new users) "
+            f"in {elapsed:.2f}s = {report.rows / elapsed:,.0f} rows/s"
+        )
+    print(
+        f"median: {statistics.median(rates):,.0f} rows/s over {len(rates)} runs "
+        f"(read + validate + users + COPY + commit)"
+    )
 
 
 if __name__ == "__main__":

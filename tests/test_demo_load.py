@@ -15,9 +15,10 @@ def test_load_demo_twice_adds_nothing_the_second_time(capsys):
     assert Item.objects.values("category").distinct().count() >= 8
     assert EndUser.objects.exclude(attributes__persona=None).count() == counts[1]
     space = spaces.active_space()
-    assert ItemVector.objects.filter(space=space).count() == Item.objects.filter(
-        is_active=True
-    ).count()
+    assert (
+        ItemVector.objects.filter(space=space).count()
+        == Item.objects.filter(is_active=True).count()
+    )
     call_command("load_demo")
     assert (Item.objects.count(), EndUser.objects.count(), Behaviour.objects.count()) == counts
     assert "0 new" in capsys.readouterr().out

@@ -155,8 +155,9 @@ def test_train_ranker_without_data_fails_clearly(settings, tmp_path):
 
 
 def test_evaluate_only_some_recommenders(shop, tmp_path, capsys):
-    call_command("evaluate", "--only", "text,popular", "--out", str(tmp_path), "--no-progress",
-                 "--no-charts")
+    call_command(
+        "evaluate", "--only", "text,popular", "--out", str(tmp_path), "--no-progress", "--no-charts"
+    )
     data = json.loads((tmp_path / "report.json").read_text())
     assert set(data["overall"]) == {"text", "popular"}
     with pytest.raises(CommandError, match="unknown 'nope'"):
