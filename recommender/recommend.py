@@ -148,7 +148,8 @@ class Pool:
     candidates: list[Candidate]
     history: History
     space: EncoderSpace | None
-    # The recent items a reason may name (``request.explain``), and their vectors.
+    # The recent items a reason may name (``request.explain``), their rows and vectors.
+    anchor_ids: list[int] = field(default_factory=list)
     anchor_items: dict[int, Item] = field(default_factory=dict)
     anchor_vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -172,7 +173,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     items.update(found.anchor_items)
     vectors.update(found.anchor_vectors)
     if request.explain:
-        anchors, closest = _anchors(chosen, request, found.history, vectors)
+        anchors, closest = _anchors(chosen, found.anchor_ids, found.history, vectors)
     results = [
         Recommendation(
             item=items[c.item_id],
@@ -287,9 +288,9 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     # The business filters once more on those (cached tables may be a minute old), with
     # their cosine features, in one round trip.
     rows = retrieval.candidate_rows(space, list({entry[1] for entry in found}), filters, cosine)
-    anchor_items, anchor_vectors = {}, {}
-    if request.explain:  # still waiting for the search: fetch what explanations will need
-        anchor_items, anchor_vectors = _items(_anchor_ids(history, request), space)
+    # Still waiting for the search: fetch what explanations will need.
+    anchor_ids = _anchor_ids(history, request) if request.explain else []
+    anchor_items, anchor_vectors = _items(anchor_ids, space)
     hits = nearest.result()  # these passed the filters in their own SQL
     cold = profile_vector is None and query_vector is None and not search_mode
     if cold and (wanted is None or "new" in wanted):
@@ -317,7 +318,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             if anchor is not None:
                 candidate.anchor_item_id = anchor
     if not candidates:
-        return Pool([], history, space, anchor_items, anchor_vectors)
+        return Pool([], history, space, anchor_ids, anchor_items, anchor_vectors)
 
     ordered = list(candidates.values())
     affinity = _category_affinity(history)
@@ -336,7 +337,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         f["category_affinity"] = affinity.get(row.category, 0.0) * history_share
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
-    return Pool(ordered, history, space, anchor_items, anchor_vectors)
+    return Pool(ordered, history, space, anchor_ids, anchor_items, anchor_vectors)
 
 
 def _profile_vector(
@@ -426,12 +427,12 @@ def _anchor_ids(history: History, request: RecommendationRequest) -> list[int]:
     return liked[:ANCHOR_LIMIT] + list(request.positive)
 
 
-def _anchors(chosen, request, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
+def _anchors(chosen, anchor_ids, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
     """The items the reasons will name → the user's strongest action on each, and for
     each chosen candidate the anchor closest to it by cosine (``vectors``: id → vector)."""
     kinds = history.anchor_kinds()
     ids, rows = [], []
-    for item_id in _anchor_ids(history, request):
+    for item_id in anchor_ids:
         if item_id in vectors and (unit := _unit(vectors[item_id])) is not None:
             ids.append(item_id)
             rows.append(unit)

@@ -55,17 +55,18 @@ class Filters:
         """Whether the filters exclude more than inactive items (a category or a range)."""
         return bool(self.category or self.attribute_ranges)
 
-    def item_q(self, prefix: str = "") -> Q:
+    def item_q(self) -> Q:
+        """The filters on ``Item`` (``exclude_ids`` apart: each source applies those)."""
         q = Q()
         if self.active_only:
-            q &= Q(**{f"{prefix}is_active": True})
+            q &= Q(is_active=True)
         if self.category:
-            q &= Q(**{f"{prefix}category": self.category})
+            q &= Q(category=self.category)
         for name, (low, high) in self.attribute_ranges.items():
             if low is not None:
-                q &= Q(**{f"{prefix}attributes__{name}__gte": low})
+                q &= Q(**{f"attributes__{name}__gte": low})
             if high is not None:
-                q &= Q(**{f"{prefix}attributes__{name}__lte": high})
+                q &= Q(**{f"attributes__{name}__lte": high})
         return q
 
 
