@@ -34,7 +34,7 @@ demo: install
 	bash scripts/demo.sh
 
 services-stop: install
-	$(BIN)/python manage.py services stop
+	DEBUG=1 $(BIN)/python manage.py services stop
 
 clean:
 	rm -rf $(VENV)

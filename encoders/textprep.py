@@ -6,12 +6,15 @@ tokens. jieba loads its dictionary on first use (about a second), not at import.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import logging
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
+from typing import Any
 
 import jieba
 
@@ -89,14 +92,65 @@ def segment(text: str) -> list[str]:
     return tokens
 
 
+def text_digest(text: str) -> str:
+    """A fixed-size key for ``text`` (BLAKE2b, 128 bits, hex): a cache keyed by it holds
+    32 characters per entry however long the text, and never the text itself."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+class LRUCache:
+    """A thread-safe map of at most ``maxsize`` entries that forgets the least recently
+    used first. Keys should be small (see :func:`text_digest`)."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        with self._lock:
+            try:
+                self._entries.move_to_end(key)
+            except KeyError:
+                return default
+            return self._entries[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+
+    def keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# Serving explains the same items again and again: remember recent texts' keywords, by a
+# hash of the text (an entry does not pin the text, which may be long).
+_keywords_cache = LRUCache(8192)
+
+
 def keywords(text: str, top_k: int = 8) -> list[str]:
     """The ``top_k`` most characteristic words of ``text`` (TF-IDF, works for mixed zh/en)."""
-    return list(_keywords(text, top_k))
+    key = (text_digest(text), top_k)
+    found = _keywords_cache.get(key)
+    if found is None:
+        found = extract_keywords(text, top_k)
+        _keywords_cache.put(key, found)
+    return list(found)
 
 
-# Serving explains the same items again and again: remember recent texts' keywords.
-@functools.lru_cache(maxsize=8192)
-def _keywords(text: str, top_k: int) -> tuple[str, ...]:
+def extract_keywords(text: str, top_k: int = 8) -> tuple[str, ...]:
+    """:func:`keywords` without its cache (for callers that cache the result themselves)."""
     # Imported here: jieba.analyse reads its IDF table at import time (about a second).
     import jieba.analyse
 
@@ -119,4 +173,12 @@ def load_user_dict(path: str | Path) -> None:
             raise FileNotFoundError(resolved)
         jieba.load_userdict(resolved)
         _loaded_user_dicts.add(resolved)
-        _keywords.cache_clear()  # new words segment texts differently
+        _keywords_cache.clear()  # new words segment texts differently
+
+
+def dictionary_version() -> str:
+    """Names the user dictionaries loaded in this process (``""`` for none): texts segment
+    differently with them, so a cache shared between processes keys entries by it."""
+    with _user_dict_lock:
+        loaded = sorted(_loaded_user_dicts)
+    return text_digest("\n".join(loaded))[:12] if loaded else ""

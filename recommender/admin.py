@@ -1,22 +1,81 @@
 """Catalogue management for operators: items, end users with their timelines, behaviours."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from recommender import apikeys, spaces
+from recommender import apikeys, limits, privacy, spaces
 from recommender.models import ApiKey, Behaviour, EncoderSpace, EndUser, EvaluationRun, Item
+
+
+def _checked(check, value, **kwargs):
+    """``check(value)``, with a refusal shown on the form field (``limits``' reason)."""
+    try:
+        return check(value, **kwargs)
+    except limits.InvalidValue as exc:
+        raise ValidationError(str(exc) if exc.path else exc.reason) from None
+
+
+class ItemAdminForm(forms.ModelForm):
+    """The item form checks ids and attributes as the API and the importers do."""
+
+    class Meta:
+        model = Item
+        fields = [
+            "external_id",
+            "title",
+            "description",
+            "category",
+            "tags",
+            "attributes",
+            "is_active",
+        ]
+
+    def clean_external_id(self):
+        return _checked(limits.check_external_id, self.cleaned_data["external_id"])
+
+    def clean_attributes(self):
+        # An emptied field is no attributes, not a JSON null.
+        return _checked(limits.check_attributes, self.cleaned_data["attributes"] or {})
+
+
+class EndUserAdminForm(forms.ModelForm):
+    """The user form checks the id and the attributes' size as the API does."""
+
+    class Meta:
+        model = EndUser
+        fields = ["external_id", "attributes"]
+
+    def clean_external_id(self):
+        return _checked(limits.check_external_id, self.cleaned_data["external_id"])
+
+    def clean_attributes(self):
+        return _checked(
+            limits.check_json,
+            self.cleaned_data["attributes"] or {},
+            limit=limits.max_attributes_bytes(),
+            path="attributes",
+        )
 
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
+    form = ItemAdminForm
     list_display = ("title", "external_id", "category", "is_active", "updated_at")
     list_filter = ("is_active", "category")
     search_fields = ("external_id", "title", "description", "category")
     readonly_fields = ("created_at", "updated_at")
     list_per_page = 50
     actions = ("activate", "deactivate", "reembed")
+
+    def get_actions(self, request):
+        # No bulk delete: an item leaves the catalogue by "deactivate"; its behaviour
+        # history is training and evaluation data (Behaviour.item is PROTECT).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     @admin.action(description=_("Re-embed selected items in every maintained space"))
     def reembed(self, request, queryset):
@@ -71,10 +130,20 @@ class BehaviourTimeline(admin.TabularInline):
 
 @admin.register(EndUser)
 class EndUserAdmin(admin.ModelAdmin):
+    form = EndUserAdminForm
     list_display = ("external_id", "created_at")
     search_fields = ("external_id",)
     readonly_fields = ("created_at",)
     inlines = [BehaviourTimeline]
+
+    # Deleting a user here is forgetting them, as DELETE users/{id} is: their events,
+    # profiles and admin log entries go, and a tombstone stops in-flight events.
+    def delete_model(self, request, obj):
+        privacy.forget_user(obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            privacy.forget_user(user)
 
 
 @admin.register(Behaviour)

@@ -9,7 +9,15 @@ import secrets
 
 from recommender.models import ApiKey, ApiScope
 
-SCOPE_RANK = {ApiScope.READ: 1, ApiScope.WRITE: 2, ApiScope.ADMIN: 3}
+# What each key scope may do. ``events`` is for ingestion-only clients (a tracking
+# pixel's backend, a log shipper): they post behaviours and read nothing.
+GRANTS: dict[str, frozenset[str]] = {
+    ApiScope.READ: frozenset({"read"}),
+    ApiScope.EVENTS: frozenset({"events"}),
+    ApiScope.WRITE: frozenset({"read", "events", "write"}),
+    ApiScope.ADMIN: frozenset({"read", "events", "write", "admin"}),
+}
+SCOPES = tuple(str(scope) for scope in GRANTS)
 
 
 def _hash(secret: str) -> str:
@@ -18,8 +26,8 @@ def _hash(secret: str) -> str:
 
 def create_key(name: str, scope: str) -> tuple[ApiKey, str]:
     """Create a key; the returned plain text is shown once and never stored."""
-    if scope not in SCOPE_RANK:
-        raise ValueError(f"scope must be one of {', '.join(SCOPE_RANK)}, not {scope!r}")
+    if scope not in GRANTS:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
     key = ApiKey.objects.create(name=name, prefix=prefix, hashed_secret=_hash(secret), scope=scope)
@@ -38,4 +46,5 @@ def verify(plain: str) -> ApiKey | None:
 
 
 def allows(key: ApiKey, needed: str) -> bool:
-    return SCOPE_RANK[key.scope] >= SCOPE_RANK[needed]
+    """Whether ``key`` may do what needs scope ``needed``."""
+    return needed in GRANTS.get(key.scope, frozenset())

@@ -17,7 +17,7 @@ class RecommenderConfig(AppConfig):
 
         # The jieba user dictionary must apply to keyword extraction too, not only encoders.
         configure_text_processing()
-        from recommender import signals  # noqa: F401  (connects the receivers)
+        from recommender import checks, signals  # noqa: F401  (registers checks, receivers)
         from recommender.learning import load_latest_scorer
         from recommender.ranking import set_learned_scorer_loader
 

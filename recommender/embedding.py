@@ -1,12 +1,17 @@
-"""Turning item texts into vectors of an encoder space and storing them (idempotently)."""
+"""Turning item texts into vectors of an encoder space and storing them (idempotently);
+user texts (searches, reviews) through a shared cache."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.core.cache import cache
 from django.utils import timezone
 
 from encoders.registry import get_encoder
@@ -14,6 +19,11 @@ from recommender import vector_io
 from recommender.models import EncoderSpace, Item, ItemVector
 
 EMBED_BATCH = 256
+# How long a user text's vector stays in the shared cache. Longer than the periodic profile
+# recompute's interval, so the recompute of an active user re-encodes nothing.
+TEXT_VECTOR_TTL = 7 * 86400
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +58,57 @@ def item_text(item: Item, template: str) -> str:
 def encoder_for(space: EncoderSpace):
     """The process-wide encoder instance of ``space`` (a worker loads each model once)."""
     return get_encoder(space.plugin, space.options)
+
+
+def text_cache_key(space: EncoderSpace, text: str) -> str:
+    """The shared-cache key of ``text``'s vector in ``space``.
+
+    Besides the space's pk it names a digest of the space's plugin and options: an
+    encoder changed in place (an edited option) must not be served its old vectors.
+    """
+    encoder = hashlib.sha256(
+        json.dumps([space.plugin, space.options], sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"recsite:text-vector:{space.pk}:{encoder}:{digest}"
+
+
+def encode_cached(space: EncoderSpace, texts: Sequence[str]) -> np.ndarray:
+    """Vectors of ``texts`` in ``space``, shape ``(len(texts), dim)``, each distinct text
+    encoded at most once per ``TEXT_VECTOR_TTL`` across all processes.
+
+    Profile recomputes replay a user's searches and reviews again and again; encoding is
+    by far their largest cost. Vectors are cached as float32 bytes, keyed by
+    ``text_cache_key``, with one ``get_many`` and one ``set_many`` per call. The cache is
+    an optimisation only: if it fails (Redis down), texts are encoded directly, so
+    recording an event never depends on it.
+    """
+    if isinstance(texts, str):
+        raise TypeError("encode_cached() takes a sequence of texts, not a single str")
+    if not texts:
+        return np.zeros((0, space.dim), dtype=np.float32)
+    keys = {text: text_cache_key(space, text) for text in dict.fromkeys(texts)}
+    try:
+        found = cache.get_many(list(keys.values()))
+    except Exception:  # any backend error: the cache must never cost an event
+        logger.warning("text vector cache unavailable; encoding directly", exc_info=True)
+        found = {}
+    vectors: dict[str, np.ndarray] = {}
+    for text, key in keys.items():
+        raw = found.get(key)
+        if isinstance(raw, bytes) and len(raw) == 4 * space.dim:
+            vectors[text] = np.frombuffer(raw, dtype=np.float32).copy()
+    missing = [text for text in keys if text not in vectors]
+    if missing:
+        encoded = np.asarray(encoder_for(space).encode(missing), dtype=np.float32)
+        vectors.update(zip(missing, encoded, strict=True))
+        try:
+            cache.set_many(
+                {keys[text]: vectors[text].tobytes() for text in missing}, timeout=TEXT_VECTOR_TTL
+            )
+        except Exception:  # as above: a failed write only means encoding again next time
+            logger.warning("could not cache %d text vectors", len(missing), exc_info=True)
+    return np.stack([vectors[text] for text in texts])
 
 
 def embed_items(

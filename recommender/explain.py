@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from encoders.textprep import is_han, keywords, normalize, segment, truncate
+from encoders.textprep import (
+    LRUCache,
+    is_han,
+    keywords,
+    normalize,
+    segment,
+    text_digest,
+    truncate,
+)
+from recommender import segmentation
 
 __all__ = [
     "ANCHOR_KINDS",
@@ -49,6 +58,8 @@ QUERY_MAX_CHARS = 20
 ANCHOR_MAX_CHARS = 30
 # A blurb is one sentence of at most this many characters (Chinese characters count as one).
 BLURB_MAX_CHARS = {"zh": 80, "en": 160}
+# A price is shown only between 1e-15 and 1e16 (powers of ten): anything else is bad data.
+PRICE_MAX_EXPONENT = 15
 
 
 @dataclass(frozen=True)
@@ -163,14 +174,27 @@ def _attribute(item: ItemText, key: str) -> str:
     return normalize(str(value))
 
 
+def _bounded(text: str) -> str:
+    """The part of a description that reasons and blurbs read (its start)."""
+    return text[: segmentation.DESCRIPTION_CHARS]
+
+
+def _joined(parts: list[str]) -> str:
+    """Text parts as one text, cut to what segmentation reads."""
+    return " ".join(p for p in parts if p)[: segmentation.TEXT_CHARS]
+
+
 def _item_text(item: ItemText) -> str:
     """All of the item's words a query can match: main fields and the translated ones."""
-    parts = [item.title, item.category, *item.tags, item.description]
-    parts += [
-        _attribute(item, key)
-        for key in ("title_en", "category_en", "category_zh", "description_en")
+    parts = [
+        item.title,
+        item.category,
+        *item.tags[: segmentation.MAX_TAGS],
+        _bounded(item.description),
     ]
-    return normalize(" ".join(p for p in parts if p))
+    parts += [_attribute(item, key) for key in ("title_en", "category_en", "category_zh")]
+    parts.append(_bounded(_attribute(item, "description_en")))
+    return normalize(_joined(parts))
 
 
 def _singular(word: str) -> str:
@@ -197,11 +221,10 @@ def shared_keywords(query: str, item: ItemText, top_k: int = 3) -> list[str]:
     text = _item_text(item).lower()
     if not text:
         return []
-    tokens = {_singular(t) for t in segment(text)}
+    # The item's words come from a cache keyed by a hash of its (bounded) text.
+    tokens = {_singular(t) for t in segmentation.item_tokens(text)}
     han_tokens = [t for t in tokens if is_han(t) and len(t) >= 2]
-    # TF-IDF order first; plain segmentation after it catches the words TF-IDF drops
-    # (single characters, words it has no weight for).
-    candidates = dict.fromkeys([*keywords(query, top_k=32), *segment(query)])
+    candidates = _query_words(query)
     shared: list[str] = []
     for word in candidates:
         if _singular(word) in tokens:
@@ -212,6 +235,22 @@ def shared_keywords(query: str, item: ItemText, top_k: int = 3) -> list[str]:
         if len(shared) == top_k:
             break
     return shared
+
+
+# A request explains every listed item against the same query: its words once per query.
+_query_words_cache = LRUCache(1024)
+
+
+def _query_words(query: str) -> tuple[str, ...]:
+    """A query's words in the order shared keywords are picked from: TF-IDF order first;
+    plain segmentation after it catches the words TF-IDF drops (single characters, words
+    it has no weight for)."""
+    key = text_digest(query)
+    words = _query_words_cache.get(key)
+    if words is None:
+        words = tuple(dict.fromkeys([*keywords(query, top_k=32), *segment(query)]))
+        _query_words_cache.put(key, words)
+    return words
 
 
 # --- reasons --------------------------------------------------------------------------
@@ -435,7 +474,9 @@ def _price(item: ItemText) -> str:
         number = Decimal(str(value))
     else:
         return ""
-    if not number.is_finite() or number <= 0:
+    # A stored "1e5000" must not reach int(): the digits cost time quadratic in the
+    # exponent (1e999999999 never finishes) and Python refuses to print over 4,300 of them.
+    if not number.is_finite() or number <= 0 or abs(number.adjusted()) > PRICE_MAX_EXPONENT:
         return ""
     if number == number.to_integral_value():
         return f"¥{int(number)}"
@@ -447,17 +488,18 @@ def _features(item: ItemText, lang: str, title: str, brand: str) -> list[str]:
     english = lang == "en" and bool(
         _attribute(item, "title_en") or _attribute(item, "description_en")
     )
+    tags = item.tags[: segmentation.MAX_TAGS]
     if english:
         parts = [
             _attribute(item, "title_en"),
             _attribute(item, "category_en"),
-            *(t for t in item.tags if not is_han(normalize(t))),
-            _attribute(item, "description_en"),
+            *(t for t in tags if not is_han(normalize(t))),
+            _bounded(_attribute(item, "description_en")),
         ]
     else:
-        parts = [item.title, *item.tags, item.description]
+        parts = [item.title, *tags, _bounded(item.description)]
     said = f"{title} {brand}".lower()
-    said_tokens = set(segment(said))
+    said_tokens = segmentation.item_tokens(said)
     # A category is a noun ("羽绒服"), which reads badly after "主打".
     categories = {
         normalize(c).lower()
@@ -465,7 +507,7 @@ def _features(item: ItemText, lang: str, title: str, brand: str) -> list[str]:
         if c
     }
     chosen: list[str] = []
-    for word in keywords(" ".join(p for p in parts if p), top_k=12):
+    for word in segmentation.item_keywords(_joined(parts), top_k=12):
         if (
             word.isdigit()
             or word in said_tokens

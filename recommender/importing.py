@@ -22,6 +22,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from recommender import eventbounds, limits, privacy
 from recommender.models import Behaviour, BehaviourKind, EndUser, Item
 
 ITEM_FIELDS = ("external_id", "title", "description", "category", "tags", "attributes", "is_active")
@@ -167,6 +168,17 @@ def _text(row: Row, column: str, value: Any, *, required: bool, max_length: int 
     return text
 
 
+def _external_id(row: Row, column: str, value: Any, *, required: bool) -> str:
+    """An item or user id (surrounding spaces, common in files, are dropped first)."""
+    text = _text(row, column, value, required=required, max_length=None)
+    if not text:
+        return text
+    try:
+        return limits.check_external_id(text)
+    except limits.InvalidValue as exc:
+        raise ImportFailed(row.where, exc.reason, column) from None
+
+
 def _number(row: Row, column: str, value: Any) -> float | None:
     if _blank(value):
         return None
@@ -202,7 +214,7 @@ def _json_object(row: Row, column: str, value: Any) -> dict:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep
             raise ImportFailed(row.where, f"not a JSON object: {value!r}", column) from None
     if not isinstance(value, dict):
         raise ImportFailed(row.where, f"not a JSON object: {value!r}", column)
@@ -261,13 +273,24 @@ def _datetime(row: Row, column: str, value: Any, default: datetime) -> datetime:
 
 
 def _coerce_attribute(value: Any) -> Any:
+    """A cell of an extra column as an attribute: numbers become numbers, text stays text.
+
+    An integer beyond 1e15 stays text: it is a code (a barcode, a supplier's id), and a
+    float would lose its digits. A numeric cell too large for a float ("1e5000") raises
+    ``ValueError``: kept as text it would reach the blurbs as a price. "nan" and "inf"
+    without digits are words.
+    """
     if isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
             return value
         if math.isfinite(number):
-            return int(number) if number.is_integer() and "." not in value else number
+            if number.is_integer() and "." not in value:
+                return int(number) if abs(number) <= limits.MAX_NUMBER else value
+            return number
+        if any(ch.isdigit() for ch in value):
+            raise ValueError(f"not a finite number: {value!r}")
     return value
 
 
@@ -289,31 +312,58 @@ def _columns(mapping: dict[str, str], fields: Iterable[str]) -> dict[str, str]:
 
 
 def parse_item(row: Row, col: dict[str, str]) -> dict[str, Any]:
-    """Validate one item record; columns that are not item fields go into ``attributes``.
+    """Validate one item record: ``external_id`` and the fields the record has a column
+    (or key) for, so an update changes only those. Columns that are not item fields go
+    into ``attributes``. A present column with an empty cell is the field's default.
 
     ``col`` maps each item field to the column it is read from (see ``_columns``).
     """
     v = row.values
-    attributes = _json_object(row, col["attributes"], v.get(col["attributes"]))
-    used = set(col.values())
-    for key, value in v.items():
-        if key not in used and key and not _blank(value):
-            attributes.setdefault(key, _coerce_attribute(value))
-    return {
-        "external_id": _text(
-            row, col["external_id"], v.get(col["external_id"]), required=True, max_length=200
-        ),
-        "title": _text(row, col["title"], v.get(col["title"]), required=True, max_length=500),
-        "description": _text(
-            row, col["description"], v.get(col["description"]), required=False, max_length=None
-        ),
-        "category": _text(
-            row, col["category"], v.get(col["category"]), required=False, max_length=200
-        ),
-        "tags": _tags(row, col["tags"], v.get(col["tags"])),
-        "attributes": attributes,
-        "is_active": _boolean(row, col["is_active"], v.get(col["is_active"]), True),
+    record: dict[str, Any] = {
+        "external_id": _external_id(
+            row, col["external_id"], v.get(col["external_id"]), required=True
+        )
     }
+    if col["title"] in v:
+        record["title"] = _text(row, col["title"], v[col["title"]], required=True, max_length=500)
+    if col["description"] in v:
+        record["description"] = _text(
+            row, col["description"], v[col["description"]], required=False, max_length=None
+        )
+    if col["category"] in v:
+        record["category"] = _text(
+            row, col["category"], v[col["category"]], required=False, max_length=200
+        )
+    if col["tags"] in v:
+        record["tags"] = _tags(row, col["tags"], v[col["tags"]])
+    used = set(col.values())
+    extra = [key for key in v if key and key not in used]
+    if col["attributes"] in v or extra:
+        record["attributes"] = _attributes(row, col["attributes"], extra)
+    if col["is_active"] in v:
+        record["is_active"] = _boolean(row, col["is_active"], v[col["is_active"]], True)
+    return record
+
+
+def _attributes(row: Row, column: str, extra: list[str]) -> dict[str, Any]:
+    """The attributes column merged with the extra columns (the column wins), checked."""
+    v = row.values
+    attributes = _json_object(row, column, v.get(column))
+    from_columns = set()
+    for key in extra:
+        if not _blank(v[key]) and key not in attributes:
+            try:
+                attributes[key] = _coerce_attribute(v[key])
+            except ValueError as exc:
+                raise ImportFailed(row.where, str(exc), key) from None
+            from_columns.add(key)
+    try:
+        return limits.check_attributes(attributes)
+    except limits.InvalidValue as exc:
+        key = exc.path.removeprefix("attributes.")
+        if key in from_columns:
+            raise ImportFailed(row.where, exc.reason, key) from None
+        raise ImportFailed(row.where, str(exc), column if column in v else None) from None
 
 
 def import_items(
@@ -345,6 +395,10 @@ def import_items(
     if progress:
         progress("validate", len(parsed) % 1000)
     existing = _existing(Item, [record["external_id"] for record in parsed])
+    for record in parsed:
+        if "title" not in record and record["external_id"] not in existing:
+            where = first_seen[record["external_id"]]
+            raise ImportFailed(where, "a new item needs a title", _mapped(mapping, "title"))
     report = ImportReport(rows=len(parsed), dry_run=dry_run)
     report.updated = len(existing)
     report.created = len(parsed) - len(existing)
@@ -352,19 +406,39 @@ def import_items(
         # One lock order for every writer: concurrent overlapping imports cannot deadlock.
         parsed.sort(key=lambda record: record["external_id"])
         with transaction.atomic():
-            for start in range(0, len(parsed), BATCH_SIZE):
-                batch = parsed[start : start + BATCH_SIZE]
+            for batch, fields in _upsert_batches(parsed):
+                # A new row gets the model's defaults for the fields it lacks; an existing
+                # row keeps them (the record names what it changes).
                 Item.objects.bulk_create(
                     [Item(**record) for record in batch],
                     update_conflicts=True,
                     unique_fields=["external_id"],
-                    update_fields=[name for name in ITEM_FIELDS if name != "external_id"]
+                    update_fields=[name for name in fields if name != "external_id"]
                     + ["updated_at"],
                 )
                 if progress:
                     progress("write", len(batch))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _upsert_batches(
+    records: list[dict[str, Any]],
+) -> Iterator[tuple[list[dict[str, Any]], tuple[str, ...]]]:
+    """Consecutive records that set the same fields, at most BATCH_SIZE at a time, in the
+    records' order (one upsert statement updates one set of columns). A file has one set
+    for all its rows; a bulk API call may mix them."""
+    batch: list[dict[str, Any]] = []
+    fields: tuple[str, ...] = ()
+    for record in records:
+        present = tuple(name for name in ITEM_FIELDS if name in record)
+        if batch and (present != fields or len(batch) == BATCH_SIZE):
+            yield batch, fields
+            batch = []
+        batch.append(record)
+        fields = present
+    if batch:
+        yield batch, fields
 
 
 def _existing(model, external_ids: list[str]) -> dict[str, int]:
@@ -402,20 +476,27 @@ def parse_behaviour(
             f"not a behaviour kind: {kind_raw!r} (one of {', '.join(BEHAVIOUR_KINDS)})",
             col["kind"],
         )
-    item = _text(row, col["item"], v.get(col["item"]), required=kind != "search", max_length=200)
+    item = _external_id(row, col["item"], v.get(col["item"]), required=kind != "search")
     value = _number(row, col["value"], v.get(col["value"]))
     if kind == "rating" and value is None:
         raise ImportFailed(row.where, "a rating needs a value", col["value"])
+    problem = eventbounds.value_problem(kind, value)
+    if problem:
+        raise ImportFailed(row.where, f"{value:g}: {problem}", col["value"])
+    occurred_at = _datetime(row, col["occurred_at"], v.get(col["occurred_at"]), now)
+    problem = eventbounds.time_problem(occurred_at, now)
+    if problem:
+        raise ImportFailed(row.where, f"{occurred_at.isoformat()} {problem}", col["occurred_at"])
     event_id = _text(row, col["event_id"], v.get(col["event_id"]), required=False, max_length=200)
     return {
         "event_id": event_id or None,
-        "user": _text(row, col["user"], v.get(col["user"]), required=True, max_length=200),
+        "user": _external_id(row, col["user"], v.get(col["user"]), required=True),
         "item": item or None,
         "kind": kind,
         "value": value,
         "text": _text(row, col["text"], v.get(col["text"]), required=False, max_length=20000),
         "context": _json_object(row, col["context"], v.get(col["context"])),
-        "occurred_at": _datetime(row, col["occurred_at"], v.get(col["occurred_at"]), now),
+        "occurred_at": occurred_at,
     }
 
 
@@ -430,8 +511,11 @@ def import_behaviours(
 ) -> ImportReport:
     """Append behaviours, creating unknown users on the fly: all rows or none.
 
-    Items must already exist. An ``event_id`` seen twice in the file is an error; one that
-    is already stored is an error too, unless ``skip_existing`` (then the row is skipped).
+    Items must already exist. Event ids are per user: a (user, ``event_id``) seen twice in
+    the file is an error; one that is already stored is an error too, unless
+    ``skip_existing`` (then the row is skipped). Rows of users forgotten within the grace
+    period are skipped (``report.extra["forgotten"]``), so an old export does not bring
+    them back.
     """
     mapping = mapping or {}
     check_mapping(mapping, BEHAVIOUR_FIELDS)
@@ -440,13 +524,13 @@ def import_behaviours(
     started = time.perf_counter()
     now = timezone.now()
     parsed: list[tuple[str, dict[str, Any]]] = []
-    event_lines: dict[str, str] = {}
+    event_lines: dict[tuple[str, str], str] = {}
     col = _columns(mapping, BEHAVIOUR_FIELDS)
     for row in rows:
         record = parse_behaviour(row, col, default_kind=default_kind, now=now)
         event_id = record["event_id"]
         if event_id is not None:
-            previous = event_lines.setdefault(event_id, row.where)
+            previous = event_lines.setdefault((record["user"], event_id), row.where)
             if previous != row.where:
                 raise ImportFailed(
                     row.where,
@@ -463,23 +547,32 @@ def import_behaviours(
     for where, record in parsed:
         if record["item"] is not None and record["item"] not in items:
             raise ImportFailed(where, f"unknown item {record['item']!r}", _mapped(mapping, "item"))
-    stored = _existing_events(list(event_lines))
+    users = _existing(EndUser, [r["user"] for _, r in parsed])
+    forgotten = privacy.recently_forgotten({r["user"] for _, r in parsed} - users.keys())
+    skipped_forgotten = sum(1 for _, r in parsed if r["user"] in forgotten)
+    if forgotten:
+        parsed = [(w, r) for w, r in parsed if r["user"] not in forgotten]
+    stored = _existing_events([key for key in event_lines if key[0] in users], users)
+
+    def already_stored(record: dict[str, Any]) -> bool:
+        return (record["user"], record["event_id"]) in stored
+
     if stored and not skip_existing:
-        where = next(w for w, r in parsed if r["event_id"] in stored)
-        event_id = next(r["event_id"] for w, r in parsed if w == where)
+        where, record = next((w, r) for w, r in parsed if already_stored(r))
         raise ImportFailed(
             where,
-            f"event {event_id!r} is already stored (pass --skip-existing to skip such rows)",
+            f"event {record['event_id']!r} of user {record['user']!r} is already stored "
+            "(pass --skip-existing to skip such rows)",
             _mapped(mapping, "event_id"),
         )
     if stored:
-        parsed = [(w, r) for w, r in parsed if r["event_id"] not in stored]
+        parsed = [(w, r) for w, r in parsed if not already_stored(r)]
 
-    users = _existing(EndUser, [r["user"] for _, r in parsed])
     new_users = list(dict.fromkeys(r["user"] for _, r in parsed if r["user"] not in users))
     report = ImportReport(rows=len(parsed), created=len(parsed), dry_run=dry_run)
     report.users_created = len(new_users)
     report.extra["skipped_existing"] = len(stored)
+    report.extra["forgotten"] = skipped_forgotten
     if not dry_run:
         try:
             with transaction.atomic():
@@ -491,15 +584,22 @@ def import_behaviours(
     return report
 
 
-def _existing_events(event_ids: list[str]) -> set[str]:
-    if not event_ids:
+def _existing_events(keys: list[tuple[str, str]], users: dict[str, int]) -> set[tuple[str, str]]:
+    """Those (user external id, event_id) pairs that are already stored (users: ids→pks)."""
+    if not keys:
         return set()
+    names = {pk: external_id for external_id, pk in users.items()}
     with connection.cursor() as cursor:
         cursor.execute(
-            f'SELECT event_id FROM "{Behaviour._meta.db_table}" WHERE event_id = ANY(%s)',
-            [event_ids],
+            f"""
+            SELECT b.user_id, b.event_id
+            FROM unnest(%s::bigint[], %s::text[]) AS k(user_id, event_id)
+            JOIN "{Behaviour._meta.db_table}" b
+                ON b.user_id = k.user_id AND b.event_id = k.event_id
+            """,
+            [[users[user] for user, _ in keys], [event_id for _, event_id in keys]],
         )
-        return {row[0] for row in cursor.fetchall()}
+        return {(names[user_id], event_id) for user_id, event_id in cursor.fetchall()}
 
 
 def _write_behaviours(parsed, users, new_users, items, progress) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models.functions import MD5, Cast, Concat
+from django.db.models.functions import MD5, Cast, Concat, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
@@ -23,6 +25,32 @@ class EndUser(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+class KeywordBigrams(models.Func):
+    """``recommender_bigrams(text)``: the distinct two-character substrings of a text
+    (an IMMUTABLE SQL function created by migration 0010).
+
+    A keyword of two or more characters can only occur in a text holding all of its
+    bigrams, so ``bigrams(text) @> bigrams(word)`` on a GIN index finds the few
+    candidate rows for ``text LIKE '%word%'`` without scanning the table: what pg_trgm
+    does, for any language (Chinese has no spaces) and on a stock PostgreSQL.
+    """
+
+    function = "recommender_bigrams"
+    output_field = ArrayField(models.TextField())
+
+
+# The text the keyword source matches: title and tags, upper-cased (case-insensitive).
+KEYWORD_TEXT = Upper(
+    Concat(
+        "title",
+        models.Value(" "),
+        Cast("tags", models.TextField()),
+        output_field=models.TextField(),
+    ),
+    output_field=models.TextField(),
+)
 
 
 class Item(models.Model):
@@ -63,6 +91,11 @@ class Item(models.Model):
         verbose_name = _("item")
         verbose_name_plural = _("items")
         ordering = ["-created_at"]
+        indexes = [
+            # The keyword source's index: the character bigrams of the title and tags
+            # (``retrieval.keyword_matches``); stock PostgreSQL has no pg_trgm everywhere.
+            GinIndex(KeywordBigrams(KEYWORD_TEXT), name="item_keyword_bigrams"),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -101,9 +134,11 @@ class Behaviour(models.Model):
     user = models.ForeignKey(
         EndUser, on_delete=models.CASCADE, related_name="behaviours", verbose_name=_("user")
     )
+    # PROTECT: behaviour history is training and evaluation data; an item leaves the
+    # catalogue by ``is_active=False``, never by erasing what users did with it.
     item = models.ForeignKey(
         Item,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="behaviours",
@@ -113,8 +148,12 @@ class Behaviour(models.Model):
     value = models.FloatField(_("value"), null=True, blank=True, help_text=_("e.g. a rating"))
     text = models.TextField(_("text"), blank=True, help_text=_("a search query or a review"))
     context = models.JSONField(_("context"), default=dict, blank=True)
-    # Unique when given, so a client can retry an event without it counting twice.
-    event_id = models.CharField(_("event id"), max_length=200, null=True, blank=True, unique=True)
+    # Unique per user when given, so a client can retry an event without it counting twice
+    # (and one client's ids never collide with, or reveal, another user's events). NULL,
+    # not "", for "no id": NULLs never conflict in the unique constraint.
+    event_id = models.CharField(  # noqa: DJ001
+        _("event id"), max_length=200, null=True, blank=True
+    )
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
     created_at = models.DateTimeField(_("received at"), default=timezone.now, editable=False)
 
@@ -132,10 +171,26 @@ class Behaviour(models.Model):
                 condition=models.Q(item__isnull=False) | models.Q(kind__in=["search"]),
                 name="behaviour_item_required_unless_search",
             ),
+            models.UniqueConstraint(fields=["user", "event_id"], name="behaviour_event_per_user"),
         ]
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind} {self.item_id or self.text[:30]}"
+
+
+class ForgottenUser(models.Model):
+    """A tombstone: the SHA-256 of a forgotten user's external id, so an event still in
+    flight when the user was forgotten does not silently recreate them."""
+
+    id_hash = models.CharField(_("id hash"), max_length=64, unique=True)
+    forgotten_at = models.DateTimeField(_("forgotten at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("forgotten user")
+        verbose_name_plural = _("forgotten users")
+
+    def __str__(self) -> str:
+        return f"{self.id_hash[:12]}… @ {self.forgotten_at:%Y-%m-%d}"
 
 
 class WorkerHeartbeat(models.Model):
@@ -301,7 +356,8 @@ class EvaluationRun(models.Model):
 
 class ApiScope(models.TextChoices):
     READ = "read", _("read")
-    WRITE = "write", _("write (includes read)")
+    EVENTS = "events", _("events (ingestion only)")
+    WRITE = "write", _("write (includes read and events)")
     ADMIN = "admin", _("admin (everything)")
 
 

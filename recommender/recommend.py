@@ -6,7 +6,10 @@ every step see only what was known at that time).
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -22,6 +25,8 @@ from recommender.ranking import BlendScorer, Candidate, Scorer, mmr, score
 MAX_K = 200
 HISTORY_LIMIT = 200
 SEED_LIMIT = 30
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,8 +90,11 @@ class History:
         recent = [row[:4] for row in rows[:HISTORY_LIMIT]]
         seen = {row[0] for row in rows}
         disliked = {item for item, kind, _, _ in recent if kind == "dislike"}
-        if len(rows) > HISTORY_LIMIT:  # a long history: "seen" and dislikes need all of it
-            pairs = set(events.values_list("item_id", "kind").distinct())
+        if len(rows) > HISTORY_LIMIT:
+            # A long history: "seen" and dislikes come from the latest seen_window()
+            # events (the search's exclusion uses the same window), a bounded read.
+            window = events.order_by("-occurred_at").values_list("item_id", "kind")
+            pairs = set(window[: retrieval.seen_window()])
             seen = {item for item, _ in pairs}
             disliked = {item for item, kind in pairs if kind == "dislike"}
         categories = {row[0]: row[4] for row in rows[:HISTORY_LIMIT]}
@@ -456,10 +464,32 @@ def _explain(results, chosen, request, anchors, closest, items) -> None:
     kinds = {i: kind for i, kind in anchors.items() if kind}
     anchor_items = {i: items[i] for i in anchors if i in items}
     for result, candidate in zip(results, chosen, strict=True):
-        evidence = _evidence(candidate, request, kinds, closest, anchor_items)
-        text = _item_text(result.item)
-        result.reason = explain.explain(text, evidence, request.lang)
-        result.blurb = explain.blurb(text, result.reason, request.lang)
+        with _explaining(result):
+            evidence = _evidence(candidate, request, kinds, closest, anchor_items)
+            text = _item_text(result.item)
+            result.reason = explain.explain(text, evidence, request.lang)
+            result.blurb = explain.blurb(text, result.reason, request.lang)
+
+
+@contextmanager
+def _explaining(result: Recommendation) -> Iterator[None]:
+    """Around one item's reason and blurb: if they fail (bad data stored before the write
+    checks, a bug on an odd text), that item is listed without them and a warning is
+    logged; the rest of the list is served. One row must never take down every list."""
+    try:
+        yield
+    except Exception as exc:
+        # One line per failure (a popular bad item fails on every request); the
+        # traceback at DEBUG.
+        logger.warning(
+            "no reason or blurb for item %r: %s: %.200s",
+            result.item.external_id,
+            type(exc).__name__,
+            exc,
+        )
+        logger.debug("explaining item %r failed", result.item.external_id, exc_info=True)
+        result.reason = None
+        result.blurb = None
 
 
 def _evidence(candidate, request, kinds, closest, anchor_items) -> explain.Evidence:
@@ -512,21 +542,14 @@ def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommen
     for c in ranked:
         if c.item_id not in items:
             continue
-        text = _item_text(items[c.item_id])
-        kind = "similar_item" if "similar_item" in c.sources else "co_occurrence"
-        reason = explain.explain(
-            text, explain.Evidence(kind, anchor=anchor, anchor_kind="view"), lang
-        )
-        results.append(
-            Recommendation(
-                items[c.item_id],
-                c.score,
-                sorted(c.sources),
-                dict(c.features),
-                reason,
-                explain.blurb(text, reason, lang),
-            )
-        )
+        result = Recommendation(items[c.item_id], c.score, sorted(c.sources), dict(c.features))
+        with _explaining(result):
+            text = _item_text(result.item)
+            kind = "similar_item" if "similar_item" in c.sources else "co_occurrence"
+            evidence = explain.Evidence(kind, anchor=anchor, anchor_kind="view")
+            result.reason = explain.explain(text, evidence, lang)
+            result.blurb = explain.blurb(text, result.reason, lang)
+        results.append(result)
     return results
 
 

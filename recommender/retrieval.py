@@ -17,17 +17,24 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import FullResultSet
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 from pgvector.django import CosineDistance, VectorField
 
 from encoders import textprep
-from recommender import embedding, spaces, vector_io
-from recommender.models import Behaviour, EncoderSpace, Item, ItemCooccurrence, ItemVector
+from recommender import embedding, sharedcache, spaces, vector_io
+from recommender.models import (
+    KEYWORD_TEXT,
+    Behaviour,
+    EncoderSpace,
+    Item,
+    ItemCooccurrence,
+    ItemVector,
+    KeywordBigrams,
+)
 
 # Kinds that say "I wanted this" for co-occurrence and popularity.
 ENGAGED_KINDS = ("view", "click", "cart", "purchase", "like", "rating", "review", "share")
@@ -123,6 +130,13 @@ class NearestRow:
     features: dict[str, float] = field(default_factory=dict)
 
 
+def seen_window() -> int:
+    """How many of a user's latest events (with an item) say what they have seen and
+    disliked: ``RECOMMENDER_SEEN_WINDOW``. Older ones no longer exclude an item, which
+    bounds the work per request whatever the length of the history."""
+    return int(getattr(settings, "RECOMMENDER_SEEN_WINDOW", 1000))
+
+
 @dataclass(frozen=True)
 class HistoryExclusion:
     """Leave out what a user did, looked up by the search itself: every item they touched
@@ -133,13 +147,16 @@ class HistoryExclusion:
     before: datetime | None = None
 
     def items_sql(self) -> tuple[str, list]:
-        """A sub-select of those items' ids, and its parameters."""
+        """A sub-select of those items' ids, and its parameters: from the user's latest
+        ``seen_window()`` events with an item, so that a user with a million events costs
+        what one with a thousand does (an index range scan of ``behaviour_user_time``)."""
         sql = (
-            f"SELECT b.item_id FROM {Behaviour._meta.db_table} b WHERE b.user_id = %s "
-            "AND b.item_id IS NOT NULL AND (%s OR b.kind = 'dislike') "
-            "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz)"
+            "SELECT b.item_id FROM (SELECT item_id, kind FROM "
+            f"{Behaviour._meta.db_table} WHERE user_id = %s AND item_id IS NOT NULL "
+            "AND (%s::timestamptz IS NULL OR occurred_at < %s::timestamptz) "
+            "ORDER BY occurred_at DESC LIMIT %s) b WHERE (%s OR b.kind = 'dislike')"
         )
-        return sql, [self.user_id, self.seen, self.before, self.before]
+        return sql, [self.user_id, self.before, self.before, seen_window(), self.seen]
 
 
 @dataclass(frozen=True)
@@ -316,8 +333,12 @@ def keyword_matches(text: str, k: int, filters: Filters) -> dict[int, int]:
         return {}
     matched: dict[int, int] = {}
     for word in words:
+        # The bigram containment finds the candidates on the index (item_keyword_bigrams);
+        # icontains then keeps the exact substring matches.
         ids = (
-            Item.objects.filter(filters.item_q())
+            Item.objects.annotate(keyword_bigrams=KeywordBigrams(KEYWORD_TEXT))
+            .filter(keyword_bigrams__contains=KeywordBigrams(Value(word.upper())))
+            .filter(filters.item_q())
             .filter(Q(title__icontains=word) | Q(tags__icontains=word))
             .exclude(pk__in=list(filters.exclude_ids))
             .values_list("pk", flat=True)[: k * 2]
@@ -505,15 +526,20 @@ def _cached_per_minute(name: str, end: datetime, compute) -> ScoreTable:
     and only checks a small token in Redis.
     """
     key = f"recsite:{name}:{end.replace(second=0, microsecond=0).isoformat()}"
-    token = cache.get(f"{key}:token")
+    token = sharedcache.get(f"{key}:token", unavailable=sharedcache.UNAVAILABLE)
     memo = _memo.get(name)
+    # The same minute and token; or, while the cache is down, this process's own table
+    # for the minute (its token is UNAVAILABLE, which no token read later equals).
     if token is not None and memo is not None and memo[:2] == (key, token):
         return memo[2]
-    table = cache.get(key) if token is not None else None
+    usable = token is not None and token is not sharedcache.UNAVAILABLE
+    table = sharedcache.get(key) if usable else None
     if table is None:
         table = compute()
-        token = uuid.uuid4().hex
-        cache.set_many({key: table, f"{key}:token": token}, 60)
+        if token is not sharedcache.UNAVAILABLE:
+            token = uuid.uuid4().hex
+            if not sharedcache.set_many({key: table, f"{key}:token": token}, 60):
+                token = sharedcache.UNAVAILABLE
     table = ScoreTable(table)
     _memo[name] = (key, token, table)
     return table

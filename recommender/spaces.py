@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from encoders.registry import get_encoder
+from recommender import sharedcache
 from recommender.models import (
     DEFAULT_TEXT_TEMPLATE,
     EncoderSpace,
@@ -186,11 +186,13 @@ _checked_at = 0.0
 
 
 def _spaces_version() -> str:
-    version = cache.get(_VERSION_KEY)
+    # With the cache down every check sees a new version: the space is read from the
+    # database once per CHECK_S, which is slower but right.
+    version = sharedcache.get(_VERSION_KEY)
     if version is None:
         version = uuid.uuid4().hex
-        cache.add(_VERSION_KEY, version, None)
-        version = cache.get(_VERSION_KEY) or version
+        sharedcache.add(_VERSION_KEY, version, None)
+        version = sharedcache.get(_VERSION_KEY) or version
     return version
 
 
@@ -198,7 +200,7 @@ def spaces_changed() -> None:
     """Forget the active space everywhere (called on every space save and delete)."""
     global _served
     _served = None
-    cache.set(_VERSION_KEY, uuid.uuid4().hex, None)
+    sharedcache.set(_VERSION_KEY, uuid.uuid4().hex, None)
 
 
 def serving_space() -> EncoderSpace | None:

@@ -122,9 +122,19 @@ def recompute_profiles(user_ids: list[int] | None = None) -> dict:
         for start in range(0, len(ids), 500):
             recompute_profiles.delay(ids[start : start + 500])
         return {"queued": len(ids)}
-    for user_id in user_ids:
-        profiles.save(user_id, space, profiles.recompute(user_id, space))
-    return {"users": len(user_ids)}
+    # Under each user's profile lock (see profiles.lock_users): an event recorded meanwhile
+    # is either in the log read here or folded in after this write, never lost.
+    return {"users": profiles.rebuild(user_ids, space)}
+
+
+@shared_task(name="recommender.forget_user", acks_late=True, **_RETRY)
+def forget_user(user_id: int) -> dict:
+    """Forget a user whose history is too long to delete within a web request (the API
+    queues it); safe to run twice: a user already gone is a no-op."""
+    from recommender import privacy
+
+    deleted = privacy.forget_user_by_pk(user_id)
+    return {"user": user_id, "forgotten": deleted is not None, "deleted": deleted or {}}
 
 
 @shared_task(name="recommender.train_ranker", acks_late=True, **_RETRY)

@@ -1,9 +1,10 @@
 """Django settings, all read from the environment.
 
-Development defaults need no configuration at all: with ``DATABASE_URL`` and
-``CELERY_BROKER_URL`` unset, the embedded PostgreSQL (pgvector) and Redis servers under
-``RECSITE_DATA_DIR`` are used. Production sets ``DEBUG=0``, ``SECRET_KEY``,
-``ALLOWED_HOSTS`` and the two URLs.
+Safe by default: ``DEBUG`` is off and API keys are required unless the environment says
+otherwise (``make demo`` opts in to ``DEBUG=1`` and keyless calls for the local demo).
+With ``DATABASE_URL`` and ``CELERY_BROKER_URL`` unset, the embedded PostgreSQL (pgvector)
+and Redis servers under ``RECSITE_DATA_DIR`` are used. Production sets ``SECRET_KEY``,
+``ALLOWED_HOSTS`` and the two URLs: docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def database_from_url(url: str) -> dict:
     }
 
 
-DEBUG = _env_bool("DEBUG", True)
+DEBUG = _env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -193,23 +194,65 @@ TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Messages live in the session, not a cookie: one carries a new API key (shown once).
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Error reports (the DEBUG page, admin emails) mask URL-shaped secrets too: DATABASE_URL,
+# the broker, the result backend and cache locations carry passwords.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "recsite.reporting.SecretURLFilter"
+
 STATIC_URL = "static/"
 STATIC_ROOT = RECSITE_DATA_DIR / "static"
 
-# API keys are required unless turned off (the local demo runs with DEBUG on, keys off).
-RECOMMENDER_REQUIRE_API_KEY = _env_bool("RECOMMENDER_REQUIRE_API_KEY", not DEBUG)
+# API keys are required unless explicitly turned off; only the local demo does that, and
+# a system check (recommender/checks.py) refuses it on a host reachable from outside.
+RECOMMENDER_REQUIRE_API_KEY = _env_bool("RECOMMENDER_REQUIRE_API_KEY", True)
+# How many reverse proxies sit in front of the app: their X-Forwarded-For entries are
+# trusted to find the client address that keyless calls are throttled by (0: none,
+# REMOTE_ADDR is the client).
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
+# Per-endpoint request budgets, per caller (API key, shopper, staff user or address).
+RECOMMENDER_THROTTLE_RATES = {
+    "api": os.environ.get("RECOMMENDER_API_RATE", "3000/min"),  # everything else
+    "recommendations": os.environ.get("RECOMMENDER_RECOMMENDATIONS_RATE", "1200/min"),
+    "events": os.environ.get("RECOMMENDER_EVENTS_RATE", "6000/min"),
+    "batch": os.environ.get("RECOMMENDER_BATCH_RATE", "60/min"),
+    "bulk": os.environ.get("RECOMMENDER_BULK_RATE", "60/min"),
+    "admin": os.environ.get("RECOMMENDER_ADMIN_RATE", "60/min"),
+    "tokens": os.environ.get("RECOMMENDER_TOKENS_RATE", "6000/min"),
+    "health": os.environ.get("RECOMMENDER_HEALTH_RATE", "120/min"),
+}
+# When the throttle's cache (Redis) fails: let requests through (1) or answer 503 (0).
+RECOMMENDER_THROTTLE_FAIL_OPEN = _env_bool("RECOMMENDER_THROTTLE_FAIL_OPEN", True)
+# The API schema and Swagger UI: open to anyone (1), or to API keys and staff only (0,
+# the default when DEBUG is off).
+RECOMMENDER_PUBLIC_API_DOCS = _env_bool("RECOMMENDER_PUBLIC_API_DOCS", DEBUG)
+# Lifetime of the shopper tokens browsers use (POST /api/v1/tokens), in seconds.
+RECOMMENDER_SHOPPER_TOKEN_TTL = int(os.environ.get("RECOMMENDER_SHOPPER_TOKEN_TTL", "3600"))
+# How long the detailed health report (/api/v1/health/detail) is reused, in seconds.
+RECOMMENDER_HEALTH_CACHE_SECONDS = float(os.environ.get("RECOMMENDER_HEALTH_CACHE_SECONDS", "10"))
+# How many of a user's latest events say what they have seen (and disliked) when serving:
+# a bound on the work per request, whatever the length of the user's history.
+RECOMMENDER_SEEN_WINDOW = int(os.environ.get("RECOMMENDER_SEEN_WINDOW", "1000"))
+# The demo storefront at / (it issues shopper tokens for any demo shopper): mounted with
+# DEBUG on, or when RECSITE_STOREFRONT=1.
+RECSITE_STOREFRONT = _env_bool("RECSITE_STOREFRONT", DEBUG)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "recommender.api.access.ApiKeyAuthentication",
+        "recommender.api.access.ShopperTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # JSON only in production; the browsable API (HTML forms) only while DEBUG is on.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_PERMISSION_CLASSES": ["recommender.api.access.ScopedAccess"],
     "DEFAULT_PARSER_CLASSES": ["recommender.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "recommender.api.errors.handle_exception",
     "DEFAULT_THROTTLE_CLASSES": ["recommender.api.access.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api": os.environ.get("RECOMMENDER_API_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": RECOMMENDER_THROTTLE_RATES,
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PAGINATION_CLASS": "recommender.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
@@ -219,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Who may read them: recommender.api.access.DocsAccess (RECOMMENDER_PUBLIC_API_DOCS).
+    "SERVE_PERMISSIONS": ["recommender.api.access.DocsAccess"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "recommender.api.schema.add_error_responses",
@@ -263,11 +308,45 @@ RECOMMENDER_CANDIDATES_PER_SOURCE = int(os.environ.get("RECOMMENDER_CANDIDATES_P
 # Run a request's HNSW search on a second database connection (a helper
 # thread per process) while the request gathers its other candidates: recommender/parallel.py.
 RECOMMENDER_PARALLEL_RETRIEVAL = _env_bool("RECOMMENDER_PARALLEL_RETRIEVAL", True)
+# Events dated more than this many seconds ahead of the server's clock are refused.
+RECOMMENDER_MAX_CLOCK_SKEW_SECONDS = int(
+    os.environ.get("RECOMMENDER_MAX_CLOCK_SKEW_SECONDS", "300")
+)
+# The scale ratings must lie on, "low,high" (other kinds' values stay within ±1e6).
+RECOMMENDER_RATING_RANGE = tuple(
+    float(bound) for bound in os.environ.get("RECOMMENDER_RATING_RANGE", "0,10").split(",", 1)
+)
+# After a user is forgotten, events for their id are refused (not recreating them) this long.
+RECOMMENDER_FORGET_GRACE_SECONDS = int(
+    os.environ.get("RECOMMENDER_FORGET_GRACE_SECONDS", str(7 * 86400))
+)
+# Users with more behaviours than this are forgotten by a Celery task (the API answers 202).
+RECOMMENDER_FORGET_INLINE_LIMIT = int(os.environ.get("RECOMMENDER_FORGET_INLINE_LIMIT", "10000"))
+# Largest item/user `attributes` and event `context` stored, in bytes of compact JSON.
+RECOMMENDER_MAX_ATTRIBUTES_BYTES = int(os.environ.get("RECOMMENDER_MAX_ATTRIBUTES_BYTES", "16384"))
+RECOMMENDER_MAX_CONTEXT_BYTES = int(os.environ.get("RECOMMENDER_MAX_CONTEXT_BYTES", "4096"))
+# Longest list served with reasons and blurbs, or with a query (explain=false allows 200).
+RECOMMENDER_MAX_K_EXPLAINED = int(os.environ.get("RECOMMENDER_MAX_K_EXPLAINED", "50"))
+# Item attributes recommendation lists show, comma-separated ("*": all); GET items shows all.
+RECOMMENDER_PUBLIC_ATTRIBUTES = [
+    name.strip()
+    for name in os.environ.get(
+        "RECOMMENDER_PUBLIC_ATTRIBUTES",
+        "price,brand,title_en,description_en,category_zh,category_en",
+    ).split(",")
+    if name.strip()
+]
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Django's request log names the raw path ("Not Found: /api/v1/users/<id>/…"): the
+    # filter writes the route pattern instead, so logs hold no user ids.
+    "filters": {"route_paths": {"()": "recommender.logfilters.RoutePathFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["route_paths"]}},
+    # Django's own default handlers on "django" would print the raw path under DEBUG:
+    # drop them, so its records reach only the filtered console (via the root).
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
 
@@ -276,6 +355,8 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
+    # Trust the proxy's X-Forwarded-Proto (it must overwrite the client's): docs/deploy.md.
+    if _env_bool("SECURE_PROXY_SSL_HEADER", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

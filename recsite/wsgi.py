@@ -1,8 +1,19 @@
-"""WSGI entry point for gunicorn."""
+"""WSGI entry point for gunicorn.
+
+It refuses to start when the security checks fail (DEBUG on or API keys off on a host
+others can reach: recommender/checks.py), as ``manage.py check`` would.
+"""
 
 import os
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
 application = get_wsgi_application()
+
+from recommender.checks import open_site_check  # noqa: E402  (needs the app registry)
+
+_errors = open_site_check()
+if _errors:
+    raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg}" for e in _errors))

@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export PATH="$PWD/.venv/bin:$PATH"  # the Procfile runs gunicorn and celery from the venv
+# The demo's local conveniences, switched on here and nowhere else: the debug pages and
+# browsable API, keyless API calls, open API docs and the storefront. The settings are
+# safe without them, and a system check refuses the first two on a host others can reach.
+export DEBUG="${DEBUG:-1}"
+export RECOMMENDER_REQUIRE_API_KEY="${RECOMMENDER_REQUIRE_API_KEY:-0}"
 
 started_services=0
 if [ -z "${DATABASE_URL:-}" ] || [ -z "${CELERY_BROKER_URL:-}" ]; then
@@ -38,7 +43,8 @@ cat <<'MSG'
   Dashboard: http://127.0.0.1:8000/admin/dashboard/
   API docs:  http://127.0.0.1:8000/api/docs/
   Health:    http://127.0.0.1:8000/api/v1/health
-  API keys are not required while DEBUG is on (the demo); see `manage.py apikey`.
+  The demo runs with DEBUG=1 and API keys off, on 127.0.0.1 only; production settings
+  are the defaults (docs/deploy.md). Keys: `manage.py apikey create NAME --scope read`.
   Stop everything with Ctrl-C.
 
 MSG

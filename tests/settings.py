@@ -10,6 +10,11 @@ from pathlib import Path
 os.environ.setdefault(
     "RECSITE_DATA_DIR", str(Path(__file__).resolve().parent.parent / ".recsite" / "test")
 )
+# The production defaults (DEBUG off), with what plain-HTTP test clients need.
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-any-real-site-0123456789")
+for _name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+    os.environ.setdefault(_name, "0")
+os.environ.setdefault("RECSITE_STOREFRONT", "1")
 
 from recsite.settings import *  # noqa: E402,F403
 from recsite.settings import DATABASES  # noqa: E402
@@ -23,3 +28,8 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RECOMMENDER_USE_LEARNED_RANKER = False  # tests opt in explicitly
+# Most tests call the API keyless; tests/test_access.py and the browser tests require keys
+# (the default) with ``settings.RECOMMENDER_REQUIRE_API_KEY = True``.
+RECOMMENDER_REQUIRE_API_KEY = False
+# Each test sees a fresh health report (test_access.py tests the reuse itself).
+RECOMMENDER_HEALTH_CACHE_SECONDS = 0

@@ -114,6 +114,25 @@ def transactional_db(demo, django_db_blocker):
         yield
 
 
+@pytest.fixture(autouse=True)
+def production_access(settings):
+    """The pages run as in production: DEBUG off (the suite's settings) and API keys
+    required, so the storefront must use shopper tokens and the docs a staff login."""
+    settings.RECOMMENDER_REQUIRE_API_KEY = True
+    settings.RECOMMENDER_PUBLIC_API_DOCS = False
+    assert not settings.DEBUG
+
+
+def login(page, user) -> None:
+    """Give the browser tab a staff session for ``user``."""
+    client = Client()
+    orm(client.force_login, user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": page.base_url}]
+    )
+
+
 @pytest.fixture
 def superuser(transactional_db):
     user = orm(
@@ -435,12 +454,7 @@ def test_dashboard_is_staff_only_and_serves_only_report_charts(
     assert http.get(f"{base}/", max_redirects=0).status == 302  # to the login page
     assert http.get(chart, max_redirects=0).status == 302
 
-    client = Client()
-    orm(client.force_login, superuser)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": page.base_url}]
-    )
+    login(page, superuser)
     response = http.get(chart)
     assert response.status == 200 and response.headers["content-type"] == "image/png"
     assert response.body().startswith(b"\x89PNG")
@@ -464,7 +478,9 @@ def test_dashboard_is_staff_only_and_serves_only_report_charts(
     assert http.get(f"{base}/actions/evaluate/").status == 405  # queueing is POST only
 
 
-def test_swagger_ui_lists_the_endpoints_offline(page):
+def test_swagger_ui_lists_the_endpoints_offline(page, superuser):
+    assert page.context.request.get(f"{page.base_url}/api/docs/").status in (401, 403)
+    login(page, superuser)  # with DEBUG off the docs are for keys and staff
     tab = page.open("/api/docs/")
     tab.locator(".opblock").nth(10).wait_for()
     paths = tab.locator(".opblock-summary-path").all_inner_texts()

@@ -174,6 +174,21 @@ def test_already_stored_event_id_fails_or_is_skipped(tmp_path, catalogue):
     assert sorted(Behaviour.objects.values_list("event_id", flat=True)) == ["e1", "e2"]
 
 
+def test_event_ids_are_per_user(tmp_path, catalogue):
+    first = behaviours_csv(tmp_path, "e1,u1,d1,view,,,1700000000\ne1,u2,d1,view,,,1700000000\n")
+    assert import_behaviours(read_rows(first), mapping={"occurred_at": "timestamp"}).rows == 2
+    again = write(tmp_path, "again.csv", "event_id,user,item,kind\ne1,u1,d1,view\ne1,u3,k1,cart\n")
+    with pytest.raises(ImportFailed, match="^line 2: column 'event_id': event 'e1' of user 'u1'"):
+        import_behaviours(read_rows(again))
+    report = import_behaviours(read_rows(again), skip_existing=True)
+    assert report.rows == 1 and report.extra["skipped_existing"] == 1
+    assert sorted(Behaviour.objects.values_list("user__external_id", "event_id")) == [
+        ("u1", "e1"),
+        ("u2", "e1"),
+        ("u3", "e1"),
+    ]
+
+
 def test_unknown_kind_lists_the_allowed_kinds(tmp_path, catalogue):
     path = write(tmp_path, "e.jsonl", json.dumps({"user": "u1", "item": "d1", "kind": "poke"}))
     with pytest.raises(ImportFailed, match=r"^line 1: column 'kind': not a behaviour kind: 'poke'"):

@@ -1,15 +1,21 @@
-"""Who may call the API: key authentication, scope permissions and per-key throttles."""
+"""Who may call the API: keys and shopper tokens, scope permissions, per-caller throttles."""
 
 from __future__ import annotations
+
+import hashlib
+import logging
 
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.settings import api_settings
 
-from recommender import apikeys
+from recommender import apikeys, shopper_tokens
 from recommender.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -39,33 +45,126 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+class ShopperTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Shopper st_…``: a short-lived token for one shopper, the only
+    credential a browser may hold (``recommender.shopper_tokens``)."""
+
+    keyword = "Shopper"
+
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        if not header.startswith(self.keyword + " "):
+            return None
+        token = shopper_tokens.verify(header[len(self.keyword) + 1 :].strip())
+        if token is None:
+            raise exceptions.AuthenticationFailed("invalid or expired shopper token")
+        return (None, token)
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+def action_of(request, view) -> str:
+    """The viewset action (``list``, ``recommendations``…), or the HTTP method of a plain
+    APIView (``get``, ``post``)."""
+    return getattr(view, "action", None) or request.method.lower()
+
+
 def _needed_scope(request, view) -> str:
-    needed = getattr(view, "required_scopes", {}).get(getattr(view, "action", None) or "")
+    needed = getattr(view, "required_scopes", {}).get(action_of(request, view))
     if needed:
         return needed
     return "read" if request.method in permissions.SAFE_METHODS else "write"
 
 
-class ScopedAccess(permissions.BasePermission):
-    """Reads need a read key, writes a write key, admin actions an admin key or staff.
+# Staff sessions get the scopes their Django permissions imply, so a staff member who may
+# only view items in the admin cannot forget users through the API.
+_STAFF_PERMISSIONS = {
+    "read": "recommender.view_item",
+    "events": "recommender.add_behaviour",
+    "write": "recommender.change_item",
+    "admin": "recommender.delete_enduser",
+}
 
-    With ``RECOMMENDER_REQUIRE_API_KEY`` off (the local demo), anyone may call it.
+
+def staff_scopes(user) -> frozenset[str]:
+    """The scopes a logged-in staff user holds through their Django permissions."""
+    if user is None or not user.is_authenticated or not user.is_staff or not user.is_active:
+        return frozenset()
+    return frozenset(scope for scope, perm in _STAFF_PERMISSIONS.items() if user.has_perm(perm))
+
+
+def _shopper_user(request, view, where: str) -> tuple[bool, str | None]:
+    """Where a shopper-allowed action names its user: (whether naming one is optional, the
+    user named or None)."""
+    optional = where.endswith("?")
+    where = where.rstrip("?")
+    if where == "url":
+        return optional, view.kwargs.get(getattr(view, "lookup_url_kwarg", None) or "id")
+    if where == "query":
+        return optional, request.query_params.get("user")
+    data = request.data if isinstance(request.data, dict) else {}
+    user = data.get("user")
+    return optional, user if isinstance(user, str) else None
+
+
+def shopper_allows(request, view, token: shopper_tokens.ShopperToken) -> bool:
+    """A shopper token may call only the actions a view lists in ``shopper_access``, and
+    only about its own shopper (or about no one, where the action allows that)."""
+    where = getattr(view, "shopper_access", {}).get(action_of(request, view))
+    if where is None:
+        return False
+    if where == "any":
+        return True
+    optional, user = _shopper_user(request, view, where)
+    return user == token.user or (optional and user is None)
+
+
+class ScopedAccess(permissions.BasePermission):
+    """Reads need a read key, events an events key, other writes a write key, admin
+    actions an admin key; staff sessions hold what their Django permissions grant; a
+    shopper token reaches only its own shopper's lists and events.
+
+    With ``RECOMMENDER_REQUIRE_API_KEY`` off (the local demo only), anyone may call it.
     """
 
     message = "this endpoint needs an API key with the right scope"
 
     def has_permission(self, request, view):
         needed = _needed_scope(request, view)
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and user.is_staff:
-            return True
+        if isinstance(request.auth, shopper_tokens.ShopperToken):
+            if shopper_allows(request, view, request.auth):
+                return True
+            self.message = "a shopper token allows only its own shopper's lists and events"
+            return False
         key = request.auth if isinstance(request.auth, ApiKey) else None
         if key is not None:
             if not apikeys.allows(key, needed):
                 self.message = f"this API key has scope {key.scope!r}; {needed!r} is needed"
                 return False
             return True
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.is_staff:
+            if needed in staff_scopes(user):
+                return True
+            self.message = f"your account's permissions do not grant the {needed!r} scope"
+            return False
         return not settings.RECOMMENDER_REQUIRE_API_KEY
+
+
+class DocsAccess(permissions.BasePermission):
+    """The API schema and Swagger UI: open with ``RECOMMENDER_PUBLIC_API_DOCS`` (the default
+    while DEBUG is on), else for any valid API key or a staff login."""
+
+    message = "the API docs need an API key or a staff login (RECOMMENDER_PUBLIC_API_DOCS)"
+
+    def has_permission(self, request, view):
+        if getattr(settings, "RECOMMENDER_PUBLIC_API_DOCS", False):
+            return True
+        user = getattr(request, "user", None)
+        return isinstance(request.auth, ApiKey) or bool(
+            user is not None and user.is_authenticated and user.is_staff
+        )
 
 
 # One round trip per request: count in a window that starts with the key's first request
@@ -77,30 +176,71 @@ return {n, redis.call('PTTL', KEYS[1])}
 """
 
 
+def _redis_client(key: str):
+    """The Redis client behind the default cache, or None when the cache is not Redis."""
+    backend = getattr(cache, "_cache", None)
+    get_client = getattr(backend, "get_client", None)
+    return get_client(key, write=True) if get_client is not None else None
+
+
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """Per key (or per client address without one), in the shared cache (Redis): at most
-    ``num_requests`` per window of ``duration`` seconds from the window's first request."""
+    """Per caller and per endpoint scope, in the shared cache (Redis): at most
+    ``num_requests`` per window of ``duration`` seconds from the window's first request.
+
+    The caller is the API key, the shopper of a shopper token, the staff user, or else the
+    client address (``NUM_PROXIES`` says how many proxies' ``X-Forwarded-For`` entries to
+    trust). The scope is the view's ``throttle_scopes[action]`` or ``throttle_scope``
+    (rates in ``DEFAULT_THROTTLE_RATES``). If the cache fails, requests pass
+    (``RECOMMENDER_THROTTLE_FAIL_OPEN``, the default) or answer 503.
+    """
 
     scope = "api"
     remaining_ms = 0
 
+    def __init__(self):
+        # The rate depends on the view's scope, known only per request (allow_request).
+        pass
+
     def allow_request(self, request, view):
+        self.scope = getattr(view, "throttle_scopes", {}).get(action_of(request, view)) or getattr(
+            view, "throttle_scope", "api"
+        )
+        rates = api_settings.DEFAULT_THROTTLE_RATES  # reloaded when settings change
+        self.rate = rates.get(self.scope) or rates.get("api")
         if self.rate is None:
             return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        key = cache.make_and_validate_key(self.key)
-        client = cache._cache.get_client(key, write=True)
-        count, self.remaining_ms = client.eval(_COUNT_IN_WINDOW, 1, key, int(self.duration * 1000))
+        try:
+            key = cache.make_and_validate_key(self.key)
+            client = _redis_client(key)
+            if client is None:  # another cache backend: DRF's own (two round trips)
+                return super().allow_request(request, view)
+            count, self.remaining_ms = client.eval(
+                _COUNT_IN_WINDOW, 1, key, int(self.duration * 1000)
+            )
+        except Exception:
+            if getattr(settings, "RECOMMENDER_THROTTLE_FAIL_OPEN", True):
+                logger.warning("throttle cache unavailable; request allowed", exc_info=True)
+                return True
+            raise
         return count <= self.num_requests
 
     def wait(self):
-        return max(self.remaining_ms, 0) / 1000.0
+        if self.remaining_ms:
+            return max(self.remaining_ms, 0) / 1000.0
+        return super().wait() if getattr(self, "history", None) is not None else None
 
     def get_cache_key(self, request, view):
-        if isinstance(request.auth, ApiKey):
-            ident = f"key-{request.auth.pk}"
+        auth = request.auth
+        if isinstance(auth, ApiKey):
+            ident = f"key-{auth.pk}"
+        elif isinstance(auth, shopper_tokens.ShopperToken):
+            ident = "shopper-" + hashlib.sha256(auth.user.encode()).hexdigest()[:24]
+        elif getattr(request, "user", None) is not None and request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
@@ -118,4 +258,19 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": "Api-Key rk_…  (create one with `manage.py apikey create NAME`)",
+        }
+
+
+class ShopperTokenScheme(OpenApiAuthenticationExtension):
+    """Documents the shopper token header (browser calls) in the OpenAPI schema."""
+
+    target_class = ShopperTokenAuthentication
+    name = "ShopperToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Shopper st_…  (issued by your backend: POST /api/v1/tokens)",
         }

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
+from django.conf import settings
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from recommender import explain
+from recommender import eventbounds, explain, limits
 from recommender.api.parsers import depth, problems
 from recommender.importing import BEHAVIOUR_KINDS
 from recommender.models import Behaviour, EndUser, Item
 
 MAX_TEXT = 2000
 MAX_K = 200
+DEFAULT_MAX_K_EXPLAINED = 50
+# Attributes a recommendation list shows when RECOMMENDER_PUBLIC_ATTRIBUTES is not set:
+# the ones the demo storefront and the blurbs use.
+DEFAULT_PUBLIC_ATTRIBUTES = (
+    "price",
+    "brand",
+    "title_en",
+    "description_en",
+    "category_zh",
+    "category_en",
+)
 
 
 def _clean_text(value: str, field: str = "text") -> str:
@@ -43,17 +56,63 @@ class FiniteFloatField(serializers.FloatField):
         return value
 
 
-class JSONObjectField(serializers.DictField):
-    """A JSON object of bounded nesting (attributes, context)."""
+class ExternalIdField(CleanCharField):
+    """An item, user or event id, as ``limits.check_external_id`` allows.
+
+    Whitespace is refused rather than trimmed: the id a client stores is the id it sends.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", limits.MAX_ID_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if depth(value) > 8:
-            raise serializers.ValidationError("nested deeper than 8 levels")
+        try:
+            return limits.check_external_id(value)
+        except limits.InvalidValue as exc:
+            raise serializers.ValidationError(exc.reason) from None
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object of bounded nesting and size (``limits.check_json``): user
+    attributes, event context. ``max_bytes`` is a number or a function that reads the
+    setting (so a changed setting applies without a restart)."""
+
+    def __init__(self, *, max_bytes: int | Callable[[], int], **kwargs):
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def limit(self) -> int:
+        return self.max_bytes() if callable(self.max_bytes) else self.max_bytes
+
+    def check(self, value: dict) -> None:
+        limits.check_json(value, limit=self.limit(), path=self.field_name)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if depth(value) > limits.MAX_DEPTH:
+            raise serializers.ValidationError(f"nested deeper than {limits.MAX_DEPTH} levels")
         problem = problems(value)
         if problem:
             raise serializers.ValidationError(problem)
+        try:
+            self.check(value)
+        except limits.InvalidValue as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value
+
+
+class ItemAttributesField(JSONObjectField):
+    """An item's ``attributes``: ``limits.check_attributes`` (bounded numbers, a sane price)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_bytes", limits.max_attributes_bytes)
+        super().__init__(**kwargs)
+
+    def check(self, value: dict) -> None:
+        limits.check_attributes(value, limit=self.limit(), path=self.field_name)
 
 
 class RejectUnknownFields:
@@ -80,15 +139,40 @@ class StrictSerializer(RejectUnknownFields, serializers.Serializer):
     pass
 
 
+def max_k_explained() -> int:
+    """The longest list served with reasons and blurbs (``RECOMMENDER_MAX_K_EXPLAINED``)."""
+    return int(getattr(settings, "RECOMMENDER_MAX_K_EXPLAINED", DEFAULT_MAX_K_EXPLAINED))
+
+
+def check_explained_k(k: int, hint: str) -> None:
+    """Refuse a ``k`` beyond :func:`max_k_explained`: each explained item costs a
+    segmentation of its text and of the query, so an explained list's length is bounded
+    more tightly than a bare one's (MAX_K). ``hint`` tells the caller how to get more."""
+    cap = max_k_explained()
+    if k > cap:
+        raise serializers.ValidationError({"k": [f"at most {cap} for an explained list; {hint}"]})
+
+
+def _k_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_K,
+        default=10,
+        help_text=(
+            f"list length; at most {DEFAULT_MAX_K_EXPLAINED} (RECOMMENDER_MAX_K_EXPLAINED) "
+            f"when the list is explained or has a query, else {MAX_K}"
+        ),
+    )
+
+
 class ItemSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializer):
-    id = CleanCharField(
+    id = ExternalIdField(
         source="external_id",
         min_length=1,
-        max_length=200,
         validators=[UniqueValidator(Item.objects.all(), "an item with this id already exists")],
     )
     title = CleanCharField(min_length=1, max_length=500)
-    attributes = JSONObjectField(required=False)
+    attributes = ItemAttributesField(required=False)
     description = CleanCharField(allow_blank=True, required=False, max_length=20000)
     category = CleanCharField(allow_blank=True, required=False, max_length=200)
     tags = serializers.ListField(
@@ -112,9 +196,11 @@ class ItemSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializ
 
 
 class UpsertItemSerializer(ItemSerializer):
-    """An item in a bulk upsert: an existing id is an update, not an error."""
+    """An item in a bulk upsert: an existing id is an update of the fields given (the
+    title too may be left out then), a new id is a new item (which needs a title)."""
 
-    id = CleanCharField(source="external_id", min_length=1, max_length=200)
+    id = ExternalIdField(source="external_id", min_length=1)
+    title = CleanCharField(min_length=1, max_length=500, required=False)
 
 
 class BulkItemsSerializer(StrictSerializer):
@@ -122,13 +208,12 @@ class BulkItemsSerializer(StrictSerializer):
 
 
 class EndUserSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializer):
-    id = CleanCharField(
+    id = ExternalIdField(
         source="external_id",
         min_length=1,
-        max_length=200,
         validators=[UniqueValidator(EndUser.objects.all(), "a user with this id already exists")],
     )
-    attributes = JSONObjectField(required=False)
+    attributes = JSONObjectField(required=False, max_bytes=limits.max_attributes_bytes)
 
     class Meta:
         model = EndUser
@@ -137,14 +222,20 @@ class EndUserSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSeria
 
 
 class BehaviourInputSerializer(StrictSerializer):
-    user = CleanCharField(min_length=1, max_length=200)
-    item = CleanCharField(min_length=1, max_length=200, required=False, allow_null=True)
+    user = ExternalIdField(min_length=1)
+    item = ExternalIdField(min_length=1, required=False, allow_null=True)
     kind = serializers.ChoiceField(choices=BEHAVIOUR_KINDS)
     value = FiniteFloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
     text = CleanCharField(required=False, allow_blank=True, max_length=MAX_TEXT, default="")
-    context = JSONObjectField(required=False, default=dict)
-    event_id = CleanCharField(min_length=1, max_length=200, required=False, allow_null=True)
+    context = JSONObjectField(required=False, default=dict, max_bytes=limits.max_context_bytes)
+    event_id = ExternalIdField(min_length=1, required=False, allow_null=True)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_occurred_at(self, value):
+        problem = eventbounds.time_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate(self, attrs):
         if attrs["kind"] != "search" and not attrs.get("item"):
@@ -153,6 +244,9 @@ class BehaviourInputSerializer(StrictSerializer):
             raise serializers.ValidationError({"text": ["a search needs its text"]})
         if attrs["kind"] == "rating" and attrs.get("value") is None:
             raise serializers.ValidationError({"value": ["a rating needs a value"]})
+        problem = eventbounds.value_problem(attrs["kind"], attrs.get("value"))
+        if problem:
+            raise serializers.ValidationError({"value": [problem]})
         return attrs
 
 
@@ -202,12 +296,15 @@ class BatchResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     profiles_updated = serializers.IntegerField()
+    forgotten = serializers.IntegerField(
+        help_text="events skipped because their user was recently forgotten"
+    )
 
 
 class RecommendationQuerySerializer(StrictSerializer):
     """Query parameters of ``GET users/{id}/recommendations`` (and search)."""
 
-    k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
+    k = _k_field()
     category = CleanCharField(required=False, min_length=1, max_length=200)
     diversity = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.0)
     exclude_seen = serializers.BooleanField(default=True)
@@ -224,20 +321,32 @@ class RecommendationQuerySerializer(StrictSerializer):
         low, high = attrs.get("price_min"), attrs.get("price_max")
         if low is not None and high is not None and low > high:
             raise serializers.ValidationError({"price_min": ["must not exceed price_max"]})
+        if attrs.get("q"):
+            check_explained_k(attrs["k"], f"leave out q and pass explain=false for up to {MAX_K}")
+        elif attrs["explain"]:
+            check_explained_k(attrs["k"], f"pass explain=false for up to {MAX_K}")
         return attrs
 
 
 class SearchQuerySerializer(StrictSerializer):
     q = CleanCharField(min_length=1, max_length=500)
     user = CleanCharField(required=False, min_length=1, max_length=200)
-    k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
+    k = _k_field()
     category = CleanCharField(required=False, min_length=1, max_length=200)
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
 
+    def validate(self, attrs):
+        check_explained_k(attrs["k"], "search results are always explained")
+        return attrs
+
 
 class SimilarQuerySerializer(StrictSerializer):
-    k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
+    k = _k_field()
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
+
+    def validate(self, attrs):
+        check_explained_k(attrs["k"], "similar items are always explained")
+        return attrs
 
 
 class SessionRecommendationSerializer(StrictSerializer):
@@ -251,7 +360,7 @@ class SessionRecommendationSerializer(StrictSerializer):
     )
     text = CleanCharField(required=False, allow_blank=True, max_length=500)
     user = CleanCharField(required=False, min_length=1, max_length=200)
-    k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
+    k = _k_field()
     category = CleanCharField(required=False, min_length=1, max_length=200)
     diversity = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.0)
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
@@ -261,6 +370,7 @@ class SessionRecommendationSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 {"positive": ["give positive or negative item ids, or a text"]}
             )
+        check_explained_k(attrs["k"], "session recommendations are always explained")
         return attrs
 
 
@@ -270,11 +380,32 @@ class ReasonSerializer(serializers.Serializer):
     keywords = serializers.ListField(child=serializers.CharField())
 
 
+def public_attributes(attributes: Mapping | None) -> dict | None:
+    """The item attributes a recommendation list may show: those named in
+    ``RECOMMENDER_PUBLIC_ATTRIBUTES`` (``"*"``: all). Lists reach browsers; an imported
+    cost price or supplier column must not. ``GET items`` still returns everything."""
+    if attributes is None:
+        return None
+    if not isinstance(attributes, Mapping):
+        return {}  # a row stored past the write checks: show nothing rather than fail
+    allowed = getattr(settings, "RECOMMENDER_PUBLIC_ATTRIBUTES", DEFAULT_PUBLIC_ATTRIBUTES)
+    if allowed == "*" or "*" in allowed:
+        return {str(key): value for key, value in attributes.items()}
+    return {str(key): value for key, value in attributes.items() if key in allowed}
+
+
+class PublicAttributesField(serializers.DictField):
+    """An item's attributes as a list shows them (:func:`public_attributes`)."""
+
+    def to_representation(self, value):
+        return super().to_representation(public_attributes(value))
+
+
 class RecommendedItemSerializer(serializers.Serializer):
     id = serializers.CharField(source="item.external_id")
     title = serializers.CharField(source="item.title")
     category = serializers.CharField(source="item.category")
-    attributes = serializers.DictField(source="item.attributes")
+    attributes = PublicAttributesField(source="item.attributes")
     score = serializers.FloatField()
     sources = serializers.ListField(child=serializers.CharField())
     reason = ReasonSerializer(allow_null=True)
@@ -298,11 +429,7 @@ def recommendation_list_data(results, user: str | None, lang: str) -> dict:
                 "id": str(result.item.external_id),
                 "title": str(result.item.title),
                 "category": str(result.item.category),
-                "attributes": (
-                    None
-                    if result.item.attributes is None
-                    else {str(key): value for key, value in result.item.attributes.items()}
-                ),
+                "attributes": public_attributes(result.item.attributes),
                 "score": float(result.score),
                 "sources": [str(source) for source in result.sources],
                 "reason": (
@@ -319,6 +446,15 @@ def recommendation_list_data(results, user: str | None, lang: str) -> dict:
             for result in results
         ],
     }
+
+
+class TokenRequestSerializer(StrictSerializer):
+    """Body of ``POST tokens``: the shopper (your site's user id) the token speaks for."""
+
+    user = ExternalIdField(min_length=1)
+    create = serializers.BooleanField(
+        default=True, help_text="create the user if unknown (recommendations need one)"
+    )
 
 
 class BehaviourListQuerySerializer(serializers.Serializer):

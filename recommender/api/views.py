@@ -5,14 +5,19 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender import events, explain, health, importing, privacy, recommend
+from recommender import events, explain, health, importing, privacy, recommend, shopper_tokens
 from recommender.api import serializers as s
 from recommender.models import Behaviour, EndUser, Item
 
@@ -42,17 +47,71 @@ class HealthSerializer(serializers.Serializer):
     worker_last_seen = serializers.DateTimeField(allow_null=True)
 
 
+class LivenessSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+
+
 class HealthView(APIView):
-    """Whether the database, broker and workers answer; the active space and its coverage."""
+    """Liveness: whether this process reaches its database (200 or 503). Open to anyone
+    (load balancers, uptime probes), throttled per address, and it discloses nothing."""
 
     authentication_classes = []
     permission_classes = []
-    throttle_classes = []
+    throttle_scope = "health"
+
+    @extend_schema(responses={200: LivenessSerializer, 503: LivenessSerializer})
+    def get(self, request):
+        ok = health.live()
+        return Response({"ok": ok}, status=200 if ok else 503)
+
+
+class HealthDetailView(APIView):
+    """Database, broker and workers; the active space and its coverage; table sizes.
+    Needs a read key or a staff login; cached for a few seconds."""
+
+    throttle_scope = "health"
 
     @extend_schema(responses=HealthSerializer)
     def get(self, request):
-        report = health.check()
+        report = health.cached_check()
         return Response(HealthSerializer(report).data, status=200 if report.ok else 503)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    user = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
+class TokenView(APIView):
+    """Issue a shopper token (for your site's backend, with a write key): the browser
+    sends it as ``Authorization: Shopper <token>`` and may then read only this shopper's
+    recommendations and search, and post only this shopper's events."""
+
+    required_scopes = {"post": "write"}
+    throttle_scope = "tokens"
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={201: TokenSerializer})
+    def post(self, request):
+        data = s.TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = data.validated_data["user"]
+        if privacy.recently_forgotten([user]):
+            # As for events: a forgotten user comes back only through POST users.
+            return Response(
+                {"detail": "this user was forgotten; create them again with POST users"},
+                status=status.HTTP_410_GONE,
+            )
+        if data.validated_data["create"]:
+            EndUser.objects.get_or_create(external_id=user)
+        return Response(
+            {
+                "token": shopper_tokens.issue(user),
+                "user": user,
+                "expires_in": shopper_tokens.ttl_seconds(),
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class ConflictSafeCreate:
@@ -75,6 +134,17 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"
 
+    # Withdrawing an item from the catalogue is an admin action; a write key may not.
+    required_scopes = {"destroy": "admin"}
+    throttle_scopes = {"similar": "recommendations", "bulk": "bulk", "destroy": "admin"}
+    # A shopper's page may show an item and the items like it.
+    shopper_access = {"retrieve": "any", "similar": "any"}
+
+    def perform_destroy(self, instance):
+        """``DELETE`` withdraws the item (``is_active=False``): users' behaviour history
+        with it is training and evaluation data, and is never erased."""
+        Item.objects.filter(pk=instance.pk).update(is_active=False)
+
     @extend_schema(
         request=s.BulkItemsSerializer,
         responses=inline_serializer(
@@ -84,17 +154,20 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     )
     @action(detail=False, methods=["post"])
     def bulk(self, request):
-        """Upsert up to 1,000 items by id, all or nothing."""
+        """Upsert up to 1,000 items by id, all or nothing. An existing item gets only the
+        fields given (the rest stay as they are); a new item needs a title."""
         data = s.BulkItemsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rows = [
-            importing.Row(f"items[{index}]", {**record, "external_id": record["external_id"]})
+            importing.Row(f"items[{index}]", record)
             for index, record in enumerate(data.validated_data["items"])
         ]
         try:
             report = importing.import_items(rows)
-        except importing.ImportFailed as exc:  # e.g. the same id twice in one call
-            raise ValidationError({"items": [str(exc)]}) from None
+        except importing.ImportFailed as exc:  # the same id twice, a new item without title
+            field = {"external_id": "id"}.get(exc.column, exc.column)
+            message = f"{exc.where}: {field}: {exc.message}" if field else str(exc)
+            raise ValidationError({"items": [message]}) from None
         from recommender.tasks import enqueue_item_embeddings
 
         ids = list(
@@ -128,9 +201,30 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
 
     # Privacy operations on a person's data need an admin key (or a staff session).
     required_scopes = {"destroy": "admin", "export": "admin"}
+    throttle_scopes = {"recommendations": "recommendations", "destroy": "admin", "export": "admin"}
+    shopper_access = {"retrieve": "url", "recommendations": "url"}
 
-    def perform_destroy(self, instance):
-        privacy.forget_user(instance)
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        # Registering an id on purpose lifts its tombstone: events may recreate it again.
+        privacy.clear_tombstone(serializer.instance.external_id)
+
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="the user and everything naming them are gone"),
+            202: inline_serializer(
+                "ForgetQueued", {"status": serializers.ChoiceField(choices=["queued"])}
+            ),
+        }
+    )
+    def destroy(self, request, *args, **kwargs):
+        """Forget the user: delete them and every row naming them. A long history is
+        deleted by a background task (202); events for the id are refused meanwhile and
+        for a grace period after."""
+        outcome = privacy.forget(self.get_object())
+        if outcome.queued:
+            return Response({"status": "queued"}, status=status.HTTP_202_ACCEPTED)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
@@ -203,10 +297,17 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         return _list_response(results, user.external_id, lang)
 
 
+_DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+
+
 class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Behaviour events: post one or a batch; list a user's events."""
 
     serializer_class = s.BehaviourSerializer
+    required_scopes = {"create": "events", "batch": "events"}
+    throttle_scopes = {"create": "events", "batch": "batch"}
+    # A shopper may post their own events and read their own history.
+    shopper_access = {"create": "body", "list": "query"}
 
     def get_queryset(self):
         return Behaviour.objects.select_related("user", "item").order_by("-occurred_at", "-pk")
@@ -224,7 +325,14 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=s.BehaviourInputSerializer,
-        responses={201: s.RecordedSerializer, 200: s.RecordedSerializer},
+        responses={
+            201: s.RecordedSerializer,
+            200: s.RecordedSerializer,
+            409: OpenApiResponse(
+                _DETAIL, description="the user used this event_id for a different event"
+            ),
+            410: OpenApiResponse(_DETAIL, description="the user was recently forgotten"),
+        },
         examples=[
             OpenApiExample(
                 "A like",
@@ -253,20 +361,38 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         ],
     )
     def create(self, request, *args, **kwargs):
-        """Record one event (idempotent by ``event_id``); the profile updates at once."""
+        """Record one event (idempotent per user by ``event_id``); the profile updates at
+        once. A repeat answers 200 with the stored event, or 409 if its payload differs."""
         data = s.BehaviourInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             recorded = events.record_event(events.EventInput(**data.validated_data))
         except events.UnknownItem as exc:
             raise ValidationError({"item": [str(exc)]}) from None
+        except events.EventConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except events.UserForgotten as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_410_GONE)
         code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
         return Response(s.recorded_data(recorded), status=code)
 
-    @extend_schema(request=s.BehaviourBatchSerializer, responses={201: s.BatchResultSerializer})
+    @extend_schema(
+        request=s.BehaviourBatchSerializer,
+        responses={
+            201: s.BatchResultSerializer,
+            409: OpenApiResponse(
+                inline_serializer(
+                    "BatchConflict",
+                    {"detail": serializers.CharField(), "index": serializers.IntegerField()},
+                ),
+                description="a user's event_id was used for a different event (at index)",
+            ),
+        },
+    )
     @action(detail=False, methods=["post"])
     def batch(self, request):
-        """Record up to 5,000 events, all or nothing; repeated event ids count once."""
+        """Record up to 5,000 events, all or nothing; a repeated (user, event_id) counts
+        once, events of recently forgotten users are skipped."""
         data = s.BehaviourBatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         batch = [events.EventInput(**event) for event in data.validated_data["events"]]
@@ -274,11 +400,18 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             result = events.record_events(batch)
         except events.UnknownItem as exc:
             raise ValidationError({"events": {exc.index: {"item": [str(exc)]}}}) from None
+        except events.EventConflict as exc:
+            return Response(
+                {"detail": str(exc), "index": exc.index}, status=status.HTTP_409_CONFLICT
+            )
         return Response(s.BatchResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
 class SearchView(APIView):
     """Personalised search: items matching ``q``, the user's taste breaking ties."""
+
+    throttle_scope = "recommendations"
+    shopper_access = {"get": "query?"}
 
     @extend_schema(parameters=[s.SearchQuerySerializer], responses=s.RecommendationListSerializer)
     def get(self, request):
@@ -295,6 +428,10 @@ class SearchView(APIView):
 
 class SessionRecommendationView(APIView):
     """Recommendations for an anonymous session from liked/disliked items and a text."""
+
+    required_scopes = {"post": "read"}  # it reads; it stores nothing
+    throttle_scope = "recommendations"
+    shopper_access = {"post": "body?"}
 
     @extend_schema(
         request=s.SessionRecommendationSerializer, responses=s.RecommendationListSerializer

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create")
         create.add_argument("name")
-        create.add_argument("--scope", choices=list(apikeys.SCOPE_RANK), default="read")
+        create.add_argument("--scope", choices=apikeys.SCOPES, default="read")
         sub.add_parser("list")
         revoke = sub.add_parser("revoke")
         revoke.add_argument("prefix")

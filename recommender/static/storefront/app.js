@@ -106,6 +106,7 @@
   const STORE = { lang: "recsite.storefront.lang", user: "recsite.storefront.user" };
   const body = document.body;
   const API = body.dataset.api;
+  const SHOP_API = body.dataset.shopApi;
   const personas = JSON.parse(document.getElementById("persona-labels").textContent);
 
   const state = {
@@ -143,8 +144,8 @@
     return `HTTP ${status}`;
   }
 
-  async function api(path, { method = "GET", params, json } = {}) {
-    const url = new URL(API + path, location.origin);
+  async function request(base, path, { method = "GET", params, json, token } = {}) {
+    const url = new URL(base + path, location.origin);
     for (const [key, value] of Object.entries(params || {})) {
       if (value !== "" && value !== null && value !== undefined) url.searchParams.set(key, value);
     }
@@ -155,10 +156,42 @@
       options.body = JSON.stringify(json);
     }
     if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+    if (token) headers.Authorization = `Shopper ${token}`;
     const response = await fetch(url, options);
     const payload = response.status === 204 ? null : await response.json().catch(() => null);
-    if (!response.ok) throw new Error(errorText(payload, response.status));
+    if (!response.ok) {
+      const error = new Error(errorText(payload, response.status));
+      error.status = response.status;
+      throw error;
+    }
     return payload;
+  }
+
+  // The storefront's own backend: the shopper list, new shoppers, and shopper tokens.
+  const shop = (path, options) => request(SHOP_API, path, options);
+
+  // A browser never holds an API key: it calls the API with a short-lived token for the
+  // current shopper, which the shop's backend issues (and which allows only that
+  // shopper's lists and events).
+  const tokens = new Map();
+
+  async function shopperToken(user, fresh = false) {
+    const cached = tokens.get(user);
+    if (!fresh && cached && cached.expires > Date.now() + 30_000) return cached.token;
+    const issued = await shop("/token", { method: "POST", json: { user } });
+    tokens.set(user, { token: issued.token, expires: Date.now() + issued.expires_in * 1000 });
+    return issued.token;
+  }
+
+  async function api(path, options = {}) {
+    if (!state.user) return request(API, path, options);
+    try {
+      return await request(API, path, { ...options, token: await shopperToken(state.user) });
+    } catch (error) {
+      if (error.status !== 401) throw error;
+      // Expired while the page was open: one more try with a new token.
+      return request(API, path, { ...options, token: await shopperToken(state.user, true) });
+    }
   }
 
   function recordBehaviour(item, kind) {
@@ -307,7 +340,7 @@
   }
 
   async function loadUsers() {
-    const page = await api("/users", { params: { limit: 500 } });
+    const page = await shop("/shoppers");
     state.users = (page.results || page).slice().sort((a, b) => a.id.localeCompare(b.id));
     const picker = $("[data-testid=user-picker]");
     picker.replaceChildren(...state.users.map((user) => el("option", { value: user.id, text: userLabel(user) })));
@@ -326,11 +359,7 @@
   }
 
   async function createShopper(name) {
-    const id = `shopper-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-    const user = await api("/users", {
-      method: "POST",
-      json: { id, attributes: { name, lang: state.lang, source: "storefront" } },
-    });
+    const user = await shop("/shoppers/new", { method: "POST", json: { name, lang: state.lang } });
     state.users.push(user);
     const picker = $("[data-testid=user-picker]");
     picker.append(el("option", { value: user.id, text: userLabel(user) }));
