@@ -923,10 +923,10 @@ def print_cprofile(profiler: cProfile.Profile, n: int, limit: int = 25) -> None:
 
 def explain_serving_query(space, user_pk: int, vector) -> str:
     """The plan of nearest_rows' query for one user (filters and exclusions as served)."""
-    from django.conf import settings
     from django.db import connection, transaction
 
     from recommender import retrieval, vector_io
+    from recommender.conf import conf
     from recommender.models import EndUser
 
     user = EndUser.objects.get(pk=user_pk)
@@ -937,7 +937,7 @@ def explain_serving_query(space, user_pk: int, vector) -> str:
     fetch = vector_io.fetch
     vector_io.fetch = lambda sql, params=(): captured.append((sql, params)) or []
     try:
-        n = settings.RECOMMENDER_CANDIDATES_PER_SOURCE
+        n = conf.CANDIDATES_PER_SOURCE
         retrieval.nearest_rows(
             vector, n, space=space, filters=filters, history=exclusion, cosine=cosine
         )

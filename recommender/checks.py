@@ -13,6 +13,8 @@ import ipaddress
 from django.conf import settings
 from django.core.checks import Error, register
 
+from recommender.conf import conf
+
 # Hosts that only this machine reaches (Django's test client sends "testserver").
 _LOCAL_NAMES = {"localhost", "testserver"}
 
@@ -50,7 +52,7 @@ def open_site_check(app_configs=None, **kwargs) -> list[Error]:
                 id="recommender.E001",
             )
         )
-    if not settings.RECOMMENDER_REQUIRE_API_KEY:
+    if not conf.REQUIRE_API_KEY:
         errors.append(
             Error(
                 f"RECOMMENDER_REQUIRE_API_KEY is off while ALLOWED_HOSTS admits {shown}: "

@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from django.conf import settings
-from django.db.models import Case, Count, F, FloatField, Sum, Value, When
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from recommender import spaces
+from recommender import behaviour, spaces
 from recommender.models import Behaviour, EndUser, EvaluationRun, Item, WorkerHeartbeat
 from recommender.reports import TABLE_METRICS
-from recommender.retrieval import ENGAGED_KINDS
 
 QUEUES = ("default", "embed")
 ACTIVITY_DAYS = 30
@@ -220,17 +218,11 @@ def top_items(
     popularity source, so the list matches what "popular" recommends.
     """
     since = (now or timezone.now()) - timedelta(days=days)
-    weights = settings.RECOMMENDER_BEHAVIOUR_WEIGHTS
-    weight = Case(
-        *[
-            When(kind=kind, then=Value(max(float(weights.get(kind, 1.0)), 0.5)))
-            for kind in ENGAGED_KINDS
-        ],
-        default=Value(0.0),
-        output_field=FloatField(),
-    )
+    weight = behaviour.popularity_weight_sql()
     rows = (
-        Behaviour.objects.filter(occurred_at__gte=since, item__isnull=False, kind__in=ENGAGED_KINDS)
+        Behaviour.objects.filter(
+            occurred_at__gte=since, item__isnull=False, kind__in=behaviour.ENGAGED
+        )
         .values("item_id")
         .annotate(
             external_id=F("item__external_id"),

@@ -19,13 +19,10 @@ from datetime import datetime
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Q
 
-from recommender import profiles, recommend, retrieval, spaces
+from recommender import behaviour, profiles, recommend, retrieval, spaces
 from recommender.models import Behaviour, EndUser, Item
 from recommender.ranking import FEATURES, BlendScorer, Scorer, intra_list_distance
-
-POSITIVE_KINDS = ("view", "click", "cart", "purchase", "like", "rating", "review", "share")
 
 
 @dataclass
@@ -64,14 +61,8 @@ def baselines(learned: Scorer | None = None) -> list[Recommender]:
     return configs
 
 
-def _engaged(min_rating: float) -> Q:
-    return Q(item__isnull=False, kind__in=POSITIVE_KINDS) & (
-        ~Q(kind="rating") | Q(value__gte=min_rating)
-    )
-
-
 def leave_one_out(
-    *, max_users: int | None, seed: int = 0, min_rating: float = 3.5, offset: int = 0
+    *, max_users: int | None, seed: int = 0, min_rating: float | None = None, offset: int = 0
 ) -> list[Case]:
     """Each user's last engaged event is held out; the cut is its time.
 
@@ -79,7 +70,7 @@ def leave_one_out(
     ranker, so that it never sees the events the evaluation holds out).
     """
     events = (
-        Behaviour.objects.filter(_engaged(min_rating))
+        Behaviour.objects.filter(behaviour.positive_q(min_rating))
         .order_by("user_id", "-occurred_at", "-pk")
         .values_list("user_id", "pk", "item_id", "occurred_at")
     )
@@ -98,10 +89,10 @@ def leave_one_out(
 
 
 def temporal_split(
-    before: datetime, *, max_users: int | None, seed: int = 0, min_rating: float = 3.5
+    before: datetime, *, max_users: int | None, seed: int = 0, min_rating: float | None = None
 ) -> list[Case]:
     """One global cut: each user's engaged items from ``before`` on are the targets."""
-    after = Behaviour.objects.filter(_engaged(min_rating), occurred_at__gte=before)
+    after = Behaviour.objects.filter(behaviour.positive_q(min_rating), occurred_at__gte=before)
     active_before = set(
         Behaviour.objects.filter(occurred_at__lt=before).values_list("user_id", flat=True)
     )

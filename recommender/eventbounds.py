@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
+
+from recommender.conf import conf
 
 # Any value of a kind other than a rating (no kind uses it today) stays within this.
 VALUE_LIMIT = 1e6
@@ -21,7 +22,7 @@ def time_problem(occurred_at: datetime | None, now: datetime | None = None) -> s
     """Why ``occurred_at`` is refused (too far in the future), or None."""
     if occurred_at is None:
         return None
-    skew = settings.RECOMMENDER_MAX_CLOCK_SKEW_SECONDS
+    skew = conf.MAX_CLOCK_SKEW_SECONDS
     if occurred_at > (now or timezone.now()) + timedelta(seconds=skew):
         return (
             f"lies more than {skew} seconds in the future; send the time the event "
@@ -35,7 +36,7 @@ def value_problem(kind: str, value: float | None) -> str | None:
     if value is None:
         return None
     if kind == "rating":
-        low, high = settings.RECOMMENDER_RATING_RANGE
+        low, high = conf.RATING_RANGE
         if not low <= value <= high:
             return f"a rating must lie between {low:g} and {high:g} (the configured scale)"
     elif not -VALUE_LIMIT <= value <= VALUE_LIMIT:

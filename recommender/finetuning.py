@@ -40,22 +40,10 @@ from encoders.bert import BertEncoder
 from encoders.hf_loading import local_checkpoint_loading
 from encoders.registry import plugin_class
 from encoders.sentence_transformers import SentenceTransformerEncoder, shipped_model_path
-from recommender import evaluation, spaces
+from recommender import behaviour, evaluation, spaces
 from recommender.embedding import item_text
 from recommender.models import Behaviour, BehaviourKind, EncoderSpace, Item
 
-POSITIVE_KINDS = frozenset(
-    {
-        BehaviourKind.VIEW,
-        BehaviourKind.CLICK,
-        BehaviourKind.CART,
-        BehaviourKind.PURCHASE,
-        BehaviourKind.LIKE,
-        BehaviourKind.SHARE,
-        BehaviourKind.REVIEW,
-    }
-)
-MIN_POSITIVE_RATING = 3.5
 # Each positive engagement is paired with the user's previous three positive engagements.
 ENGAGEMENT_WINDOW = 3
 # A search is paired with the first positive engagement among the user's next three events,
@@ -96,11 +84,8 @@ class TrainingPairs:
         return len(self.pairs)
 
 
-def is_positive(kind: str, value: float | None) -> bool:
-    """Whether an event says the user liked the item (ratings count from 3.5 up)."""
-    if kind == BehaviourKind.RATING:
-        return value is not None and value >= MIN_POSITIVE_RATING
-    return kind in POSITIVE_KINDS
+# Whether an event says the user liked the item: behaviour.is_positive, one definition.
+is_positive = behaviour.is_positive
 
 
 def user_histories(behaviours: QuerySet[Behaviour]) -> Iterator[list[Any]]:
@@ -242,7 +227,7 @@ def build_pairs(
     )
 
 
-def leave_one_out_cuts(min_rating: float = MIN_POSITIVE_RATING) -> dict[int, datetime]:
+def leave_one_out_cuts(min_rating: float | None = None) -> dict[int, datetime]:
     """Each user's held-out moment under ``evaluate``'s leave-one-out protocol: the time
     of their last positive engagement. Training only on events before it keeps every
     user's held-out event, and whatever came with or after it, out of the pairs."""

@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection
 
+from recommender.conf import conf
 from recommender.models import Behaviour, EndUser, Item, WorkerHeartbeat
 
 
@@ -79,7 +79,7 @@ def cached_check() -> HealthReport:
     """``check()``, reused for ``RECOMMENDER_HEALTH_CACHE_SECONDS`` per process (kept in
     memory, not Redis, so it still answers while the cache is down)."""
     global _last_report
-    ttl = float(getattr(settings, "RECOMMENDER_HEALTH_CACHE_SECONDS", 10))
+    ttl = float(conf.HEALTH_CACHE_SECONDS)
     with _report_lock:
         if _last_report is not None and time.monotonic() - _last_report[0] < ttl:
             return _last_report[1]

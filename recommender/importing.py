@@ -22,8 +22,8 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from recommender import eventbounds, limits, privacy
-from recommender.models import Behaviour, BehaviourKind, EndUser, Item
+from recommender import behaviour, eventbounds, limits, privacy
+from recommender.models import Behaviour, EndUser, Item
 
 ITEM_FIELDS = ("external_id", "title", "description", "category", "tags", "attributes", "is_active")
 BEHAVIOUR_FIELDS = (
@@ -36,7 +36,7 @@ BEHAVIOUR_FIELDS = (
     "context",
     "occurred_at",
 )
-BEHAVIOUR_KINDS = tuple(BehaviourKind.values)
+BEHAVIOUR_KINDS = behaviour.KINDS  # the importer's name for them
 BATCH_SIZE = 2000
 
 Progress = Callable[[str, int], None]

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import transaction
 
 from recommender import evaluation, profiles, recommend, retrieval
+from recommender.conf import conf
 from recommender.models import EndUser
 from recommender.ranking import DEFAULT_WEIGHTS, FEATURES
 
@@ -353,7 +354,7 @@ def latest_path() -> Path | None:
 
 def load_latest_scorer() -> LearnedScorer | None:
     """The newest saved ranker (reloaded when a newer file appears), or None."""
-    if not getattr(settings, "RECOMMENDER_USE_LEARNED_RANKER", True):
+    if not conf.USE_LEARNED_RANKER:
         return None
     path = latest_path()
     if path is None:
@@ -383,8 +384,8 @@ def train_and_save(
     on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> TrainingReport:
     """Build examples, train, save; the serving path picks the new file up."""
-    kind = kind or getattr(settings, "RECOMMENDER_RANKER", "logistic")
-    loss = loss or getattr(settings, "RECOMMENDER_RANKER_LOSS", "pointwise")
+    kind = kind or conf.RANKER
+    loss = loss or conf.RANKER_LOSS
     started = time.perf_counter()
     features, labels, groups, users = build_examples(
         max_users=max_users,

@@ -18,7 +18,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.conf import settings
+from recommender.conf import conf
 
 __all__ = [
     "InvalidValue",
@@ -46,9 +46,6 @@ MAX_PRICE = 1e12
 # A numeric string longer than this is not a price anyone means.
 _MAX_NUMERIC_CHARS = 40
 
-DEFAULT_MAX_ATTRIBUTES_BYTES = 16384
-DEFAULT_MAX_CONTEXT_BYTES = 4096
-
 
 class InvalidValue(ValueError):
     """A value that may not be stored; ``path`` names it (``attributes.price``)."""
@@ -61,12 +58,12 @@ class InvalidValue(ValueError):
 
 def max_attributes_bytes() -> int:
     """The largest item or user ``attributes`` object, as compact UTF-8 JSON."""
-    return int(getattr(settings, "RECOMMENDER_MAX_ATTRIBUTES_BYTES", DEFAULT_MAX_ATTRIBUTES_BYTES))
+    return int(conf.MAX_ATTRIBUTES_BYTES)
 
 
 def max_context_bytes() -> int:
     """The largest behaviour ``context`` object, as compact UTF-8 JSON."""
-    return int(getattr(settings, "RECOMMENDER_MAX_CONTEXT_BYTES", DEFAULT_MAX_CONTEXT_BYTES))
+    return int(conf.MAX_CONTEXT_BYTES)
 
 
 def check_external_id(value: Any, path: str = "") -> str:

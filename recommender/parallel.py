@@ -24,9 +24,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
+
+from recommender.conf import conf
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ _busy = False  # a job is on the helper thread
 
 def enabled() -> bool:
     """Whether ``start`` may use the helper thread for work started now."""
-    return bool(getattr(settings, "RECOMMENDER_PARALLEL_RETRIEVAL", True)) and (
-        not connection.in_atomic_block
-    )
+    return bool(conf.PARALLEL_RETRIEVAL) and (not connection.in_atomic_block)
 
 
 class Pending(Generic[T]):

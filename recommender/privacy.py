@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
@@ -23,6 +22,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from recommender import profiles
+from recommender.conf import conf
 from recommender.models import Behaviour, EndUser, ForgottenUser, UserProfile
 
 # A long history is deleted this many behaviours per transaction before the final,
@@ -67,7 +67,7 @@ def recently_forgotten(external_ids: Iterable[str]) -> set[str]:
     by_hash = {id_hash(external_id): external_id for external_id in set(external_ids)}
     if not by_hash:
         return set()
-    since = timezone.now() - timedelta(seconds=settings.RECOMMENDER_FORGET_GRACE_SECONDS)
+    since = timezone.now() - timedelta(seconds=conf.FORGET_GRACE_SECONDS)
     hashes = ForgottenUser.objects.filter(id_hash__in=list(by_hash), forgotten_at__gte=since)
     return {by_hash[h] for h in hashes.values_list("id_hash", flat=True)}
 
@@ -88,7 +88,7 @@ class ForgetOutcome:
 def forget(user: EndUser) -> ForgetOutcome:
     """Forget ``user`` now, or, past ``RECOMMENDER_FORGET_INLINE_LIMIT`` behaviours, queue
     the ``recommender.forget_user`` task (a long history would outlast a web request)."""
-    limit = settings.RECOMMENDER_FORGET_INLINE_LIMIT
+    limit = conf.FORGET_INLINE_LIMIT
     if Behaviour.objects.filter(user=user).values("pk")[limit : limit + 1].exists():
         from recommender.tasks import forget_user as forget_task
 
@@ -118,7 +118,7 @@ def forget_user(user: EndUser) -> dict[str, int]:
         id_hash=id_hash(locked.external_id), defaults={"forgotten_at": now}
     )
     # Tombstones past the grace period protect nothing any more: prune them on the way.
-    grace = timedelta(seconds=settings.RECOMMENDER_FORGET_GRACE_SECONDS)
+    grace = timedelta(seconds=conf.FORGET_GRACE_SECONDS)
     ForgottenUser.objects.filter(forgotten_at__lt=now - grace).delete()
     return deleted
 

@@ -23,23 +23,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from recommender import embedding, vector_io
+from recommender.behaviour import weight as behaviour_weight
+from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, ItemVector, UserProfile
 
 TEXT_KINDS = ("search", "review")
 SECONDS_PER_DAY = 86400.0
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def half_life_seconds() -> float:
-    return float(_setting("RECOMMENDER_PROFILE_HALF_LIFE_DAYS", 30.0)) * SECONDS_PER_DAY
+    return float(conf.PROFILE_HALF_LIFE_DAYS) * SECONDS_PER_DAY
 
 
 def decay_factor(seconds: float) -> float:
@@ -60,12 +57,12 @@ class ProfileState:
 
     def rating_mean(self) -> float:
         # Shrunk towards a prior so the first rating of a user is not "exactly average".
-        prior = float(_setting("RECOMMENDER_RATING_PRIOR", 3.0))
+        prior = float(conf.RATING_PRIOR)
         return (self.rating_sum + 2 * prior) / (self.rating_count + 2)
 
     def vector(self) -> np.ndarray | None:
         """The unit-length profile vector, or None for a user with no usable history."""
-        text_weight = float(_setting("RECOMMENDER_PROFILE_TEXT_WEIGHT", 0.3))
+        text_weight = float(conf.PROFILE_TEXT_WEIGHT)
         parts = []
         for total, weight in ((self.item_sum, 1.0 - text_weight), (self.text_sum, text_weight)):
             if total is None:
@@ -84,11 +81,10 @@ class ProfileState:
 
 def event_weight(kind: str, value: float | None, state: ProfileState) -> float:
     """How much one event pulls the profile towards (or, if negative, away from) its item."""
-    weights = settings.RECOMMENDER_BEHAVIOUR_WEIGHTS
-    weight = float(weights.get(kind, 0.0))
+    weight = behaviour_weight(kind)
     if kind == "rating" and value is not None:
-        scale = float(_setting("RECOMMENDER_RATING_SCALE", 2.0))
-        weight += float(settings.RECOMMENDER_RATING_WEIGHT) * (value - state.rating_mean()) / scale
+        scale = float(conf.RATING_SCALE)
+        weight += float(conf.RATING_WEIGHT) * (value - state.rating_mean()) / scale
     return weight
 
 

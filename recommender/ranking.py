@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from django.conf import settings
+
+from recommender.conf import conf
 
 # Feature order is part of the learned scorer's format: append, never reorder.
 FEATURES = (
@@ -66,7 +67,7 @@ class BlendScorer:
     name = "blend"
 
     def __init__(self, weights: dict[str, float] | None = None):
-        configured = getattr(settings, "RECOMMENDER_BLEND_WEIGHTS", None) or {}
+        configured = conf.BLEND_WEIGHTS or {}
         merged = {**DEFAULT_WEIGHTS, **configured, **(weights or {})}
         self.weights = np.array([merged.get(name, 0.0) for name in FEATURES], dtype=np.float32)
 

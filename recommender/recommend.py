@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from recommender import explain, parallel, profiles, retrieval, spaces, vector_io
+from recommender import behaviour, explain, parallel, profiles, retrieval, spaces, vector_io
+from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
 from recommender.ranking import BlendScorer, Candidate, Scorer, mmr, score
 
@@ -102,12 +102,9 @@ class History:
 
     def seeds(self, now: datetime) -> dict[int, float]:
         """Recent positively engaged items, weighted by kind and recency."""
-        weights = settings.RECOMMENDER_BEHAVIOUR_WEIGHTS
         seeds: dict[int, float] = {}
         for item_id, kind, occurred_at, value in self.recent:
-            weight = float(weights.get(kind, 0.0))
-            if kind == "rating" and value is not None:
-                weight = max(0.0, (value - 2.5) / 2.5)
+            weight = behaviour.seed_weight(kind, value)
             if weight <= 0 or item_id in self.disliked:
                 continue
             age = (now - occurred_at).total_seconds()
@@ -116,7 +113,7 @@ class History:
 
     def anchor_kinds(self) -> dict[int, str]:
         """The strongest thing the user did to each recent item (for explanations)."""
-        order = ["view", "click", "share", "review", "rating", "like", "cart", "purchase"]
+        order = behaviour.STRENGTH
         best: dict[int, str] = {}
         for item_id, kind, _, _ in self.recent:
             if kind in order and (
@@ -204,9 +201,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     now = request.as_of or timezone.now()
     space = spaces.serving_space()
     search_mode = request.mode == "search"
-    per_source = request.per_source or int(
-        getattr(settings, "RECOMMENDER_CANDIDATES_PER_SOURCE", 50)
-    )
+    per_source = request.per_source or int(conf.CANDIDATES_PER_SOURCE)
     n = max(per_source, k * 3)
     wanted = request.sources
 
@@ -219,7 +214,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     # features are damped by the same share, so what the user asks for now comes first.
     history_share = 1.0
     if query_vector is not None and not search_mode:
-        history_share = 1.0 - float(getattr(settings, "RECOMMENDER_INTENT_WEIGHT", 0.7))
+        history_share = 1.0 - float(conf.INTENT_WEIGHT)
 
     filters = retrieval.Filters(
         category=request.category, attribute_ranges=dict(request.attribute_ranges)

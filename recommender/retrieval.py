@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.conf import settings
 from django.core.exceptions import FullResultSet
 from django.db import connection, transaction
 from django.db.models import Count, Q, Value
@@ -25,7 +24,8 @@ from django.utils import timezone
 from pgvector.django import CosineDistance, VectorField
 
 from encoders import textprep
-from recommender import embedding, sharedcache, spaces, vector_io
+from recommender import behaviour, embedding, sharedcache, spaces, vector_io
+from recommender.conf import conf
 from recommender.models import (
     KEYWORD_TEXT,
     Behaviour,
@@ -35,9 +35,6 @@ from recommender.models import (
     ItemVector,
     KeywordBigrams,
 )
-
-# Kinds that say "I wanted this" for co-occurrence and popularity.
-ENGAGED_KINDS = ("view", "click", "cart", "purchase", "like", "rating", "review", "share")
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,7 @@ def ef_search(k: int) -> int:
     """The HNSW search breadth for a top-``k`` query: ``RECOMMENDER_HNSW_EF_SEARCH``
     (default 1000, pgvector's maximum), at least 2k. Wider finds more of the true
     neighbours (recall) at some latency; docs/performance.md has the trade-off measured."""
-    configured = int(getattr(settings, "RECOMMENDER_HNSW_EF_SEARCH", 1000))
+    configured = int(conf.HNSW_EF_SEARCH)
     return min(max(configured, k * 2, 1), 1000)
 
 
@@ -134,7 +131,7 @@ def seen_window() -> int:
     """How many of a user's latest events (with an item) say what they have seen and
     disliked: ``RECOMMENDER_SEEN_WINDOW``. Older ones no longer exclude an item, which
     bounds the work per request whatever the length of the history."""
-    return int(getattr(settings, "RECOMMENDER_SEEN_WINDOW", 1000))
+    return int(conf.SEEN_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -352,7 +349,7 @@ def keyword_matches(text: str, k: int, filters: Filters) -> dict[int, int]:
 
 
 def cooccurrence_window() -> int:
-    return int(getattr(settings, "RECOMMENDER_COOCCURRENCE_WINDOW", 10))
+    return int(conf.COOCCURRENCE_WINDOW)
 
 
 def refresh_cooccurrence(
@@ -400,12 +397,12 @@ def refresh_cooccurrence(
         SELECT item, other, score, n FROM ranked WHERE r <= %(per_item)s
     """
     params = {
-        "kinds": list(ENGAGED_KINDS),
+        "kinds": list(behaviour.ENGAGED),
         "as_of": as_of,
         "window": cooccurrence_window(),
         "per_item": per_item,
         "exclude": list(exclude_events),
-        "min_rating": float(getattr(settings, "RECOMMENDER_COOCCURRENCE_MIN_RATING", 3.5)),
+        "min_rating": behaviour.positive_rating(),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table}")
@@ -481,19 +478,18 @@ def _compiled_where(category, ranges, active_only) -> tuple[str, tuple]:
 
 
 def _weighted_counts(start: datetime | None, end: datetime) -> dict[int, float]:
-    weights = settings.RECOMMENDER_BEHAVIOUR_WEIGHTS
     # Active items only: inactive ones can never be served, so they need no score.
     events = Behaviour.objects.filter(item__is_active=True, occurred_at__lt=end)
     if start is not None:
         events = events.filter(occurred_at__gte=start)
     totals: dict[int, float] = {}
     for kind, item_id, n in (
-        events.filter(kind__in=ENGAGED_KINDS)
+        events.filter(kind__in=behaviour.ENGAGED)
         .values("kind", "item_id")
         .annotate(n=Count("id"))
         .values_list("kind", "item_id", "n")
     ):
-        totals[item_id] = totals.get(item_id, 0.0) + max(float(weights.get(kind, 1.0)), 0.5) * n
+        totals[item_id] = totals.get(item_id, 0.0) + behaviour.popularity_weight(kind) * n
     return totals
 
 
@@ -550,7 +546,7 @@ def popularity(as_of: datetime | None = None, window_days: int | None = None) ->
 
     When the window holds nothing (an old dataset, a quiet shop) all time is used.
     """
-    window_days = window_days or int(getattr(settings, "RECOMMENDER_POPULAR_WINDOW_DAYS", 30))
+    window_days = window_days or int(conf.POPULAR_WINDOW_DAYS)
     end = as_of or timezone.now()
 
     def compute() -> dict[int, float]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core import signing
+
+from recommender.conf import conf
 
 _SALT = "recommender.shopper-token"
 PREFIX = "st_"
@@ -28,7 +29,7 @@ class ShopperToken:
 
 
 def ttl_seconds() -> int:
-    return int(getattr(settings, "RECOMMENDER_SHOPPER_TOKEN_TTL", 3600))
+    return int(conf.SHOPPER_TOKEN_TTL)
 
 
 def issue(user: str) -> str:

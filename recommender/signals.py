@@ -3,17 +3,17 @@ deleting an encoder space invalidates the cached active space in every process."
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from recommender.conf import conf
 from recommender.models import EncoderSpace, Item
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.item_text_changed")
 def queue_embedding_on_text_change(sender, instance: Item, created: bool, **kwargs) -> None:
-    if not getattr(settings, "RECOMMENDER_EMBED_ON_SAVE", True):
+    if not conf.EMBED_ON_SAVE:
         return
     if not instance.is_active:
         return

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from encoders.registry import get_encoder
 from recommender import sharedcache
+from recommender.conf import conf
 from recommender.models import (
     DEFAULT_TEXT_TEMPLATE,
     EncoderSpace,
@@ -222,7 +222,7 @@ def ensure_default_space() -> EncoderSpace:
     existing = EncoderSpace.objects.filter(is_active=True).first()
     if existing is not None:
         return existing
-    config = getattr(settings, "RECOMMENDER_ENCODERS", {}).get("default")
+    config = conf.ENCODERS.get("default")
     if not config:
         raise ImproperlyConfigured("RECOMMENDER_ENCODERS has no 'default' encoder")
     space = EncoderSpace.objects.filter(name="default").first()

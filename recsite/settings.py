@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from recommender import conf as recommender_conf
 from recsite import services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -203,36 +204,24 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "recsite.reporting.SecretURLFilter"
 STATIC_URL = "static/"
 STATIC_ROOT = RECSITE_DATA_DIR / "static"
 
-# API keys are required unless explicitly turned off; only the local demo does that, and
-# a system check (recommender/checks.py) refuses it on a host reachable from outside.
-RECOMMENDER_REQUIRE_API_KEY = _env_bool("RECOMMENDER_REQUIRE_API_KEY", True)
+# --- Recommender settings: defaults, types and docs in recommender/conf.py; any of them
+# can be set here or from the environment (RECOMMENDER_<NAME>, parsed by its type).
+try:
+    globals().update(recommender_conf.from_environment(os.environ))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# The API docs are open while DEBUG is on (the local demo), else for keys and staff.
+RECOMMENDER_PUBLIC_API_DOCS = _env_bool("RECOMMENDER_PUBLIC_API_DOCS", DEBUG)
+# Per-endpoint request budgets, per caller (API key, shopper, staff user or address):
+# RECOMMENDER_<SCOPE>_RATE in the environment, e.g. RECOMMENDER_BATCH_RATE=120/min.
+RECOMMENDER_THROTTLE_RATES = {
+    scope: os.environ.get(f"RECOMMENDER_{scope.upper()}_RATE", rate)
+    for scope, rate in recommender_conf.default("THROTTLE_RATES").items()
+}
 # How many reverse proxies sit in front of the app: their X-Forwarded-For entries are
 # trusted to find the client address that keyless calls are throttled by (0: none,
 # REMOTE_ADDR is the client).
 NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
-# Per-endpoint request budgets, per caller (API key, shopper, staff user or address).
-RECOMMENDER_THROTTLE_RATES = {
-    "api": os.environ.get("RECOMMENDER_API_RATE", "3000/min"),  # everything else
-    "recommendations": os.environ.get("RECOMMENDER_RECOMMENDATIONS_RATE", "1200/min"),
-    "events": os.environ.get("RECOMMENDER_EVENTS_RATE", "6000/min"),
-    "batch": os.environ.get("RECOMMENDER_BATCH_RATE", "60/min"),
-    "bulk": os.environ.get("RECOMMENDER_BULK_RATE", "60/min"),
-    "admin": os.environ.get("RECOMMENDER_ADMIN_RATE", "60/min"),
-    "tokens": os.environ.get("RECOMMENDER_TOKENS_RATE", "6000/min"),
-    "health": os.environ.get("RECOMMENDER_HEALTH_RATE", "120/min"),
-}
-# When the throttle's cache (Redis) fails: let requests through (1) or answer 503 (0).
-RECOMMENDER_THROTTLE_FAIL_OPEN = _env_bool("RECOMMENDER_THROTTLE_FAIL_OPEN", True)
-# The API schema and Swagger UI: open to anyone (1), or to API keys and staff only (0,
-# the default when DEBUG is off).
-RECOMMENDER_PUBLIC_API_DOCS = _env_bool("RECOMMENDER_PUBLIC_API_DOCS", DEBUG)
-# Lifetime of the shopper tokens browsers use (POST /api/v1/tokens), in seconds.
-RECOMMENDER_SHOPPER_TOKEN_TTL = int(os.environ.get("RECOMMENDER_SHOPPER_TOKEN_TTL", "3600"))
-# How long the detailed health report (/api/v1/health/detail) is reused, in seconds.
-RECOMMENDER_HEALTH_CACHE_SECONDS = float(os.environ.get("RECOMMENDER_HEALTH_CACHE_SECONDS", "10"))
-# How many of a user's latest events say what they have seen (and disliked) when serving:
-# a bound on the work per request, whatever the length of the user's history.
-RECOMMENDER_SEEN_WINDOW = int(os.environ.get("RECOMMENDER_SEEN_WINDOW", "1000"))
 # The demo storefront at / (it issues shopper tokens for any demo shopper): mounted with
 # DEBUG on, or when RECSITE_STOREFRONT=1.
 RECSITE_STOREFRONT = _env_bool("RECSITE_STOREFRONT", DEBUG)
@@ -269,73 +258,6 @@ SPECTACULAR_SETTINGS = {
         "recommender.api.schema.add_error_responses",
     ],
 }
-
-# --- Recommender ----------------------------------------------------------------------
-# How much each kind of behaviour says about interest (dislike pushes away). Ratings are
-# centred on the user's own mean and scaled by RATING_WEIGHT.
-RECOMMENDER_BEHAVIOUR_WEIGHTS = {
-    "view": 1.0,
-    "click": 1.5,
-    "share": 2.0,
-    "like": 3.0,
-    "cart": 4.0,
-    "purchase": 6.0,
-    "rating": 1.0,
-    "review": 2.0,
-    "search": 0.0,
-    "dislike": -3.0,
-}
-RECOMMENDER_RATING_WEIGHT = 2.0
-
-# Encoders by alias (like CACHES). "default" seeds the first encoder space of a new site.
-RECOMMENDER_ENCODERS = {
-    "default": {"PLUGIN": "use-multilingual", "OPTIONS": {}},
-}
-# Queue an item's embedding when a save changes its text (after commit).
-RECOMMENDER_EMBED_ON_SAVE = _env_bool("RECOMMENDER_EMBED_ON_SAVE", True)
-RECOMMENDER_JIEBA_USER_DICT = os.environ.get("RECOMMENDER_JIEBA_USER_DICT") or None
-# The learned ranker trained by `train_ranker` and the nightly beat task: a factorization
-# machine with a pairwise (BPR) loss beat the fixed blend on MovieLens (docs/evaluation.md).
-RECOMMENDER_RANKER = os.environ.get("RECOMMENDER_RANKER", "fm")
-RECOMMENDER_RANKER_LOSS = os.environ.get("RECOMMENDER_RANKER_LOSS", "pairwise")
-# HNSW search breadth for candidate retrieval (pgvector's hnsw.ef_search, at least 2k).
-# Wider finds more of the true nearest items at some latency: docs/performance.md.
-RECOMMENDER_HNSW_EF_SEARCH = int(os.environ.get("RECOMMENDER_HNSW_EF_SEARCH", "1000"))
-# Candidates each source offers per request (the vector search and co-occurrence this
-# many, popular half as many). 50 and 100 scored the same on MovieLens (docs/evaluation.md);
-# fewer make each request cheaper.
-RECOMMENDER_CANDIDATES_PER_SOURCE = int(os.environ.get("RECOMMENDER_CANDIDATES_PER_SOURCE", "50"))
-# Run a request's HNSW search on a second database connection (a helper
-# thread per process) while the request gathers its other candidates: recommender/parallel.py.
-RECOMMENDER_PARALLEL_RETRIEVAL = _env_bool("RECOMMENDER_PARALLEL_RETRIEVAL", True)
-# Events dated more than this many seconds ahead of the server's clock are refused.
-RECOMMENDER_MAX_CLOCK_SKEW_SECONDS = int(
-    os.environ.get("RECOMMENDER_MAX_CLOCK_SKEW_SECONDS", "300")
-)
-# The scale ratings must lie on, "low,high" (other kinds' values stay within ±1e6).
-RECOMMENDER_RATING_RANGE = tuple(
-    float(bound) for bound in os.environ.get("RECOMMENDER_RATING_RANGE", "0,10").split(",", 1)
-)
-# After a user is forgotten, events for their id are refused (not recreating them) this long.
-RECOMMENDER_FORGET_GRACE_SECONDS = int(
-    os.environ.get("RECOMMENDER_FORGET_GRACE_SECONDS", str(7 * 86400))
-)
-# Users with more behaviours than this are forgotten by a Celery task (the API answers 202).
-RECOMMENDER_FORGET_INLINE_LIMIT = int(os.environ.get("RECOMMENDER_FORGET_INLINE_LIMIT", "10000"))
-# Largest item/user `attributes` and event `context` stored, in bytes of compact JSON.
-RECOMMENDER_MAX_ATTRIBUTES_BYTES = int(os.environ.get("RECOMMENDER_MAX_ATTRIBUTES_BYTES", "16384"))
-RECOMMENDER_MAX_CONTEXT_BYTES = int(os.environ.get("RECOMMENDER_MAX_CONTEXT_BYTES", "4096"))
-# Longest list served with reasons and blurbs, or with a query (explain=false allows 200).
-RECOMMENDER_MAX_K_EXPLAINED = int(os.environ.get("RECOMMENDER_MAX_K_EXPLAINED", "50"))
-# Item attributes recommendation lists show, comma-separated ("*": all); GET items shows all.
-RECOMMENDER_PUBLIC_ATTRIBUTES = [
-    name.strip()
-    for name in os.environ.get(
-        "RECOMMENDER_PUBLIC_ATTRIBUTES",
-        "price,brand,title_en,description_en,category_zh,category_en",
-    ).split(",")
-    if name.strip()
-]
 
 LOGGING = {
     "version": 1,

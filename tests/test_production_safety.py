@@ -59,8 +59,9 @@ def _production_env(**overrides) -> dict:
 def test_defaults_are_debug_off_and_keys_required():
     script = (
         "from django.conf import settings; import django; django.setup(); "
-        "print(settings.DEBUG, settings.RECOMMENDER_REQUIRE_API_KEY, "
-        "settings.RECSITE_STOREFRONT, settings.RECOMMENDER_PUBLIC_API_DOCS)"
+        "from recommender.conf import conf; "
+        "print(settings.DEBUG, conf.REQUIRE_API_KEY, "
+        "settings.RECSITE_STOREFRONT, conf.PUBLIC_API_DOCS)"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -13,6 +12,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.settings import api_settings
 
 from recommender import apikeys, shopper_tokens
+from recommender.conf import conf
 from recommender.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class ScopedAccess(permissions.BasePermission):
                 return True
             self.message = f"your account's permissions do not grant the {needed!r} scope"
             return False
-        return not settings.RECOMMENDER_REQUIRE_API_KEY
+        return not conf.REQUIRE_API_KEY
 
 
 class DocsAccess(permissions.BasePermission):
@@ -159,7 +159,7 @@ class DocsAccess(permissions.BasePermission):
     message = "the API docs need an API key or a staff login (RECOMMENDER_PUBLIC_API_DOCS)"
 
     def has_permission(self, request, view):
-        if getattr(settings, "RECOMMENDER_PUBLIC_API_DOCS", False):
+        if conf.PUBLIC_API_DOCS:
             return True
         user = getattr(request, "user", None)
         return isinstance(request.auth, ApiKey) or bool(
@@ -222,7 +222,7 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
                 _COUNT_IN_WINDOW, 1, key, int(self.duration * 1000)
             )
         except Exception:
-            if getattr(settings, "RECOMMENDER_THROTTLE_FAIL_OPEN", True):
+            if conf.THROTTLE_FAIL_OPEN:
                 logger.warning("throttle cache unavailable; request allowed", exc_info=True)
                 return True
             raise

@@ -5,28 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from django.conf import settings
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from recommender import eventbounds, explain, limits
+from recommender import behaviour, eventbounds, explain, limits
 from recommender.api.parsers import depth, problems
-from recommender.importing import BEHAVIOUR_KINDS
+from recommender.conf import conf
 from recommender.models import Behaviour, EndUser, Item
 
 MAX_TEXT = 2000
 MAX_K = 200
-DEFAULT_MAX_K_EXPLAINED = 50
-# Attributes a recommendation list shows when RECOMMENDER_PUBLIC_ATTRIBUTES is not set:
-# the ones the demo storefront and the blurbs use.
-DEFAULT_PUBLIC_ATTRIBUTES = (
-    "price",
-    "brand",
-    "title_en",
-    "description_en",
-    "category_zh",
-    "category_en",
-)
 
 
 def _clean_text(value: str, field: str = "text") -> str:
@@ -141,7 +129,7 @@ class StrictSerializer(RejectUnknownFields, serializers.Serializer):
 
 def max_k_explained() -> int:
     """The longest list served with reasons and blurbs (``RECOMMENDER_MAX_K_EXPLAINED``)."""
-    return int(getattr(settings, "RECOMMENDER_MAX_K_EXPLAINED", DEFAULT_MAX_K_EXPLAINED))
+    return int(conf.MAX_K_EXPLAINED)
 
 
 def check_explained_k(k: int, hint: str) -> None:
@@ -159,7 +147,7 @@ def _k_field() -> serializers.IntegerField:
         max_value=MAX_K,
         default=10,
         help_text=(
-            f"list length; at most {DEFAULT_MAX_K_EXPLAINED} (RECOMMENDER_MAX_K_EXPLAINED) "
+            "list length; at most RECOMMENDER_MAX_K_EXPLAINED (50 by default) "
             f"when the list is explained or has a query, else {MAX_K}"
         ),
     )
@@ -224,7 +212,7 @@ class EndUserSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSeria
 class BehaviourInputSerializer(StrictSerializer):
     user = ExternalIdField(min_length=1)
     item = ExternalIdField(min_length=1, required=False, allow_null=True)
-    kind = serializers.ChoiceField(choices=BEHAVIOUR_KINDS)
+    kind = serializers.ChoiceField(choices=behaviour.KINDS)
     value = FiniteFloatField(required=False, allow_null=True, min_value=-1e6, max_value=1e6)
     text = CleanCharField(required=False, allow_blank=True, max_length=MAX_TEXT, default="")
     context = JSONObjectField(required=False, default=dict, max_bytes=limits.max_context_bytes)
@@ -388,7 +376,7 @@ def public_attributes(attributes: Mapping | None) -> dict | None:
         return None
     if not isinstance(attributes, Mapping):
         return {}  # a row stored past the write checks: show nothing rather than fail
-    allowed = getattr(settings, "RECOMMENDER_PUBLIC_ATTRIBUTES", DEFAULT_PUBLIC_ATTRIBUTES)
+    allowed = conf.PUBLIC_ATTRIBUTES
     if allowed == "*" or "*" in allowed:
         return {str(key): value for key, value in attributes.items()}
     return {str(key): value for key, value in attributes.items() if key in allowed}

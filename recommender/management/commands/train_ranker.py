@@ -29,13 +29,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--kind", choices=learning.KINDS, help="default: settings.RECOMMENDER_RANKER (fm)"
+            "--kind", choices=learning.KINDS, help="default: RECOMMENDER_RANKER (fm)"
         )
         parser.add_argument(
             "--loss",
             choices=learning.LOSSES,
             help="pointwise log loss, or pairwise (BPR, starting from the blend's weights); "
-            "default: settings.RECOMMENDER_RANKER_LOSS (pairwise)",
+            "default: RECOMMENDER_RANKER_LOSS (pairwise)",
         )
         parser.add_argument("--max-users", type=int, default=300, help="0 for every user")
         parser.add_argument(
