@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import re
+import tomllib
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -327,3 +330,33 @@ def test_table_mistakes_are_reported(message: str) -> None:
     table = "category x: 类 = Category\ntype t: 名 = Name\nprice 1-2\ntags a\nslot 甲 = A\n"
     with pytest.raises(catalogue.TableError, match=message):
         catalogue._category(table + BAD_TABLES[message])
+
+
+def test_tables_ship_as_package_data() -> None:
+    tables = resources.files("recommender.demo") / "tables"
+    names = [*catalogue.CATEGORY_TABLES, "personas", "reviews"]
+    assert {entry.name for entry in tables.iterdir() if entry.name.endswith(".txt")} == {
+        f"{name}.txt" for name in names
+    }
+    # pyproject's package-data must list them, or `pip install .` leaves them behind
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text("utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["recommender"]
+    for name in names:
+        assert any(fnmatch.fnmatch(f"demo/tables/{name}.txt", pattern) for pattern in patterns)
+
+    texts = {name: (tables / f"{name}.txt").read_text(encoding="utf-8") for name in names}
+    for name, text in texts.items():
+        assert text.strip() and text.endswith("\n"), name
+        assert not {"\r", "\t", "\ufeff"} & set(text), name
+    categories = [catalogue._category(texts[name]) for name in catalogue.CATEGORY_TABLES]
+    assert [category.slug for category in categories] == [
+        name.replace("_", "-") for name in catalogue.CATEGORY_TABLES
+    ]
+    assert all(category.types for category in categories)
+    assert tuple(categories) == catalogue.CATEGORIES
+    assert catalogue._personas(texts["personas"]) == PERSONAS and len(PERSONAS) >= 8
+    reviews = catalogue._reviews(texts["reviews"])
+    assert reviews == catalogue.REVIEWS
+    assert set(reviews.bodies) == {
+        (category.slug, sentiment) for category in categories for sentiment in ("pos", "mid", "neg")
+    }
