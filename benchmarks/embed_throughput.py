@@ -145,10 +145,10 @@ def vacuum() -> None:
 
 def load_items(data: Path, n: int) -> list[int]:
     """Import MovieLens and keep the first ``n`` items (by pk) active; return their ids."""
-    from recommender import importing, presets
+    from recommender.ingest import importing, movielens
     from recommender.models import Item
 
-    report = importing.import_items(presets.movielens_items(data))
+    report = importing.import_items(movielens.movielens_items(data))
     print(f"imported {report.rows:,} MovieLens items in {report.seconds:.1f}s")
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True)[:n])
     if len(ids) < n:
@@ -173,8 +173,8 @@ def drop_space(space) -> None:
 
 
 def texts_for(space) -> list[str]:
-    from recommender import embedding
     from recommender.models import Item
+    from recommender.spaces import embedding
 
     items = Item.objects.filter(is_active=True).order_by("pk")
     return [embedding.item_text(item, space.text_template) for item in items]
@@ -182,7 +182,7 @@ def texts_for(space) -> list[str]:
 
 def time_raw(encoder, texts: list[str]) -> tuple[float, float]:
     """Texts per second, and CPU milliseconds per text (all threads of this process)."""
-    from recommender.embedding import EMBED_BATCH
+    from recommender.spaces.embedding import EMBED_BATCH
 
     cpu = time.process_time()
     started = time.perf_counter()
@@ -399,8 +399,9 @@ def time_pipeline(args, worker, run: int, n: int) -> dict:
     from django.db import connection
     from django.db.models import Max, Min
 
-    from recommender import embedding, spaces, tasks
+    from recommender import spaces, tasks
     from recommender.models import EncoderSpace, Item, ItemVector
+    from recommender.spaces import embedding
 
     # A new space built in the background while another serves (blue/green): it gets its
     # HNSW index when the build completes, and the run ends when the space is ready.
@@ -471,9 +472,10 @@ def experiments(args, encoder, n: int) -> None:
     """Where a batch's time goes: each stage of ``embedding.embed_items``, timed alone."""
     from django.db import connection
 
-    from recommender import embedding, spaces
-    from recommender.embedding import EMBED_BATCH
+    from recommender import spaces
     from recommender.models import Item, ItemVector
+    from recommender.spaces import embedding
+    from recommender.spaces.embedding import EMBED_BATCH
 
     print("\nEXPERIMENT: stages of the pipeline's per-batch work, in this process")
     fields = ("pk", "title", "category", "tags", "description", "text_hash")
@@ -617,7 +619,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from recommender import embedding, spaces
+    from recommender import spaces
+    from recommender.spaces import embedding
     from recsite.celery import app
 
     worker = None

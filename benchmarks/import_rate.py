@@ -34,7 +34,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from recommender import importing, presets
+    from recommender.ingest import importing, movielens
     from recommender.models import Behaviour, EndUser, Item
 
     call_command("migrate", verbosity=0)
@@ -43,7 +43,7 @@ def main() -> None:
     Item.objects.all().delete()
 
     started = time.perf_counter()
-    items = importing.import_items(presets.movielens_items(args.data))
+    items = importing.import_items(movielens.movielens_items(args.data))
     print(
         f"items (movies.csv + tags.csv): {items.rows} rows in {items.seconds:.2f}s "
         f"= {items.rows_per_second:,.0f} rows/s"

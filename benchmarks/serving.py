@@ -37,7 +37,7 @@ Measured, in this order, so that the ratios come from one run on one machine sta
      sequential requests for random users, one new connection each (gunicorn's sync worker
      closes it); and the same requests through Django's test client in this process, then
      once more with serving's helper connection on and off (RECOMMENDER_PARALLEL_RETRIEVAL,
-     alternating per request: recommender/parallel.py);
+     alternating per request: recommender/serving/helper_connection.py);
 (d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
      events are deleted and the profiles they touched recomputed at the end).
 
@@ -250,7 +250,7 @@ def build_dataset(args) -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from recommender import profiles, retrieval, spaces
+    from recommender import spaces
     from recommender.models import (
         Behaviour,
         EncoderSpace,
@@ -260,6 +260,7 @@ def build_dataset(args) -> dict:
         ItemVector,
         UserProfile,
     )
+    from recommender.serving import profiles, retrieval
 
     timings: dict[str, float] = {}
     marker_path = DATA_DIR / "dataset.json"
@@ -455,8 +456,9 @@ def build_dataset(args) -> dict:
 
 def remove_bench_events() -> int:
     """Delete events posted by a (possibly interrupted) run; recompute their users."""
-    from recommender import profiles, spaces
+    from recommender import spaces
     from recommender.models import Behaviour
+    from recommender.serving import profiles
 
     events = Behaviour.objects.filter(event_id__startswith=EVENT_PREFIX)
     users = set(events.values_list("user_id", flat=True))
@@ -474,7 +476,7 @@ def remove_bench_events() -> int:
 def hnsw_top(space, vector, k: int, ef: int) -> list[int]:
     from django.db import connection, transaction
 
-    from recommender import retrieval
+    from recommender.serving import retrieval
 
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -497,7 +499,7 @@ def time_bare(space, vectors, ef: int, warmup: int = 30) -> list[float]:
 def exact_sql(space, vector, k: int) -> list[int]:
     from django.db import connection, transaction
 
-    from recommender import retrieval
+    from recommender.serving import retrieval
 
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -817,14 +819,15 @@ class StageTimer:
 @contextmanager
 def recommendation_stages():
 
-    from recommender import parallel, profiles, recommend, retrieval, spaces
+    from recommender import spaces
     from recommender.api import access, views
+    from recommender.serving import helper_connection, profiles, recommend, retrieval
 
     timer = StageTimer()
     for owner, attr, label in (
         (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
         (views.UserViewSet, "get_object", "user lookup (get_object)"),
-        (parallel.Pending, "result", "waiting for the HNSW search (helper connection)"),
+        (helper_connection.Pending, "result", "waiting for the HNSW search (helper connection)"),
         (views, "_list_response", "response serialisation"),
         (recommend, "recommend", "recommend() glue"),
         (recommend, "candidate_pool", "candidate_pool glue + feature loop"),
@@ -855,8 +858,10 @@ def recommendation_stages():
 def event_stages():
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-    from recommender import events, profiles, spaces
+    from recommender import spaces
     from recommender.api import access, views
+    from recommender.ingest import events
+    from recommender.serving import profiles
 
     timer = StageTimer()
     for owner, attr, label in (
@@ -925,9 +930,10 @@ def explain_serving_query(space, user_pk: int, vector) -> str:
     """The plan of nearest_rows' query for one user (filters and exclusions as served)."""
     from django.db import connection, transaction
 
-    from recommender import retrieval, vector_io
     from recommender.conf import conf
     from recommender.models import EndUser
+    from recommender.serving import retrieval
+    from recommender.spaces import vector_io
 
     user = EndUser.objects.get(pk=user_pk)
     exclusion = retrieval.HistoryExclusion(user.pk)  # the user's items, in SQL
@@ -980,8 +986,9 @@ def main() -> None:
     from django.db import connection, reset_queries, transaction
     from django.test import Client
 
-    from recommender import profiles, retrieval, spaces
+    from recommender import spaces
     from recommender.models import EndUser, Item, UserProfile
+    from recommender.serving import profiles, retrieval
 
     server = None
     results: dict = {}
@@ -1083,9 +1090,9 @@ def main() -> None:
         print(f"    in-process, helper connection on  (interleaved): {summary(helper_on)}")
         print(f"    in-process, helper connection off (interleaved): {summary(helper_off)}")
         connection.close()  # the helper's too: gunicorn must not inherit them
-        from recommender import parallel
+        from recommender.serving import helper_connection
 
-        parallel.shutdown()
+        helper_connection.shutdown()
         port = free_port()
         started = time.perf_counter()
         server = start_server(args, port)

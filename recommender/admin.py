@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from recommender import apikeys, limits, privacy, spaces
+from recommender import apikeys, spaces
+from recommender.ingest import limits, privacy
 from recommender.models import ApiKey, Behaviour, EncoderSpace, EndUser, EvaluationRun, Item
 
 

@@ -18,8 +18,8 @@ class RecommenderConfig(AppConfig):
         # The jieba user dictionary must apply to keyword extraction too, not only encoders.
         configure_text_processing()
         from recommender import checks, signals  # noqa: F401  (registers checks, receivers)
-        from recommender.learning import load_latest_scorer
-        from recommender.ranking import set_learned_scorer_loader
+        from recommender.learning.ranker import load_latest_scorer
+        from recommender.serving.ranking import set_learned_scorer_loader
 
         set_learned_scorer_loader(load_latest_scorer)
         # `manage.py services ...` manages the servers itself (and `stop` must not start them).

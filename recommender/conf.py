@@ -233,7 +233,7 @@ SETTINGS: tuple[Setting, ...] = (
         "BLEND_WEIGHTS",
         {},
         None,
-        "overrides of the fixed blend's feature weights (recommender/ranking.py)",
+        "overrides of the fixed blend's feature weights (recommender/serving/ranking.py)",
     ),
     Setting(
         "USE_LEARNED_RANKER", True, _bool, "serve with the latest trained ranker when there is one"

@@ -281,7 +281,7 @@ class UserProfile(models.Model):
     ``item_sum`` is the behaviour-weighted sum of the vectors of items the user touched and
     ``text_sum`` the sum of vectors of their own texts (searches, reviews), both decayed
     exponentially to ``ref_time``; the profile vector blends their directions
-    (see ``recommender.profiles``).
+    (see ``recommender.serving.profiles``).
     """
 
     user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="profiles")

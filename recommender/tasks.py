@@ -12,8 +12,9 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from recommender import embedding, spaces
+from recommender import spaces
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, WorkerHeartbeat
+from recommender.spaces import embedding
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def enqueue_item_embeddings(item_ids: list[int]) -> None:
 @shared_task(name="recommender.refresh_cooccurrence", acks_late=True, **_RETRY)
 def refresh_cooccurrence() -> dict:
     """Recompute the item-to-item co-occurrence table from the behaviour log."""
-    from recommender import retrieval
+    from recommender.serving import retrieval
 
     return {"pairs": retrieval.refresh_cooccurrence()}
 
@@ -112,7 +113,7 @@ def refresh_cooccurrence() -> dict:
 def recompute_profiles(user_ids: list[int] | None = None) -> dict:
     """Rebuild stored profiles exactly from the log (drift from incremental updates, a new
     active space). Without ids: every user, fanned out in batches of 500."""
-    from recommender import profiles
+    from recommender.serving import profiles
 
     space = spaces.current_space()
     if space is None:
@@ -131,7 +132,7 @@ def recompute_profiles(user_ids: list[int] | None = None) -> dict:
 def forget_user(user_id: int) -> dict:
     """Forget a user whose history is too long to delete within a web request (the API
     queues it); safe to run twice: a user already gone is a no-op."""
-    from recommender import privacy
+    from recommender.ingest import privacy
 
     deleted = privacy.forget_user_by_pk(user_id)
     return {"user": user_id, "forgotten": deleted is not None, "deleted": deleted or {}}
@@ -140,14 +141,12 @@ def forget_user(user_id: int) -> dict:
 @shared_task(name="recommender.train_ranker", acks_late=True, **_RETRY)
 def train_ranker(kind: str | None = None) -> dict:
     """Retrain the learned ranker from the behaviour log (serving picks up the new file)."""
-    from recommender import learning
+    from recommender.learning import ranker
 
     try:
         # The setup measured in docs/evaluation.md: 3 cases per user, every other
         # candidate of the pool a negative; kind and loss come from settings.
-        report = learning.train_and_save(
-            kind=kind, max_users=1000, cases_per_user=3, negatives=None
-        )
+        report = ranker.train_and_save(kind=kind, max_users=1000, cases_per_user=3, negatives=None)
     except ValueError as exc:  # not enough data yet: nothing to do, not a failure
         return {"trained": False, "reason": str(exc)}
     return {"trained": True, "path": str(report.path), "examples": report.examples}
@@ -156,7 +155,7 @@ def train_ranker(kind: str | None = None) -> dict:
 @shared_task(name="recommender.evaluate", acks_late=True, **_RETRY)
 def evaluate(max_users: int = 200, k: list[int] | None = None) -> dict:
     """Re-run the leave-one-out evaluation and store the run, so a drop shows in the admin."""
-    from recommender import evaluation, learning, reports
+    from recommender.learning import evaluation, ranker, reports
 
     cases = evaluation.leave_one_out(max_users=max_users)
     if not cases:
@@ -165,7 +164,7 @@ def evaluate(max_users: int = 200, k: list[int] | None = None) -> dict:
         cases,
         protocol="leave-one-out by time",
         ks=k or [10],
-        recommenders=evaluation.baselines(learning.load_latest_scorer()),
+        recommenders=evaluation.baselines(ranker.load_latest_scorer()),
     )
     run, _ = reports.record(report, {"max_users": max_users, "k": k or [10], "source": "beat"})
     return {"run": run.pk, "ndcg@10": run.headline()}

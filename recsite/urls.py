@@ -10,7 +10,7 @@ from recommender.api.schema import CachedSchemaView
 
 urlpatterns = [
     # Before admin.site.urls, whose catch-all would otherwise take /admin/dashboard/.
-    path("admin/dashboard/", include("recommender.dashboard_urls")),
+    path("admin/dashboard/", include("recommender.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("recommender.api.urls")),
     path("api/schema/", CachedSchemaView.as_view(), name="schema"),
@@ -19,7 +19,7 @@ urlpatterns = [
 # The demo storefront: with DEBUG on (make demo) or RECSITE_STOREFRONT=1 only. It hands
 # out shopper tokens for any demo shopper, which a real shop's backend would not do.
 if settings.RECSITE_STOREFRONT:
-    urlpatterns.append(path("", include("recommender.storefront_urls")))
+    urlpatterns.append(path("", include("recommender.demo.storefront.urls")))
 
 # Serves the admin's static files when DEBUG is on (the demo); production uses collectstatic.
 urlpatterns += staticfiles_urlpatterns()

@@ -95,7 +95,7 @@ def _close_helper_connection(django_db_setup, django_db_blocker):
     """Serving's helper thread keeps a connection to the test database; close it before
     the database is dropped."""
     yield
-    from recommender import parallel
+    from recommender.serving import helper_connection
 
     with django_db_blocker.unblock():
-        parallel.shutdown()
+        helper_connection.shutdown()

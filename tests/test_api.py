@@ -7,10 +7,12 @@ import pytest
 from django.apps import apps
 from rest_framework.test import APIClient
 
-from recommender import embedding, retrieval, spaces
+from recommender import spaces
 from recommender.demo import load
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
-from recommender.ranking import intra_list_distance
+from recommender.serving import retrieval
+from recommender.serving.ranking import intra_list_distance
+from recommender.spaces import embedding
 
 API = "/api/v1"
 

@@ -35,8 +35,9 @@ from django.contrib.sessions.models import Session
 from django.db import connections
 from django.test import Client
 
-from recommender import embedding, evaluation, reports, retrieval, spaces
+from recommender import spaces
 from recommender.demo import load
+from recommender.learning import evaluation, reports
 from recommender.models import (
     Behaviour,
     EncoderSpace,
@@ -45,6 +46,8 @@ from recommender.models import (
     Item,
     ItemVector,
 )
+from recommender.serving import retrieval
+from recommender.spaces import embedding
 
 ROOT = Path(__file__).resolve().parent.parent
 # Screenshots go to the data dir (docs/screenshots holds the ones the README shows).

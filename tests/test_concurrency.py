@@ -5,8 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from recommender import embedding, events, importing, profiles, spaces
+from recommender import spaces
+from recommender.ingest import events, importing
 from recommender.models import Behaviour, EndUser, Item, UserProfile
+from recommender.serving import profiles
+from recommender.spaces import embedding
 
 
 def in_thread(function, *args):

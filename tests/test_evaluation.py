@@ -10,8 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from recommender import embedding, evaluation, learning, profiles, ranking, retrieval, spaces
+from recommender import spaces
+from recommender.learning import evaluation, ranker
 from recommender.models import Behaviour, EndUser, EvaluationRun, Item, ItemCooccurrence
+from recommender.serving import profiles, ranking, retrieval
+from recommender.spaces import embedding
 
 pytestmark = pytest.mark.django_db
 
@@ -126,15 +129,15 @@ def test_temporal_split_and_bad_dates(shop, capsys):
 def test_learned_ranker_trains_saves_and_serves(shop, settings, tmp_path, capsys):
     settings.RECSITE_DATA_DIR = tmp_path
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
-    assert learning.load_latest_scorer() is None
+    assert ranker.load_latest_scorer() is None
     call_command("train_ranker", "--epochs", "60", "--no-progress")
     out = capsys.readouterr().out
     assert "epoch    0" in out and "saved" in out
-    scorer = learning.load_latest_scorer()
+    scorer = ranker.load_latest_scorer()
     assert scorer is not None and Path(scorer.path).parent == tmp_path / "models" / "ranker"
     assert ranking.current_scorer() is scorer
     matrix = np.random.default_rng(0).random((5, len(ranking.FEATURES))).astype(np.float32)
-    restored = learning.LearnedScorer.from_json(scorer.to_json())
+    restored = ranker.LearnedScorer.from_json(scorer.to_json())
     assert np.allclose(restored.score(matrix), scorer.score(matrix))
 
 
@@ -142,7 +145,7 @@ def test_factorization_machine_scores_pairwise_interactions():
     features = np.random.default_rng(1).random((200, len(ranking.FEATURES))).astype(np.float32)
     labels = (features[:, 0] * features[:, 1] > 0.3).astype(np.float32)
     groups = np.arange(200) // 10
-    scorer, train_loss, val_loss = learning.train(features, labels, groups, kind="fm", epochs=80)
+    scorer, train_loss, val_loss = ranker.train(features, labels, groups, kind="fm", epochs=80)
     assert scorer.factors is not None and scorer.factors.shape[0] == len(ranking.FEATURES)
     assert train_loss[-1] < train_loss[0]
     assert scorer.score(features).shape == (200,)

@@ -24,10 +24,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from recommender import embedding, events, privacy, profiles, spaces, tasks
-from recommender.importing import ImportFailed, Row, import_behaviours
+from recommender import spaces, tasks
+from recommender.ingest import events, privacy
+from recommender.ingest.importing import ImportFailed, Row, import_behaviours
 from recommender.logfilters import RoutePathFilter
 from recommender.models import Behaviour, EndUser, ForgottenUser, Item, UserProfile
+from recommender.serving import profiles
+from recommender.spaces import embedding
 
 API = "/api/v1"
 

@@ -3,7 +3,7 @@
 import pytest
 
 from encoders.textprep import keywords
-from recommender.explain import (
+from recommender.serving.explain import (
     ANCHOR_KINDS,
     REASON_KINDS,
     Evidence,

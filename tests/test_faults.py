@@ -11,8 +11,9 @@ import pytest
 from celery import Celery
 from django.db import connection
 
-from recommender import embedding, spaces
+from recommender import spaces
 from recommender.models import Item, ItemVector
+from recommender.spaces import embedding
 from recsite import services
 
 ROOT = Path(__file__).resolve().parent.parent

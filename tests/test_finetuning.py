@@ -10,8 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from encoders import textprep
-from recommender import embedding, finetuning, spaces
+from recommender import spaces
+from recommender.learning import finetuning
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item
+from recommender.spaces import embedding
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CHINESE = list("女性士长款羽绒服外套保暖机械键盘青轴红茶礼盒")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from recommender.importing import ImportFailed, import_behaviours, import_items, read_rows
+from recommender.ingest.importing import ImportFailed, import_behaviours, import_items, read_rows
 from recommender.models import Behaviour, EndUser, Item
 
 pytestmark = pytest.mark.django_db

@@ -11,10 +11,13 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from recommender import embedding, limits, segmentation, spaces
-from recommender.explain import ItemText, Reason, blurb, shared_keywords
-from recommender.importing import ImportFailed, import_behaviours, import_items, read_rows
+from recommender import spaces
+from recommender.ingest import limits
+from recommender.ingest.importing import ImportFailed, import_behaviours, import_items, read_rows
 from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import segmentation
+from recommender.serving.explain import ItemText, Reason, blurb, shared_keywords
+from recommender.spaces import embedding
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"

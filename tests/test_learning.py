@@ -8,9 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from recommender import embedding, evaluation, learning, spaces
+from recommender import spaces
+from recommender.learning import evaluation, ranker
 from recommender.models import Behaviour, EndUser, Item
-from recommender.ranking import DEFAULT_WEIGHTS, FEATURES, BlendScorer
+from recommender.serving.ranking import DEFAULT_WEIGHTS, FEATURES, BlendScorer
+from recommender.spaces import embedding
 
 TOPICS = {
     "tea": ["绿茶", "红茶", "乌龙茶", "普洱茶", "白茶", "花茶"],
@@ -70,7 +72,7 @@ def top1_accuracy(scores, labels, groups) -> float:
 def test_ranking_pairs_pair_each_engaged_item_with_the_rest_of_its_pool():
     labels = np.array([1, 0, 0, 0, 1, 1], np.float32)
     groups = np.array([0, 0, 0, 1, 1, 2])
-    positives, negatives = learning.ranking_pairs(labels, groups)
+    positives, negatives = ranker.ranking_pairs(labels, groups)
     assert sorted(zip(positives.tolist(), negatives.tolist(), strict=True)) == [
         (0, 1),
         (0, 2),
@@ -80,7 +82,7 @@ def test_ranking_pairs_pair_each_engaged_item_with_the_rest_of_its_pool():
 
 def test_pairwise_ranker_learns_what_the_blend_misses_and_keeps_unseen_weights():
     features, labels, groups = synthetic_pools(0)
-    scorer, train_loss, val_loss = learning.train(
+    scorer, train_loss, val_loss = ranker.train(
         features, labels, groups, loss="pairwise", epochs=150
     )
     assert scorer.loss == "pairwise"
@@ -98,8 +100,8 @@ def test_pairwise_ranker_learns_what_the_blend_misses_and_keeps_unseen_weights()
 
 def test_pairwise_factorization_machine_round_trips_with_its_loss():
     features, labels, groups = synthetic_pools(2)
-    scorer, _, _ = learning.train(features, labels, groups, kind="fm", loss="pairwise", epochs=20)
-    restored = learning.LearnedScorer.from_json(scorer.to_json())
+    scorer, _, _ = ranker.train(features, labels, groups, kind="fm", loss="pairwise", epochs=20)
+    restored = ranker.LearnedScorer.from_json(scorer.to_json())
     assert restored.loss == "pairwise" and restored.factors is not None
     # query_similarity is 0 throughout training: it may not take part in any interaction.
     assert not restored.factors[COLUMN["query_similarity"]].any()
@@ -110,7 +112,7 @@ def test_pairwise_factorization_machine_round_trips_with_its_loss():
 def test_an_unknown_loss_is_an_error():
     features, labels, groups = synthetic_pools(3, pools=4)
     with pytest.raises(ValueError, match="pointwise, pairwise"):
-        learning.train(features, labels, groups, loss="listwise")
+        ranker.train(features, labels, groups, loss="listwise")
 
 
 def test_training_cases_go_back_several_engagements_but_never_to_the_held_out_one(shop):
@@ -118,8 +120,8 @@ def test_training_cases_go_back_several_engagements_but_never_to_the_held_out_on
         pk for case in evaluation.leave_one_out(max_users=None) for pk in case.held_out_events
     }
     last_moment = {case.user_id: case.as_of for case in evaluation.leave_one_out(max_users=None)}
-    one = learning.training_cases(max_users=None, cases_per_user=1)
-    three = learning.training_cases(max_users=None, cases_per_user=3)
+    one = ranker.training_cases(max_users=None, cases_per_user=1)
+    three = ranker.training_cases(max_users=None, cases_per_user=3)
     assert len(one) == 12 and len(three) == 36
     events = [pk for case in three for pk in case.held_out_events]
     assert len(set(events)) == len(events) and not set(events) & held_out
@@ -127,11 +129,11 @@ def test_training_cases_go_back_several_engagements_but_never_to_the_held_out_on
 
 
 def test_more_cases_per_user_and_all_negatives_give_more_examples(shop):
-    features, labels, groups, users = learning.build_examples(max_users=None, negatives=2)
+    features, labels, groups, users = ranker.build_examples(max_users=None, negatives=2)
     assert len(np.unique(users)) == len(np.unique(groups))
     for pool in np.unique(groups):
         assert labels[groups == pool].sum() == 1 and (groups == pool).sum() <= 3
-    more = learning.build_examples(max_users=None, negatives=None, cases_per_user=3)
+    more = ranker.build_examples(max_users=None, negatives=None, cases_per_user=3)
     assert len(np.unique(more[2])) > len(np.unique(groups))
     assert len(more[1]) > len(labels) and more[1].sum() > labels.sum()
 
@@ -145,7 +147,7 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
     )  # fmt: skip
     assert "trained fm ranker (pairwise loss)" in out.getvalue()
     assert "from 12 users" in out.getvalue()
-    scorer = learning.load_latest_scorer()
+    scorer = ranker.load_latest_scorer()
     assert scorer is not None and scorer.loss == "pairwise" and scorer.kind == "fm"
 
 
@@ -161,5 +163,5 @@ def test_the_nightly_task_trains_the_measured_setup_by_default(shop, settings):
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
     report = tasks.train_ranker()
     assert report["trained"], report
-    scorer = learning.load_latest_scorer()
+    scorer = ranker.load_latest_scorer()
     assert (scorer.kind, scorer.loss) == ("fm", "pairwise")

@@ -24,8 +24,11 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter
 from rest_framework.test import APIClient
 
-from recommender import apikeys, checks, embedding, privacy, retrieval, shopper_tokens, spaces
+from recommender import apikeys, checks, shopper_tokens, spaces
+from recommender.ingest import privacy
 from recommender.models import KEYWORD_TEXT, Behaviour, EndUser, Item, KeywordBigrams
+from recommender.serving import retrieval
+from recommender.spaces import embedding
 from recsite.reporting import SecretURLFilter
 
 pytestmark = pytest.mark.django_db

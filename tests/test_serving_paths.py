@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from recommender import embedding, events, profiles, retrieval, spaces, vector_io
+from recommender import spaces
+from recommender.ingest import events
 from recommender.models import (
     Behaviour,
     EncoderSpace,
@@ -15,6 +16,8 @@ from recommender.models import (
     ItemVector,
     UserProfile,
 )
+from recommender.serving import profiles, retrieval
+from recommender.spaces import embedding, vector_io
 
 
 @pytest.fixture
@@ -236,7 +239,7 @@ def test_an_event_folds_the_items_vector_into_an_existing_profile(space):
 def committed_shop(transactional_db, settings):
     """A small shop whose rows are committed (so a second connection sees them), and a
     spy on the nearest-neighbour searches reporting which server process ran them."""
-    from recommender import parallel
+    from recommender.serving import helper_connection
 
     settings.RECOMMENDER_EMBED_ON_SAVE = False
     space = spaces.create_space("fast", "hashing", {"dim": 48}, activate=True)
@@ -248,7 +251,7 @@ def committed_shop(transactional_db, settings):
     for item in items[:4]:
         events.record_event(events.EventInput(user="u1", item=item.external_id, kind="view"))
     yield EndUser.objects.get(external_id="u1")
-    parallel.shutdown()
+    helper_connection.shutdown()
 
 
 def _spy_on_searches(monkeypatch) -> list[int]:
@@ -265,7 +268,7 @@ def _spy_on_searches(monkeypatch) -> list[int]:
 
 
 def _served(user, **fields) -> list[tuple[int, float, list[str]]]:
-    from recommender.recommend import RecommendationRequest, recommend
+    from recommender.serving.recommend import RecommendationRequest, recommend
 
     found = recommend(RecommendationRequest(user=user, k=8, **fields))
     return [(r.item.pk, round(r.score, 6), r.sources, r.reason.text) for r in found]
@@ -305,7 +308,7 @@ def test_a_lost_helper_connection_is_replaced_and_the_answer_kept(committed_shop
 
 
 def test_items_read_in_binary_equal_the_orms(space):
-    from recommender import recommend
+    from recommender.serving import recommend
 
     items = make_items(3, tags=["羽绒服", "new"], attributes={"price": 399.5, "brand": "北辰"})
     Item.objects.filter(pk=items[1].pk).update(description="长款\n保暖", is_active=False)
@@ -367,10 +370,10 @@ def test_cosine_features_computed_by_the_database_match_numpy(space):
 def test_a_request_does_not_queue_behind_a_busy_helper(committed_shop, monkeypatch):
     import threading
 
-    from recommender import parallel
+    from recommender.serving import helper_connection
 
     release = threading.Event()
-    held = parallel.start(release.wait, 10)  # the helper is busy with another request
+    held = helper_connection.start(release.wait, 10)  # the helper is busy with another request
     try:
         backends = _spy_on_searches(monkeypatch)
         assert _served(committed_shop)
@@ -385,7 +388,7 @@ def test_a_request_does_not_queue_behind_a_busy_helper(committed_shop, monkeypat
 @pytest.mark.parametrize("explained", [True, False])
 def test_the_list_answer_matches_its_documented_serializer(space, explained):
     from recommender.api import serializers
-    from recommender.recommend import RecommendationRequest, recommend
+    from recommender.serving.recommend import RecommendationRequest, recommend
 
     items = make_items(12, attributes={"price": 99.5, "brand": "北辰"}, tags=["羽绒服"])
     embedding.embed_items(space, [item.pk for item in items])
@@ -403,7 +406,7 @@ def test_the_list_answer_matches_its_documented_serializer(space, explained):
 
 
 def test_candidates_per_source_follow_the_setting(space, settings):
-    from recommender.recommend import RecommendationRequest, candidate_pool
+    from recommender.serving.recommend import RecommendationRequest, candidate_pool
 
     items = make_items(60)
     embedding.embed_items(space, [item.pk for item in items])

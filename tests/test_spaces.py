@@ -8,8 +8,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
-from recommender import embedding, retrieval, spaces
+from recommender import spaces
 from recommender.models import EncoderSpace, EndUser, Item, ItemVector, UserProfile
+from recommender.serving import retrieval
+from recommender.spaces import embedding
 from recommender.tasks import build_space, refresh_stale_vectors
 
 
@@ -263,7 +265,8 @@ def test_importing_items_queues_their_embedding(celery_worker, tmp_path, capsys)
 
 @pytest.mark.django_db(transaction=True)
 def test_profile_recompute_task_matches_incremental_updates(celery_worker):
-    from recommender import events, profiles
+    from recommender.ingest import events
+    from recommender.serving import profiles
     from recommender.tasks import recompute_profiles
 
     space = spaces.create_space("prof", "hashing", {"dim": 64}, activate=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -183,6 +184,19 @@ def _redis_client(key: str):
     return get_client(key, write=True) if get_client is not None else None
 
 
+_last_fail_open_warning = 0.0
+
+
+def _warn_fail_open(exc: Exception) -> None:
+    """One warning a minute per process while the throttle's cache is down, not one per
+    request (an outage would otherwise flood the log)."""
+    global _last_fail_open_warning
+    now = time.monotonic()
+    if now - _last_fail_open_warning >= 60:
+        _last_fail_open_warning = now
+        logger.warning("throttle cache unavailable (%s); requests pass unthrottled", exc)
+
+
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
     """Per caller and per endpoint scope, in the shared cache (Redis): at most
     ``num_requests`` per window of ``duration`` seconds from the window's first request.
@@ -221,9 +235,9 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
             count, self.remaining_ms = client.eval(
                 _COUNT_IN_WINDOW, 1, key, int(self.duration * 1000)
             )
-        except Exception:
+        except Exception as exc:
             if conf.THROTTLE_FAIL_OPEN:
-                logger.warning("throttle cache unavailable; request allowed", exc_info=True)
+                _warn_fail_open(exc)
                 return True
             raise
         return count <= self.num_requests

@@ -8,10 +8,12 @@ from collections.abc import Callable, Mapping
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from recommender import behaviour, eventbounds, explain, limits
+from recommender import behaviour
 from recommender.api.parsers import depth, problems
 from recommender.conf import conf
+from recommender.ingest import eventbounds, limits
 from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import explain
 
 MAX_TEXT = 2000
 MAX_K = 200

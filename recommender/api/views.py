@@ -17,9 +17,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender import events, explain, health, importing, privacy, recommend, shopper_tokens
+from recommender import health, shopper_tokens
 from recommender.api import serializers as s
+from recommender.ingest import events, importing, privacy
 from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import explain, recommend
 
 
 def _lang(request, value: str | None) -> str:
@@ -61,8 +63,9 @@ class HealthView(APIView):
 
     @extend_schema(responses={200: LivenessSerializer, 503: LivenessSerializer})
     def get(self, request):
-        ok = health.live()
-        return Response({"ok": ok}, status=200 if ok else 503)
+        if health.live():
+            return Response({"ok": True})
+        return Response({"ok": False}, status=503, headers={"Retry-After": "5"})
 
 
 class HealthDetailView(APIView):
@@ -91,7 +94,10 @@ class TokenView(APIView):
     required_scopes = {"post": "write"}
     throttle_scope = "tokens"
 
-    @extend_schema(request=s.TokenRequestSerializer, responses={201: TokenSerializer})
+    @extend_schema(
+        request=s.TokenRequestSerializer,
+        responses={201: TokenSerializer, 410: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
         data = s.TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,7 +1,7 @@
 """What the operators' dashboard shows: counts, activity, coverage, queues, evaluations.
 
 Every function here is a query or a command that returns a value; the views in
-``recommender.dashboard_views`` only render what these return.
+``recommender.dashboard.views`` only render what these return.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from recommender import behaviour, spaces
+from recommender.learning.reports import TABLE_METRICS
 from recommender.models import Behaviour, EndUser, EvaluationRun, Item, WorkerHeartbeat
-from recommender.reports import TABLE_METRICS
 
 QUEUES = ("default", "embed")
 ACTIVITY_DAYS = 30

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from recommender import dashboard_views as views
+from recommender.dashboard import views
 
 app_name = "dashboard"
 

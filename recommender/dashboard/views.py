@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import OperationalError
 
-from recommender import dashboard
+from recommender.dashboard import queries
 from recommender.models import EvaluationRun
 
 
@@ -22,14 +22,14 @@ def index(request):
     context = {
         **admin.site.each_context(request),
         "title": _("Recommender dashboard"),
-        "counts": dashboard.counts(),
-        "activity": dashboard.activity(),
-        "spaces": dashboard.space_coverage(),
-        "queues": dashboard.queue_depths(),
-        "heartbeat": dashboard.last_heartbeat(),
-        "evaluation": dashboard.latest_evaluation(),
-        "top_items": dashboard.top_items(),
-        "actions": dashboard.ACTIONS,
+        "counts": queries.counts(),
+        "activity": queries.activity(),
+        "spaces": queries.space_coverage(),
+        "queues": queries.queue_depths(),
+        "heartbeat": queries.last_heartbeat(),
+        "evaluation": queries.latest_evaluation(),
+        "top_items": queries.top_items(),
+        "actions": queries.ACTIONS,
     }
     return TemplateResponse(request, "admin/recommender/dashboard.html", context)
 
@@ -38,11 +38,11 @@ def index(request):
 @require_POST
 def enqueue(request, action: str):
     """Queue the task behind a button; JSON for the page's script, a redirect without it."""
-    if action not in dashboard.ACTIONS:
+    if action not in queries.ACTIONS:
         raise Http404(f"no dashboard action {action!r}")
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
-        task_id = dashboard.enqueue(action)
+        task_id = queries.enqueue(action)
     except OperationalError as exc:
         error = _(
             "The broker did not answer (%(error)s): start it with `manage.py services start`."
@@ -63,7 +63,7 @@ def enqueue(request, action: str):
 @require_GET
 def task_status(request, task_id: str):
     """The Celery state of a queued task, polled by the dashboard page."""
-    state = dashboard.task_state(task_id)
+    state = queries.task_state(task_id)
     return JsonResponse(
         {
             "task": state.id,
@@ -81,7 +81,7 @@ def task_status(request, task_id: str):
 def evaluation_chart(request, run_id: int, name: str):
     """A PNG chart of an evaluation run, read only from that run's report folder."""
     run = get_object_or_404(EvaluationRun, pk=run_id)
-    path = dashboard.chart_path(run, name)
+    path = queries.chart_path(run, name)
     if path is None:
         raise Http404("no such chart")
     return FileResponse(path.open("rb"), content_type="image/png")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from recommender import importing
 from recommender.demo.catalogue import DemoData, generate
+from recommender.ingest import importing
 from recommender.models import EndUser
 
 

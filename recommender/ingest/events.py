@@ -18,8 +18,10 @@ import psycopg.errors
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from recommender import privacy, profiles, spaces
+from recommender import spaces
+from recommender.ingest import privacy
 from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import profiles
 
 
 class UnknownItem(LookupError):

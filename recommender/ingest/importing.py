@@ -22,7 +22,8 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from recommender import behaviour, eventbounds, limits, privacy
+from recommender import behaviour
+from recommender.ingest import eventbounds, limits, privacy
 from recommender.models import Behaviour, EndUser, Item
 
 ITEM_FIELDS = ("external_id", "title", "description", "category", "tags", "attributes", "is_active")

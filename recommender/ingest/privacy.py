@@ -21,9 +21,9 @@ from django.db.models import CharField, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from recommender import profiles
 from recommender.conf import conf
 from recommender.models import Behaviour, EndUser, ForgottenUser, UserProfile
+from recommender.serving import profiles
 
 # A long history is deleted this many behaviours per transaction before the final,
 # short one: the user's lock is not held for the whole delete.

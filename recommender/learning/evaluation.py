@@ -20,9 +20,10 @@ from datetime import datetime
 import numpy as np
 from django.db import transaction
 
-from recommender import behaviour, profiles, recommend, retrieval, spaces
+from recommender import behaviour, spaces
 from recommender.models import Behaviour, EndUser, Item
-from recommender.ranking import FEATURES, BlendScorer, Scorer, intra_list_distance
+from recommender.serving import profiles, recommend, retrieval
+from recommender.serving.ranking import FEATURES, BlendScorer, Scorer, intra_list_distance
 
 
 @dataclass

@@ -40,9 +40,10 @@ from encoders.bert import BertEncoder
 from encoders.hf_loading import local_checkpoint_loading
 from encoders.registry import plugin_class
 from encoders.sentence_transformers import SentenceTransformerEncoder, shipped_model_path
-from recommender import behaviour, evaluation, spaces
-from recommender.embedding import item_text
+from recommender import behaviour, spaces
+from recommender.learning import evaluation
 from recommender.models import Behaviour, BehaviourKind, EncoderSpace, Item
+from recommender.spaces.embedding import item_text
 
 # Each positive engagement is paired with the user's previous three positive engagements.
 ENGAGEMENT_WINDOW = 3

@@ -29,10 +29,11 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from recommender import evaluation, profiles, recommend, retrieval
 from recommender.conf import conf
+from recommender.learning import evaluation
 from recommender.models import EndUser
-from recommender.ranking import DEFAULT_WEIGHTS, FEATURES
+from recommender.serving import profiles, recommend, retrieval
+from recommender.serving.ranking import DEFAULT_WEIGHTS, FEATURES
 
 KINDS = ("logistic", "fm")
 LOSSES = ("pointwise", "pairwise")

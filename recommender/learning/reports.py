@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from recommender.evaluation import EvaluationReport
+from recommender.learning.evaluation import EvaluationReport
 
 TABLE_METRICS = (
     "precision",

@@ -23,7 +23,7 @@ from encoders.textprep import (
     text_digest,
     truncate,
 )
-from recommender import segmentation
+from recommender.serving import segmentation
 
 __all__ = [
     "ANCHOR_KINDS",

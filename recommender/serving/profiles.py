@@ -26,10 +26,10 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from recommender import embedding, vector_io
 from recommender.behaviour import weight as behaviour_weight
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, ItemVector, UserProfile
+from recommender.spaces import embedding, vector_io
 
 TEXT_KINDS = ("search", "review")
 SECONDS_PER_DAY = 86400.0

@@ -17,10 +17,12 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from recommender import behaviour, explain, parallel, profiles, retrieval, spaces, vector_io
+from recommender import behaviour, spaces
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
-from recommender.ranking import BlendScorer, Candidate, Scorer, mmr, score
+from recommender.serving import explain, helper_connection, profiles, retrieval
+from recommender.serving.ranking import BlendScorer, Candidate, Scorer, mmr, score
+from recommender.spaces import vector_io
 
 MAX_K = 200
 HISTORY_LIMIT = 200
@@ -207,7 +209,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
 
     query_vector = None
     if request.query and space is not None:
-        from recommender.embedding import encoder_for
+        from recommender.spaces.embedding import encoder_for
 
         query_vector = _unit(encoder_for(space).encode([request.query])[0])
     # Free-text intent is blended into the profile for this request only, and history-bound
@@ -244,7 +246,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         exclusion = retrieval.HistoryExclusion(
             request.user.pk, seen=request.exclude_seen and not search_mode, before=request.as_of
         )
-    nearest = parallel.start(
+    nearest = helper_connection.start(
         _nearest,
         space,
         searches,

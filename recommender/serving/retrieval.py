@@ -24,7 +24,7 @@ from django.utils import timezone
 from pgvector.django import CosineDistance, VectorField
 
 from encoders import textprep
-from recommender import behaviour, embedding, sharedcache, spaces, vector_io
+from recommender import behaviour, sharedcache, spaces
 from recommender.conf import conf
 from recommender.models import (
     KEYWORD_TEXT,
@@ -35,6 +35,7 @@ from recommender.models import (
     ItemVector,
     KeywordBigrams,
 )
+from recommender.spaces import embedding, vector_io
 
 
 @dataclass(frozen=True)

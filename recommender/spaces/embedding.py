@@ -15,8 +15,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from encoders.registry import get_encoder
-from recommender import vector_io
 from recommender.models import EncoderSpace, Item, ItemVector
+from recommender.spaces import vector_io
 
 EMBED_BATCH = 256
 # How long a user text's vector stays in the shared cache. Longer than the periodic profile

@@ -2,15 +2,15 @@
 
 from django.urls import path
 
-from recommender import storefront
+from recommender.demo.storefront import views
 
 app_name = "storefront"
 
 urlpatterns = [
-    path("", storefront.shop, name="shop"),
-    path("shop/", storefront.shop, name="shop-alias"),
-    path("item/<str:external_id>/", storefront.item_page, name="item"),
-    path("shop/shoppers", storefront.shoppers, name="shoppers"),
-    path("shop/shoppers/new", storefront.new_shopper, name="new-shopper"),
-    path("shop/token", storefront.shopper_token, name="token"),
+    path("", views.shop, name="shop"),
+    path("shop/", views.shop, name="shop-alias"),
+    path("item/<str:external_id>/", views.item_page, name="item"),
+    path("shop/shoppers", views.shoppers, name="shoppers"),
+    path("shop/shoppers/new", views.new_shopper, name="new-shopper"),
+    path("shop/token", views.shopper_token, name="token"),
 ]

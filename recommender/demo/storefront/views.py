@@ -22,8 +22,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from recommender import limits, sharedcache, shopper_tokens
+from recommender import sharedcache, shopper_tokens
 from recommender.demo.catalogue import PERSONAS
+from recommender.ingest import limits
 from recommender.models import EndUser, Item
 
 

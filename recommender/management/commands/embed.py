@@ -3,8 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommender import embedding, spaces
+from recommender import spaces
 from recommender.models import EncoderSpace, Item
+from recommender.spaces import embedding
 
 
 class Command(BaseCommand):

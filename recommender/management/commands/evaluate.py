@@ -5,8 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommender import evaluation, learning, reports
-from recommender.importing import parse_datetime
+from recommender.ingest.importing import parse_datetime
+from recommender.learning import evaluation, ranker, reports
 
 
 class Command(BaseCommand):
@@ -62,7 +62,7 @@ class Command(BaseCommand):
             protocol = "leave-one-out by time"
         if not cases:
             raise CommandError("nothing to evaluate: no user has history and held-out events")
-        learned = learning.load_latest_scorer()
+        learned = ranker.load_latest_scorer()
         configs = evaluation.baselines(learned)
         if options["only"]:
             wanted = {name.strip() for name in options["only"].split(",") if name.strip()}

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from recommender import finetuning
+from recommender.learning import finetuning
 from recommender.models import EncoderSpace
 
 

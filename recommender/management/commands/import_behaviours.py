@@ -2,7 +2,7 @@
 
 from django.core.management.base import CommandError
 
-from recommender import importing, presets
+from recommender.ingest import importing, movielens
 from recommender.management.import_command import ImportCommand, parse_mapping
 
 
@@ -32,7 +32,7 @@ class Command(ImportCommand):
             raise CommandError(f"{path}: no such file or folder")
         mapping = parse_mapping(options["map"])
         if options["preset"] == "movielens":
-            rows = presets.movielens_behaviours(path)
+            rows = movielens.movielens_behaviours(path)
         else:
             rows = importing.read_rows(path, options["format"])
         report = self.run_import(

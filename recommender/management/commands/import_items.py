@@ -2,7 +2,7 @@
 
 from django.core.management.base import CommandError
 
-from recommender import importing, presets
+from recommender.ingest import importing, movielens
 from recommender.management.import_command import ImportCommand, parse_mapping
 
 
@@ -26,7 +26,7 @@ class Command(ImportCommand):
             raise CommandError(f"{path}: no such file or folder")
         mapping = parse_mapping(options["map"])
         if options["preset"] == "movielens":
-            rows = presets.movielens_items(path)
+            rows = movielens.movielens_items(path)
         else:
             rows = importing.read_rows(path, options["format"])
         report = self.run_import(

@@ -3,8 +3,8 @@
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from recommender import retrieval
 from recommender.demo import load
+from recommender.serving import retrieval
 
 
 class Command(BaseCommand):

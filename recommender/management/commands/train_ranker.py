@@ -5,7 +5,7 @@ from argparse import ArgumentTypeError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommender import learning
+from recommender.learning import ranker
 
 
 def parse_negatives(raw: str) -> int | None:
@@ -28,12 +28,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--kind", choices=learning.KINDS, help="default: RECOMMENDER_RANKER (fm)"
-        )
+        parser.add_argument("--kind", choices=ranker.KINDS, help="default: RECOMMENDER_RANKER (fm)")
         parser.add_argument(
             "--loss",
-            choices=learning.LOSSES,
+            choices=ranker.LOSSES,
             help="pointwise log loss, or pairwise (BPR, starting from the blend's weights); "
             "default: RECOMMENDER_RANKER_LOSS (pairwise)",
         )
@@ -65,7 +63,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"epoch {epoch:>4}: train loss {train:.4f}, val loss {val:.4f}")
 
         try:
-            report = learning.train_and_save(
+            report = ranker.train_and_save(
                 kind=options["kind"],
                 loss=options["loss"],
                 max_users=options["max_users"] or None,

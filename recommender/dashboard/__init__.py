@@ -1,0 +1,1 @@
+"""The operators' console in the admin: queries, views, urls."""

@@ -1,0 +1,1 @@
+"""The demo storefront: a shop front that calls the API from the browser with shopper tokens."""

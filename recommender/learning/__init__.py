@@ -1,0 +1,2 @@
+"""Offline work, the only place torch is imported: evaluation, reports, ranker
+training, fine-tuning."""
