@@ -1,46 +1,70 @@
-"""The database goes away under a running server, then comes back.
+"""The database, or Redis, goes away under a running server, then comes back.
 
-Run by hand:  .venv/bin/python benchmarks/db_outage.py
+Run by hand:  .venv/bin/python benchmarks/db_outage.py [--scenarios database redis-open
+                  redis-closed] [--rounds 10]
+              .venv/bin/python benchmarks/db_outage.py --redis      (the two Redis ones)
 
-Own embedded servers (.recsite/bench-outage) with the demo shop; gunicorn on 127.0.0.1.
-Phases: before (database up), during (PostgreSQL stopped), after (restarted). Prints the
-status codes seen in each phase: during the outage requests must fail fast and cleanly
-(503 with a Retry-After, no hang), and after it every request must succeed again.
+Own embedded servers (.recsite/bench-outage) with the demo shop; gunicorn on 127.0.0.1
+under the production settings (benchmarks/_production.py: DEBUG off, a generated
+SECRET_KEY, keys required, plain HTTP; throttle rates raised but throttling still on, so
+every request goes through the throttle's Redis), not starting embedded servers itself
+(RECSITE_AUTOSTART_SERVICES=0). Each round sends: the liveness probe (no key),
+recommendations, the items list (a write key) and one behaviour event (a new event_id).
+
+Scenarios, each with a fresh gunicorn and three phases: before (all up), during (one
+server stopped), after (restarted):
+
+- ``database``: PostgreSQL stopped. During: every request fails fast and cleanly, 503 with
+  a Retry-After (no hang, no 500).
+- ``redis-open``: Redis (cache, throttle counters, broker) stopped, the default
+  RECOMMENDER_THROTTLE_FAIL_OPEN=1. During: every request still succeeds (200, the event
+  201): throttling lets requests through and caches fall back to the database.
+- ``redis-closed``: the same with RECOMMENDER_THROTTLE_FAIL_OPEN=0. During: every request
+  answers 503 with a Retry-After.
+
+After the restart every request must succeed again (200/201). Prints the status codes per
+path and phase, the slowest response of each phase, and a verdict per scenario. Server
+logs go to .recsite/bench-outage/gunicorn-<scenario>.log.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
+
+from _production import load_average, production_env, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".recsite" / "bench-outage"
 PORT = 8767
+SCENARIOS = ("database", "redis-open", "redis-closed")
+# What a request answers when all is well.
+SUCCESS = {"event": 201}
 
 
-def main() -> None:
-    import requests
+def _manage(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=production_env(DATA),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
 
-    sys.path.insert(0, str(ROOT))
-    from recsite import services
 
-    env = {
-        **os.environ,
-        "RECSITE_DATA_DIR": str(DATA),
-        "DJANGO_SETTINGS_MODULE": "recsite.settings",
-    }
-    for args in (["migrate", "-v0"], ["load_demo"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+def _start_gunicorn(scenario: str):
+    env = production_env(DATA, RECSITE_AUTOSTART_SERVICES="0")
+    if scenario == "redis-closed":
+        env["RECOMMENDER_THROTTLE_FAIL_OPEN"] = "0"
+    log = open(DATA / f"gunicorn-{scenario}.log", "w")  # closed with the server
     server = subprocess.Popen(
         [
             sys.executable,
@@ -55,54 +79,130 @@ def main() -> None:
             "30",
         ],
         cwd=ROOT,
-        env={**env, "RECSITE_AUTOSTART_SERVICES": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{PORT}/api/v1"
-    paths = ["/health", "/users/u-0001/recommendations?k=5", "/items?limit=5"]
+    return server, log
 
-    def phase(name: str, rounds: int = 10) -> Counter:
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--redis", action="store_true", help="only the two Redis scenarios")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of requests per phase")
+    args = parser.parse_args()
+    scenarios = ["redis-open", "redis-closed"] if args.redis else args.scenarios
+
+    import requests
+
+    sys.path.insert(0, str(ROOT))
+    from recsite import services
+
+    _manage("migrate", "-v0")
+    _manage("load_demo")
+    key = _manage("apikey", "create", "outage", "--scope", "write").splitlines()[-1]
+    auth = {"Authorization": f"Api-Key {key}"}
+    base = f"http://127.0.0.1:{PORT}/api/v1"
+
+    def send(kind: str) -> requests.Response:
+        if kind == "health":
+            return requests.get(f"{base}/health", timeout=30)
+        if kind == "recommendations":
+            return requests.get(
+                f"{base}/users/u-0001/recommendations", params={"k": 5}, headers=auth, timeout=30
+            )
+        if kind == "items":
+            return requests.get(f"{base}/items", params={"limit": 5}, headers=auth, timeout=30)
+        return requests.post(
+            f"{base}/behaviours",
+            json={
+                "user": "u-0001",
+                "item": "sku-00001",
+                "kind": "view",
+                "event_id": f"outage-{uuid.uuid4()}",
+            },
+            headers=auth,
+            timeout=30,
+        )
+
+    kinds = ("health", "recommendations", "items", "event")
+
+    def phase(scenario: str, name: str) -> Counter:
         seen: Counter = Counter()
-        slowest = 0.0
-        for _ in range(rounds):
-            for path in paths:
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(args.rounds):
+            for kind in kinds:
                 started = time.perf_counter()
                 try:
-                    code = requests.get(base + path, timeout=30).status_code
+                    response = send(kind)
+                    code = str(response.status_code)
+                    if response.status_code == 503 and "Retry-After" not in response.headers:
+                        code += " without Retry-After"
                 except requests.RequestException as exc:
                     code = type(exc).__name__
-                slowest = max(slowest, time.perf_counter() - started)
-                seen[(path.split("?")[0], code)] += 1
+                times[kind].append((time.perf_counter() - started) * 1000)
+                seen[(kind, code)] += 1
+        slowest_kind = max(kinds, key=lambda kind: max(times[kind]))
         print(
-            f"{name:<8} slowest {slowest * 1000:.0f} ms: "
-            + ", ".join(f"{p} {c}×{n}" for (p, c), n in sorted(seen.items(), key=str))
+            f"{scenario:<13}{name:<7} slowest {max(times[slowest_kind]):>5.0f} ms "
+            f"({slowest_kind}): " + ", ".join(f"{k} {c}x{n}" for (k, c), n in sorted(seen.items())),
+            flush=True,
+        )
+        print(
+            f"{'':<20}median / max ms: "
+            + ", ".join(
+                f"{kind} {statistics.median(times[kind]):.0f} / {max(times[kind]):.0f}"
+                for kind in kinds
+            ),
+            flush=True,
         )
         return seen
 
-    try:
-        for _ in range(240):
-            try:
-                if requests.get(base + "/health", timeout=10).ok:
-                    break
-            except requests.RequestException:  # still booting
-                time.sleep(0.5)
-        before = phase("before")
-        services.stop_postgres(DATA)
-        during = phase("during")
-        services.start_postgres(DATA)
-        time.sleep(1)
-        after = phase("after")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    ok_before = all(code == 200 for (_, code) in before)
-    clean_during = all(code == 503 for (_, code) in during)
-    ok_after = all(code == 200 for (_, code) in after)
-    print(
-        f"before all 200: {ok_before}; during failed cleanly (503, no hang): {clean_during}; "
-        f"after all 200: {ok_after}"
-    )
+    def all_ok(seen: Counter) -> bool:
+        return all(code == str(SUCCESS.get(kind, 200)) for (kind, code) in seen)
+
+    def all_503(seen: Counter) -> bool:
+        return all(code == "503" for (_, code) in seen)
+
+    verdicts = []
+    print(f"load average {load_average()}")
+    for scenario in scenarios:
+        services.ensure_running(DATA, postgres=True, redis=True)
+        server, log = _start_gunicorn(scenario)
+        try:
+            wait_until_up(f"{base}/health")
+            for kind in kinds:  # warm both workers
+                for _ in range(2):
+                    send(kind)
+            before = phase(scenario, "before")
+            if scenario == "database":
+                services.stop_postgres(DATA)
+            else:
+                services.stop_redis(DATA)
+            during = phase(scenario, "during")
+            if scenario == "database":
+                services.start_postgres(DATA)
+            else:
+                services.start_redis(DATA)
+            time.sleep(1)
+            after = phase(scenario, "after")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            log.close()
+            services.ensure_running(DATA, postgres=True, redis=True)
+        if scenario == "redis-open":
+            during_ok, expected = all_ok(during), "all 200/201"
+        else:
+            during_ok, expected = all_503(during), "all 503 with Retry-After"
+        verdicts.append(
+            f"{scenario}: before all 200/201: {all_ok(before)}; during {expected}: "
+            f"{during_ok}; after all 200/201: {all_ok(after)}"
+        )
+    print(f"load average {load_average()}")
+    for line in verdicts:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,19 @@ Uses its own embedded servers (.recsite/bench-load, loaded with the demo shop), 
 gunicorn and a worker, then runs N client threads for S seconds, each looping over a mix
 of requests (60% recommendations, 10% with free-text intent, 20% behaviour events, 10%
 search), and stops by itself. Prints errors (target 0), p50/p99 per kind and throughput.
+
+Production settings (benchmarks/_production.py: DEBUG off, a generated SECRET_KEY, keys
+required; HTTPS redirect and secure cookies off for plain HTTP; throttle rates raised so
+that the budgets do not shape the figures). As a shop would: the script, playing the shop's
+backend, creates a write key (`manage.py apikey create load --scope write`) and issues one
+shopper token per demo user with it (POST /api/v1/tokens, before the clock starts); the
+clients then call as browsers, each request with its user's token
+(`Authorization: Shopper st_…`). k=10 (at most 50 with explanations or a query).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import subprocess
@@ -21,6 +28,8 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
+
+from _production import load_average, production_env, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".recsite" / "bench-load"
@@ -34,22 +43,19 @@ INTENTS = [
 
 
 def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "RECSITE_DATA_DIR": str(DATA),
-        "DJANGO_SETTINGS_MODULE": "recsite.settings",
-        "RECOMMENDER_API_RATE": "1000000/min",
-    }
+    return production_env(DATA)
 
 
-def _manage(*args: str) -> None:
-    subprocess.run(
+def _manage(*args: str) -> str:
+    result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=_env(),
         check=True,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
+    return result.stdout.strip()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,6 +75,7 @@ def main() -> None:
 
     _manage("migrate", "-v0")
     _manage("load_demo")
+    key = _manage("apikey", "create", "load", "--scope", "write").splitlines()[-1]
     processes = [
         subprocess.Popen(
             [
@@ -113,19 +120,31 @@ def main() -> None:
     ]
     base = f"http://127.0.0.1:{PORT}/api/v1"
     try:
-        for _ in range(240):
-            try:
-                if requests.get(f"{base}/health", timeout=10).ok:
-                    break
-            except requests.RequestException:  # still booting
-                time.sleep(0.5)
+        wait_until_up(f"{base}/health", seconds=240)
         users = [f"u-{n:04d}" for n in range(1, 73)]
         items = [f"sku-{n:05d}" for n in range(1, 341)]
+        # The shop's backend issues each shopper a token (with its write key).
+        shopper: dict[str, dict[str, str]] = {}
+        for user in users:
+            response = requests.post(
+                f"{base}/tokens",
+                json={"user": user},
+                headers={"Authorization": f"Api-Key {key}"},
+                timeout=30,
+            )
+            response.raise_for_status()
+            shopper[user] = {"Authorization": f"Shopper {response.json()['token']}"}
         # Warm every gunicorn worker (model load) before the clock starts.
         for _ in range(args.workers * 3):
-            requests.get(f"{base}/users/u-0001/recommendations", params={"k": 10}, timeout=120)
+            requests.get(
+                f"{base}/users/u-0001/recommendations",
+                params={"k": 10},
+                headers=shopper["u-0001"],
+                timeout=120,
+            ).raise_for_status()
         latencies: dict[str, list[float]] = defaultdict(list)
         errors: dict[str, int] = defaultdict(int)
+        error_kinds: dict[tuple[str, str], int] = defaultdict(int)
         lock = threading.Lock()
         stop_at = time.monotonic() + args.seconds
 
@@ -135,24 +154,30 @@ def main() -> None:
             while time.monotonic() < stop_at:
                 roll = rng.random()
                 user = rng.choice(users)
+                headers = shopper[user]
                 started = time.perf_counter()
                 try:
                     if roll < 0.6:
                         kind = "recommend"
                         response = session.get(
-                            f"{base}/users/{user}/recommendations", params={"k": 10}, timeout=30
+                            f"{base}/users/{user}/recommendations",
+                            params={"k": 10},
+                            headers=headers,
+                            timeout=30,
                         )
                     elif roll < 0.7:
                         kind = "recommend+intent"
                         response = session.get(
                             f"{base}/users/{user}/recommendations",
                             params={"k": 10, "q": rng.choice(INTENTS)},
+                            headers=headers,
                             timeout=30,
                         )
                     elif roll < 0.9:
                         kind = "event"
                         response = session.post(
                             f"{base}/behaviours",
+                            headers=headers,
                             timeout=30,
                             json={
                                 "user": user,
@@ -165,20 +190,23 @@ def main() -> None:
                         kind = "search"
                         response = session.get(
                             f"{base}/search",
+                            headers=headers,
                             timeout=30,
                             params={"q": rng.choice(INTENTS), "user": user},
                         )
+                    outcome = str(response.status_code)
                     ok = response.status_code < 400
-                except requests.RequestException:
+                except requests.RequestException as exc:
+                    outcome = type(exc).__name__
                     ok = False
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     latencies[kind].append(elapsed)
                     if not ok:
                         errors[kind] += 1
+                        error_kinds[(kind, outcome)] += 1
 
-        with open("/proc/loadavg") as handle:
-            load_before = handle.read().split()[:3]
+        load_before = load_average()
         threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
         started = time.monotonic()
         for thread in threads:
@@ -186,8 +214,7 @@ def main() -> None:
         for thread in threads:
             thread.join()
         wall = time.monotonic() - started
-        with open("/proc/loadavg") as handle:
-            load_after = handle.read().split()[:3]
+        load_after = load_average()
     finally:
         for process in processes:
             process.terminate()
@@ -210,6 +237,8 @@ def main() -> None:
         f"{percentile(all_values, 0.99):>9.0f}"
     )
     print(f"throughput: {total / wall:.1f} requests/s; errors: {sum(errors.values())} (target 0)")
+    for (kind, outcome), count in sorted(error_kinds.items()):
+        print(f"  {kind}: {outcome} x{count}")
 
 
 if __name__ == "__main__":
