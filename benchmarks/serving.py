@@ -20,10 +20,10 @@ COPY; the HNSW index is dropped before the vectors load and built afterwards (ti
 
 Measured, in this order, so that the ratios come from one run on one machine state
 (first two floors: a ``SELECT 1`` round trip and a one-row INSERT + COMMIT):
-(a)  bare HNSW top-10: ``retrieval.vector_query(space, v)[:10]`` through the ORM in a
+(a)  bare HNSW top-10: ``nearest.vector_query(space, v)[:10]`` through the ORM in a
      transaction with ``SET LOCAL hnsw.ef_search = E``, v = stored profile vectors of random
      users; once before and once after the endpoint runs (the machine is shared). E is what
-     serving uses (``retrieval.ef_search``: RECOMMENDER_HNSW_EF_SEARCH, default 1000); the
+     serving uses (``nearest.ef_search``: RECOMMENDER_HNSW_EF_SEARCH, default 1000); the
      targets are judged at E. Also at pgvector's default ef_search 40, for reference;
 (b)  recall@10 of (a) against exact search (numpy brute force over every vector of the
      space, cross-checked against PostgreSQL with ``enable_indexscan = off``), at
@@ -42,7 +42,7 @@ Measured, in this order, so that the ratios come from one run on one machine sta
      events are deleted and the profiles they touched recomputed at the end).
 
 When a target is missed (or with --profile), the in-process endpoint is broken down by
-wrapping each stage of ``recommend.candidate_pool`` / ``recommend.recommend`` and of the
+wrapping each stage of ``candidates.candidate_pool`` / ``pipeline.recommend`` and of the
 view in a timer (exclusive times), and cProfile is run over a few requests; the event POST
 likewise. Library code is not changed; the wrappers are removed afterwards.
 
@@ -260,7 +260,7 @@ def build_dataset(args) -> dict:
         ItemVector,
         UserProfile,
     )
-    from recommender.serving import profiles, retrieval
+    from recommender.serving import cooccurrence, profiles
 
     timings: dict[str, float] = {}
     marker_path = DATA_DIR / "dataset.json"
@@ -435,7 +435,7 @@ def build_dataset(args) -> dict:
     )
 
     started = time.perf_counter()
-    pairs = retrieval.refresh_cooccurrence()
+    pairs = cooccurrence.refresh_cooccurrence()
     timings["cooccurrence"] = time.perf_counter() - started
     timings["cooccurrence_rows"] = pairs
     print(f"  refresh_cooccurrence(): {pairs:,} rows in {timings['cooccurrence']:.1f}s")
@@ -476,12 +476,12 @@ def remove_bench_events() -> int:
 def hnsw_top(space, vector, k: int, ef: int) -> list[int]:
     from django.db import connection, transaction
 
-    from recommender.serving import retrieval
+    from recommender.serving import nearest
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef])
-        rows = list(retrieval.vector_query(space, vector).values_list("item_id", "distance")[:k])
+        rows = list(nearest.vector_query(space, vector).values_list("item_id", "distance")[:k])
     return [item_id for item_id, _ in rows]
 
 
@@ -499,12 +499,12 @@ def time_bare(space, vectors, ef: int, warmup: int = 30) -> list[float]:
 def exact_sql(space, vector, k: int) -> list[int]:
     from django.db import connection, transaction
 
-    from recommender.serving import retrieval
+    from recommender.serving import nearest
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")
-        return list(retrieval.vector_query(space, vector).values_list("item_id", flat=True)[:k])
+        return list(nearest.vector_query(space, vector).values_list("item_id", flat=True)[:k])
 
 
 def interests(user_pks: list[int]) -> list[int]:
@@ -821,7 +821,7 @@ def recommendation_stages():
 
     from recommender import spaces
     from recommender.api import access, views
-    from recommender.serving import helper_connection, profiles, recommend, retrieval
+    from recommender.serving import candidates, helper_connection, pipeline, profiles
 
     timer = StageTimer()
     for owner, attr, label in (
@@ -829,23 +829,23 @@ def recommendation_stages():
         (views.UserViewSet, "get_object", "user lookup (get_object)"),
         (helper_connection.Pending, "result", "waiting for the HNSW search (helper connection)"),
         (views, "_list_response", "response serialisation"),
-        (recommend, "recommend", "recommend() glue"),
-        (recommend, "candidate_pool", "candidate_pool glue + feature loop"),
+        (pipeline, "recommend", "recommend() glue"),
+        (pipeline, "candidate_pool", "candidate_pool glue + feature loop"),
         (spaces, "serving_space", "active space (process cache, Redis token)"),
-        (recommend.History, "load", "history load"),
+        (candidates.History, "load", "history load"),
         (profiles, "state_for", "profile load"),
-        (retrieval, "nearest_rows", "HNSW search as served (k 50, filters), rows + cosines"),
-        (retrieval, "cooccurrence_candidates", "co-occurrence candidates"),
-        (retrieval, "popularity", "popularity (per-minute cache)"),
-        (retrieval, "trending", "trending (per-minute cache)"),
-        (retrieval, "top_items", "top_items filter (popular+trending)"),
-        (retrieval, "new_items", "new items"),
-        (recommend, "_items", "items returned + anchors, with vectors (binary)"),
-        (recommend, "_vectors", "item vectors (binary fetch)"),
-        (retrieval, "candidate_rows", "other candidates' rows + cosine features (binary)"),
-        (recommend, "score", "scoring"),
-        (recommend, "mmr", "MMR"),
-        (recommend, "_explain", "explanations"),
+        (candidates, "nearest_rows", "HNSW search as served (k 50, filters), rows + cosines"),
+        (candidates, "cooccurrence_candidates", "co-occurrence candidates"),
+        (candidates, "popularity", "popularity (per-minute cache)"),
+        (candidates, "trending", "trending (per-minute cache)"),
+        (candidates, "top_items", "top_items filter (popular+trending)"),
+        (candidates, "new_items", "new items"),
+        (pipeline, "load_items", "items returned + anchors, with vectors (binary)"),
+        (pipeline, "item_vectors", "item vectors (binary fetch)"),
+        (candidates, "candidate_rows", "other candidates' rows + cosine features (binary)"),
+        (pipeline, "score", "scoring"),
+        (pipeline, "mmr", "MMR"),
+        (pipeline, "_explain", "explanations"),
     ):
         timer.wrap(owner, attr, label)
     try:
@@ -932,19 +932,19 @@ def explain_serving_query(space, user_pk: int, vector) -> str:
 
     from recommender.conf import conf
     from recommender.models import EndUser
-    from recommender.serving import retrieval
+    from recommender.serving import filters, nearest
     from recommender.spaces import vector_io
 
     user = EndUser.objects.get(pk=user_pk)
-    exclusion = retrieval.HistoryExclusion(user.pk)  # the user's items, in SQL
-    filters = retrieval.Filters()
-    cosine = retrieval.CosineFeatures(vector, dislikes_of=user.pk)
+    exclusion = nearest.HistoryExclusion(user.pk)  # the user's items, in SQL
+    filters = filters.Filters()
+    cosine = nearest.CosineFeatures(vector, dislikes_of=user.pk)
     captured = []
     fetch = vector_io.fetch
     vector_io.fetch = lambda sql, params=(): captured.append((sql, params)) or []
     try:
         n = conf.CANDIDATES_PER_SOURCE
-        retrieval.nearest_rows(
+        nearest.nearest_rows(
             vector, n, space=space, filters=filters, history=exclusion, cosine=cosine
         )
     finally:
@@ -988,7 +988,7 @@ def main() -> None:
 
     from recommender import spaces
     from recommender.models import EndUser, Item, UserProfile
-    from recommender.serving import profiles, retrieval
+    from recommender.serving import nearest, profiles
 
     server = None
     results: dict = {}
@@ -1039,14 +1039,14 @@ def main() -> None:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL hnsw.ef_search = 40")
             plan = (
-                retrieval.vector_query(space, q_vectors[0])
+                nearest.vector_query(space, q_vectors[0])
                 .values_list("item_id", "distance")[:10]
                 .explain()
             )
         uses_index = spaces.index_name(space) in plan
         print(f"(a) plan uses {spaces.index_name(space)}: {uses_index}")
 
-        EF.update({10: retrieval.ef_search(10), 100: retrieval.ef_search(100)})
+        EF.update({10: nearest.ef_search(10), 100: nearest.ef_search(100)})
         # (a) bare HNSW, first half of the bracket.
         bare_before = time_bare(space, q_vectors, EF[10])
         print(f"(a) bare HNSW top-10 ef {EF[10]} (ORM, before):  {summary(bare_before)}")

@@ -37,7 +37,7 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    from recsite.celery import app
+    from celery import current_app as app
 
     try:
         with app.connection_for_write() as conn:

@@ -104,9 +104,9 @@ def enqueue_item_embeddings(item_ids: list[int]) -> None:
 @shared_task(name="recommender.refresh_cooccurrence", acks_late=True, **_RETRY)
 def refresh_cooccurrence() -> dict:
     """Recompute the item-to-item co-occurrence table from the behaviour log."""
-    from recommender.serving import retrieval
+    from recommender.serving import cooccurrence
 
-    return {"pairs": retrieval.refresh_cooccurrence()}
+    return {"pairs": cooccurrence.refresh_cooccurrence()}
 
 
 @shared_task(name="recommender.recompute_profiles", acks_late=True, **_RETRY)
@@ -155,7 +155,8 @@ def train_ranker(kind: str | None = None) -> dict:
 @shared_task(name="recommender.evaluate", acks_late=True, **_RETRY)
 def evaluate(max_users: int = 200, k: list[int] | None = None) -> dict:
     """Re-run the leave-one-out evaluation and store the run, so a drop shows in the admin."""
-    from recommender.learning import evaluation, ranker, reports
+    from recommender.learning import evaluation, reports
+    from recommender.serving import learned
 
     cases = evaluation.leave_one_out(max_users=max_users)
     if not cases:
@@ -164,7 +165,7 @@ def evaluate(max_users: int = 200, k: list[int] | None = None) -> dict:
         cases,
         protocol="leave-one-out by time",
         ks=k or [10],
-        recommenders=evaluation.baselines(ranker.load_latest_scorer()),
+        recommenders=evaluation.baselines(learned.load_latest_scorer()),
     )
     run, _ = reports.record(report, {"max_users": max_users, "k": k or [10], "source": "beat"})
     return {"run": run.pk, "ndcg@10": run.headline()}

@@ -74,6 +74,7 @@ CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", [])
 RECSITE_DATA_DIR = Path(os.environ.get("RECSITE_DATA_DIR") or BASE_DIR / ".recsite").resolve()
 
 INSTALLED_APPS = [
+    "recsite.apps.RecsiteConfig",  # first: starts the embedded servers the others use
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from recommender import spaces
 from recommender.demo import load
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
-from recommender.serving import retrieval
+from recommender.serving import cooccurrence
 from recommender.serving.ranking import intra_list_distance
 from recommender.spaces import embedding
 
@@ -24,7 +24,7 @@ def demo(django_db_setup, django_db_blocker):
         load.load()
         space = spaces.ensure_default_space()
         embedding.embed_items(space, list(Item.objects.values_list("pk", flat=True)))
-        retrieval.refresh_cooccurrence()
+        cooccurrence.refresh_cooccurrence()
         yield space
         for existing in EncoderSpace.objects.all():
             spaces.drop_index(existing)

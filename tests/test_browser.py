@@ -46,7 +46,7 @@ from recommender.models import (
     Item,
     ItemVector,
 )
-from recommender.serving import retrieval
+from recommender.serving import cooccurrence
 from recommender.spaces import embedding
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def _load_demo():
     load.load()
     space = spaces.ensure_default_space()
     embedding.embed_items(space, list(Item.objects.values_list("pk", flat=True)))
-    retrieval.refresh_cooccurrence()
+    cooccurrence.refresh_cooccurrence()
     return space
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from recommender import spaces
 from recommender.learning import evaluation, ranker
 from recommender.models import Behaviour, EndUser, EvaluationRun, Item, ItemCooccurrence
-from recommender.serving import profiles, ranking, retrieval
+from recommender.serving import cooccurrence, learned, profiles, ranking
 from recommender.spaces import embedding
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +92,7 @@ def test_as_of_profiles_do_not_see_the_held_out_event(shop):
 
 
 def test_evaluation_reports_every_baseline_and_leaves_the_site_unchanged(shop):
-    retrieval.refresh_cooccurrence()
+    cooccurrence.refresh_cooccurrence()
     pairs = sorted(ItemCooccurrence.objects.values_list("item_id", "other_id", "score"))
     cases = evaluation.leave_one_out(max_users=None)
     report = evaluation.evaluate(cases, protocol="loo", ks=[5, 10])
@@ -129,15 +129,15 @@ def test_temporal_split_and_bad_dates(shop, capsys):
 def test_learned_ranker_trains_saves_and_serves(shop, settings, tmp_path, capsys):
     settings.RECSITE_DATA_DIR = tmp_path
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
-    assert ranker.load_latest_scorer() is None
+    assert learned.load_latest_scorer() is None
     call_command("train_ranker", "--epochs", "60", "--no-progress")
     out = capsys.readouterr().out
     assert "epoch    0" in out and "saved" in out
-    scorer = ranker.load_latest_scorer()
+    scorer = learned.load_latest_scorer()
     assert scorer is not None and Path(scorer.path).parent == tmp_path / "models" / "ranker"
     assert ranking.current_scorer() is scorer
     matrix = np.random.default_rng(0).random((5, len(ranking.FEATURES))).astype(np.float32)
-    restored = ranker.LearnedScorer.from_json(scorer.to_json())
+    restored = learned.LearnedScorer.from_json(scorer.to_json())
     assert np.allclose(restored.score(matrix), scorer.score(matrix))
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from recommender import spaces
 from recommender.learning import evaluation, ranker
 from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import learned
 from recommender.serving.ranking import DEFAULT_WEIGHTS, FEATURES, BlendScorer
 from recommender.spaces import embedding
 
@@ -101,7 +102,7 @@ def test_pairwise_ranker_learns_what_the_blend_misses_and_keeps_unseen_weights()
 def test_pairwise_factorization_machine_round_trips_with_its_loss():
     features, labels, groups = synthetic_pools(2)
     scorer, _, _ = ranker.train(features, labels, groups, kind="fm", loss="pairwise", epochs=20)
-    restored = ranker.LearnedScorer.from_json(scorer.to_json())
+    restored = learned.LearnedScorer.from_json(scorer.to_json())
     assert restored.loss == "pairwise" and restored.factors is not None
     # query_similarity is 0 throughout training: it may not take part in any interaction.
     assert not restored.factors[COLUMN["query_similarity"]].any()
@@ -147,7 +148,7 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
     )  # fmt: skip
     assert "trained fm ranker (pairwise loss)" in out.getvalue()
     assert "from 12 users" in out.getvalue()
-    scorer = ranker.load_latest_scorer()
+    scorer = learned.load_latest_scorer()
     assert scorer is not None and scorer.loss == "pairwise" and scorer.kind == "fm"
 
 
@@ -163,5 +164,5 @@ def test_the_nightly_task_trains_the_measured_setup_by_default(shop, settings):
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
     report = tasks.train_ranker()
     assert report["trained"], report
-    scorer = ranker.load_latest_scorer()
+    scorer = learned.load_latest_scorer()
     assert (scorer.kind, scorer.loss) == ("fm", "pairwise")

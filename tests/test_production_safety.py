@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 from recommender import apikeys, checks, shopper_tokens, spaces
 from recommender.ingest import privacy
 from recommender.models import KEYWORD_TEXT, Behaviour, EndUser, Item, KeywordBigrams
-from recommender.serving import retrieval
+from recommender.serving import filters, keywords, popularity
 from recommender.spaces import embedding
 from recsite.reporting import SecretURLFilter
 
@@ -299,7 +299,7 @@ def test_a_non_redis_cache_throttles_instead_of_failing(served):
 
 
 def test_keyword_matches_use_the_bigram_index(served):
-    words = retrieval.keyword_matches("茶礼盒", 10, retrieval.Filters())
+    words = keywords.keyword_matches("茶礼盒", 10, filters.Filters())
     titles = set(Item.objects.filter(pk__in=words).values_list("title", flat=True))
     assert titles == {"绿茶礼盒", "红茶礼盒"}
     query = (
@@ -317,9 +317,9 @@ def test_keyword_matches_use_the_bigram_index(served):
 
 def test_keyword_matches_are_case_insensitive_substrings(served):
     Item.objects.create(external_id="e1", title="Wool SCARF, grey", tags=["winter"])
-    found = retrieval.keyword_matches("scarf", 10, retrieval.Filters())
+    found = keywords.keyword_matches("scarf", 10, filters.Filters())
     assert Item.objects.get(external_id="e1").pk in found
-    assert retrieval.keyword_matches("Winter", 10, retrieval.Filters())
+    assert keywords.keyword_matches("Winter", 10, filters.Filters())
 
 
 # --- A long history costs a bounded read ------------------------------------------------------
@@ -378,9 +378,9 @@ def test_popularity_kept_during_an_outage_is_not_served_after_it(served):
     user = EndUser.objects.get(external_id="u1")
     fresh = Item.objects.get(external_id="i3")
     with override_settings(CACHES=DEAD_REDIS):
-        during = retrieval.popularity()
-        assert retrieval.popularity() is during  # reused within the minute, not recomputed
+        during = popularity.popularity()
+        assert popularity.popularity() is during  # reused within the minute, not recomputed
     Behaviour.objects.create(user=user, item=fresh, kind="purchase")
     cache.clear()
-    after = retrieval.popularity()
+    after = popularity.popularity()
     assert fresh.pk not in during and fresh.pk in after

@@ -16,7 +16,7 @@ from recommender.models import (
     ItemVector,
     UserProfile,
 )
-from recommender.serving import profiles, retrieval
+from recommender.serving import candidates, cooccurrence, filters, nearest, popularity, profiles
 from recommender.spaces import embedding, vector_io
 
 
@@ -100,16 +100,16 @@ def test_cooccurrence_candidates_sum_weighted_scores_and_name_the_strongest_seed
         ]
     )
     seeds = {a.pk: 1.0, b.pk: 2.0}
-    found = retrieval.cooccurrence_candidates(seeds, 10, retrieval.Filters())
+    found = cooccurrence.cooccurrence_candidates(seeds, 10, filters.Filters())
     # x: 0.5*1 + 0.4*2 = 1.3, strongest via b (0.8); z: 1.8 via b; y: 0.2 via a.
     assert list(found) == [z.pk, x.pk, y.pk]
     assert found[x.pk] == (pytest.approx(1.3), b.pk)
     assert found[z.pk] == (pytest.approx(1.8), b.pk)
     assert found[y.pk] == (pytest.approx(0.2), a.pk)
-    excluded = retrieval.cooccurrence_candidates(seeds, 1, retrieval.Filters(exclude_ids={z.pk}))
+    excluded = cooccurrence.cooccurrence_candidates(seeds, 1, filters.Filters(exclude_ids={z.pk}))
     assert list(excluded) == [x.pk]
     Item.objects.filter(pk=y.pk).update(category="tea")
-    by_category = retrieval.cooccurrence_candidates(seeds, 10, retrieval.Filters(category="tea"))
+    by_category = cooccurrence.cooccurrence_candidates(seeds, 10, filters.Filters(category="tea"))
     assert list(by_category) == [y.pk]
 
 
@@ -121,14 +121,14 @@ def test_popular_head_holds_active_items_only_and_respects_filters(space):
             Behaviour.objects.create(user=user, item=item, kind="purchase")
     Item.objects.filter(pk=items[0].pk).update(is_active=False)
     Item.objects.filter(pk=items[3].pk).update(category="tea")
-    table = retrieval.popularity()
+    table = popularity.popularity()
     assert items[0].pk not in table
-    assert list(retrieval.top_items(table, 2, retrieval.Filters())) == [items[1].pk, items[2].pk]
-    assert list(retrieval.top_items(table, 2, retrieval.Filters(exclude_ids={items[1].pk}))) == [
+    assert list(popularity.top_items(table, 2, filters.Filters())) == [items[1].pk, items[2].pk]
+    assert list(popularity.top_items(table, 2, filters.Filters(exclude_ids={items[1].pk}))) == [
         items[2].pk,
         items[3].pk,
     ]
-    assert list(retrieval.top_items(table, 2, retrieval.Filters(category="tea"))) == [items[3].pk]
+    assert list(popularity.top_items(table, 2, filters.Filters(category="tea"))) == [items[3].pk]
 
 
 def test_an_event_for_a_new_user_creates_the_user_once(space):
@@ -172,11 +172,11 @@ def test_binary_fetches_are_listed_with_the_orm_queries_under_debug(space, setti
 
 def test_ef_search_follows_the_setting_within_pgvectors_bounds(settings):
     settings.RECOMMENDER_HNSW_EF_SEARCH = 40
-    assert (retrieval.ef_search(10), retrieval.ef_search(100)) == (40, 200)
+    assert (nearest.ef_search(10), nearest.ef_search(100)) == (40, 200)
     settings.RECOMMENDER_HNSW_EF_SEARCH = 5000
-    assert retrieval.ef_search(10) == 1000  # pgvector refuses more
+    assert nearest.ef_search(10) == 1000  # pgvector refuses more
     del settings.RECOMMENDER_HNSW_EF_SEARCH
-    assert retrieval.ef_search(10) == 1000
+    assert nearest.ef_search(10) == 1000
 
 
 def test_vectors_written_in_binary_read_back_exactly_and_upsert(space):
@@ -256,19 +256,19 @@ def committed_shop(transactional_db, settings):
 
 def _spy_on_searches(monkeypatch) -> list[int]:
     backends: list[int] = []
-    original = retrieval.nearest_rows
+    original = nearest.nearest_rows
 
     def spy(*args, **kwargs):
         connection.ensure_connection()
         backends.append(connection.connection.info.backend_pid)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(retrieval, "nearest_rows", spy)
+    monkeypatch.setattr(candidates, "nearest_rows", spy)  # as the pipeline calls it
     return backends
 
 
 def _served(user, **fields) -> list[tuple[int, float, list[str]]]:
-    from recommender.serving.recommend import RecommendationRequest, recommend
+    from recommender.serving.pipeline import RecommendationRequest, recommend
 
     found = recommend(RecommendationRequest(user=user, k=8, **fields))
     return [(r.item.pk, round(r.score, 6), r.sources, r.reason.text) for r in found]
@@ -308,13 +308,12 @@ def test_a_lost_helper_connection_is_replaced_and_the_answer_kept(committed_shop
 
 
 def test_items_read_in_binary_equal_the_orms(space):
-    from recommender.serving import recommend
 
     items = make_items(3, tags=["羽绒服", "new"], attributes={"price": 399.5, "brand": "北辰"})
     Item.objects.filter(pk=items[1].pk).update(description="长款\n保暖", is_active=False)
     ids = [item.pk for item in items] + [10**9]  # an unknown id is left out, as in_bulk does
     embedding.embed_items(space, [items[0].pk])
-    binary, vectors = recommend._items(ids, space)
+    binary, vectors = candidates.load_items(ids, space)
     orm = Item.objects.in_bulk(ids)
     assert binary.keys() == orm.keys()
     assert vectors.keys() == {items[0].pk}
@@ -336,9 +335,9 @@ def test_cosine_features_computed_by_the_database_match_numpy(space):
     user = EndUser.objects.get(external_id="u1")
     rng = np.random.default_rng(0)
     profile, query = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 48)).astype(np.float32))
-    cosine = retrieval.CosineFeatures(profile, query, dislikes_of=user.pk, vectors=True)
+    cosine = nearest.CosineFeatures(profile, query, dislikes_of=user.pk, vectors=True)
     ids = [item.pk for item in items[2:]]
-    rows = retrieval.candidate_rows(space, ids, retrieval.Filters(), cosine)
+    rows = nearest.candidate_rows(space, ids, filters.Filters(), cosine)
     assert rows.keys() == set(ids)
 
     stored = profiles.item_vectors(space, [item.pk for item in items])
@@ -355,15 +354,13 @@ def test_cosine_features_computed_by_the_database_match_numpy(space):
     assert rows[items[7].pk].features == {}  # a zero vector has no cosine
 
     # The nearest-neighbour search computes the same features for the rows it finds.
-    found = retrieval.nearest_rows(profile, 3, space=space, cosine=cosine)
+    found = nearest.nearest_rows(profile, 3, space=space, cosine=cosine)
     for row in found:
         if row.item_id in ids[:-1]:
             assert row.features == pytest.approx(rows[row.item_id].features, abs=1e-5)
             assert row.similarity == pytest.approx(row.features["similarity"], abs=1e-5)
     # Without a user or vectors asked for: no dislike feature, no vectors.
-    plain = retrieval.candidate_rows(
-        space, ids, retrieval.Filters(), retrieval.CosineFeatures(profile)
-    )
+    plain = nearest.candidate_rows(space, ids, filters.Filters(), nearest.CosineFeatures(profile))
     assert set(plain[ids[0]].features) == {"similarity"} and plain[ids[0]].vector is None
 
 
@@ -388,7 +385,7 @@ def test_a_request_does_not_queue_behind_a_busy_helper(committed_shop, monkeypat
 @pytest.mark.parametrize("explained", [True, False])
 def test_the_list_answer_matches_its_documented_serializer(space, explained):
     from recommender.api import serializers
-    from recommender.serving.recommend import RecommendationRequest, recommend
+    from recommender.serving.pipeline import RecommendationRequest, recommend
 
     items = make_items(12, attributes={"price": 99.5, "brand": "北辰"}, tags=["羽绒服"])
     embedding.embed_items(space, [item.pk for item in items])
@@ -406,7 +403,8 @@ def test_the_list_answer_matches_its_documented_serializer(space, explained):
 
 
 def test_candidates_per_source_follow_the_setting(space, settings):
-    from recommender.serving.recommend import RecommendationRequest, candidate_pool
+    from recommender.serving.candidates import candidate_pool
+    from recommender.serving.pipeline import RecommendationRequest
 
     items = make_items(60)
     embedding.embed_items(space, [item.pk for item in items])
@@ -439,8 +437,8 @@ def test_the_search_leaves_out_the_users_items_in_its_own_sql(space):
     vector = np.ones(48, dtype=np.float32)
 
     def found(**exclusion):
-        history = retrieval.HistoryExclusion(user.pk, **exclusion)
-        rows = retrieval.nearest_rows(vector, 10, space=space, history=history)
+        history = nearest.HistoryExclusion(user.pk, **exclusion)
+        rows = nearest.nearest_rows(vector, 10, space=space, history=history)
         return {row.item_id for row in rows}
 
     everything = {item.pk for item in items}

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from recommender import spaces
 from recommender.models import EncoderSpace, EndUser, Item, ItemVector, UserProfile
-from recommender.serving import retrieval
+from recommender.serving import nearest
 from recommender.spaces import embedding
 from recommender.tasks import build_space, refresh_stale_vectors
 
@@ -61,7 +61,7 @@ def test_edited_title_is_stale_until_a_refresh(celery_worker):
     text = embedding.item_text(Item.objects.get(pk=item.pk), space.text_template)
     assert text.startswith("机械键盘红轴")
     query = embedding.encoder_for(space).encode([text])[0]
-    assert retrieval.nearest_items(query, 1, space=space)[0].similarity == pytest.approx(1.0)
+    assert nearest.nearest_items(query, 1, space=space)[0].similarity == pytest.approx(1.0)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -104,7 +104,7 @@ def test_spaces_of_different_dimensions_coexist():
     assert {len(v.embedding) for v in ItemVector.objects.filter(space=small)} == {32}
     assert {len(v.embedding) for v in ItemVector.objects.filter(space=large)} == {300}
     for space in (small, large):
-        assert retrieval.search_text("down jacket", 1, space=space)[0].item_id == items[1].pk
+        assert nearest.search_text("down jacket", 1, space=space)[0].item_id == items[1].pk
 
 
 @pytest.mark.django_db
@@ -116,9 +116,9 @@ def test_activation_switches_what_a_cosine_query_returns():
     embedding.embed_items(titles, ids)
     embedding.embed_items(cats, ids)
     spaces.activate_space(titles)
-    assert retrieval.search_text("keyboard", 1)[0].item_id == by_title.pk
+    assert nearest.search_text("keyboard", 1)[0].item_id == by_title.pk
     spaces.activate_space(cats)
-    assert retrieval.search_text("keyboard", 1)[0].item_id == by_category.pk
+    assert nearest.search_text("keyboard", 1)[0].item_id == by_category.pk
     assert EncoderSpace.objects.filter(is_active=True).count() == 1
 
 
@@ -128,7 +128,7 @@ def test_cosine_query_uses_the_space_hnsw_index(hashing_space):
         Item(external_id=f"i{n}", title=f"item {n} word{n % 97}") for n in range(300)
     )
     embedding.embed_items(hashing_space, [item.pk for item in items])
-    query = retrieval.vector_query(hashing_space, [1.0] + [0.0] * 63)[:5]
+    query = nearest.vector_query(hashing_space, [1.0] + [0.0] * 63)[:5]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE recommender_itemvector")
         # At 300 rows scanning and sorting is rightly cheapest (the index wins from a few

@@ -21,7 +21,7 @@ from recommender import health, shopper_tokens
 from recommender.api import serializers as s
 from recommender.ingest import events, importing, privacy
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import explain, recommend
+from recommender.serving import explain, pipeline
 
 
 def _lang(request, value: str | None) -> str:
@@ -192,7 +192,7 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         params = s.SimilarQuerySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         lang = _lang(request, params.validated_data.get("lang"))
-        results = recommend.similar_items(item, params.validated_data["k"], lang=lang)
+        results = pipeline.similar_items(item, params.validated_data["k"], lang=lang)
         return _list_response(results, None, lang)
 
 
@@ -285,8 +285,8 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         ranges = {}
         if p.get("price_min") is not None or p.get("price_max") is not None:
             ranges["price"] = (p.get("price_min"), p.get("price_max"))
-        results = recommend.recommend(
-            recommend.RecommendationRequest(
+        results = pipeline.recommend(
+            pipeline.RecommendationRequest(
                 user=user,
                 k=p["k"],
                 category=p.get("category"),
@@ -428,7 +428,7 @@ class SearchView(APIView):
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])
         lang = _lang(request, p.get("lang"))
-        results = recommend.search(p["q"], user, p["k"], lang, category=p.get("category"))
+        results = pipeline.search(p["q"], user, p["k"], lang, category=p.get("category"))
         return _list_response(results, user.external_id if user else None, lang)
 
 
@@ -450,8 +450,8 @@ class SessionRecommendationView(APIView):
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])
         lang = _lang(request, p.get("lang"))
-        results = recommend.recommend(
-            recommend.RecommendationRequest(
+        results = pipeline.recommend(
+            pipeline.RecommendationRequest(
                 user=user,
                 k=p["k"],
                 category=p.get("category"),

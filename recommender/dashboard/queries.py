@@ -115,7 +115,7 @@ class QueueDepth:
 
 def queue_depths(names: Iterable[str] = QUEUES) -> list[QueueDepth]:
     """Messages waiting in each broker queue (all priority levels), or why it is unknown."""
-    from recsite.celery import app
+    from celery import current_app as app
 
     names = list(names)
     try:
@@ -263,9 +263,8 @@ class TaskState:
 
 def task_state(task_id: str) -> TaskState:
     """A queued task's state from the result backend (PENDING also means "unknown")."""
+    from celery import current_app as app
     from celery.result import AsyncResult
-
-    from recsite.celery import app
 
     result = AsyncResult(task_id, app=app)
     state = result.state

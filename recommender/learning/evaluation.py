@@ -1,6 +1,6 @@
 """Offline evaluation: protocols that hold out what users did next, and ranking metrics.
 
-The recommender under test is the serving code itself (``recommend.recommend``) with
+The recommender under test is the serving code itself (``pipeline.recommend``) with
 ``as_of`` set to each case's cut, so it only sees what was known then. Baselines are the
 same pipeline restricted to one candidate source. Everything the evaluation writes
 (co-occurrence recomputed without the held-out events) happens inside a transaction that
@@ -22,7 +22,7 @@ from django.db import transaction
 
 from recommender import behaviour, spaces
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import profiles, recommend, retrieval
+from recommender.serving import cooccurrence, pipeline, profiles
 from recommender.serving.ranking import FEATURES, BlendScorer, Scorer, intra_list_distance
 
 
@@ -226,15 +226,15 @@ def evaluate(
         with transaction.atomic(), profiles.memoize_past_profiles():
             # Co-occurrence as the training data alone would have produced it.
             as_of = max((case.as_of for case in cases), default=None)
-            retrieval.refresh_cooccurrence(as_of=as_of, exclude_events=held_out)
+            cooccurrence.refresh_cooccurrence(as_of=as_of, exclude_events=held_out)
             item_counts = _training_counts(held_out)
             n_users = EndUser.objects.count()
             users = EndUser.objects.in_bulk([case.user_id for case in cases])
             for case in cases:
                 ranked_by = {}
                 for config in recommenders:
-                    results = recommend.recommend(
-                        recommend.RecommendationRequest(
+                    results = pipeline.recommend(
+                        pipeline.RecommendationRequest(
                             user=users[case.user_id],
                             k=depth,
                             as_of=case.as_of,

@@ -11,93 +11,35 @@ Two losses: ``pointwise`` (class-weighted log loss on each candidate, standardis
 features) and ``pairwise`` (BPR: the engaged item must outscore each other candidate of
 its pool). The pairwise model starts from the fixed blend's weights and is pulled back
 towards them, so a feature the training pools never exercise (a search's query
-similarity, say) keeps the blend's weight instead of being dropped.
-"""
+similarity, say) keeps the blend's weight instead of being dropped."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 
 from recommender.conf import conf
 from recommender.learning import evaluation
 from recommender.models import EndUser
-from recommender.serving import profiles, recommend, retrieval
+from recommender.serving import candidates, cooccurrence, pipeline, profiles
+from recommender.serving.learned import LearnedScorer, save
 from recommender.serving.ranking import DEFAULT_WEIGHTS, FEATURES
 
 KINDS = ("logistic", "fm")
+
+
 LOSSES = ("pointwise", "pairwise")
+
+
 # How strongly the pairwise model is held near the blend (per squared weight of drift).
 PAIRWISE_PRIOR = 0.01
-
-
-def ranker_dir() -> Path:
-    return Path(settings.RECSITE_DATA_DIR) / "models" / "ranker"
-
-
-@dataclass
-class LearnedScorer:
-    """A trained ranker in plain numpy (no torch needed to serve)."""
-
-    kind: str
-    features: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    weights: np.ndarray
-    bias: float
-    factors: np.ndarray | None = None  # (n_features, k) for the factorization machine
-    path: str = ""
-    loss: str = "pointwise"
-
-    @property
-    def name(self) -> str:
-        return f"learned-{self.kind}"
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        x = (features[:, : len(self.features)] - self.mean) / self.std
-        out = x @ self.weights + self.bias
-        if self.factors is not None:
-            projected = x @ self.factors
-            squares = (x * x) @ (self.factors * self.factors)
-            out = out + 0.5 * (projected * projected - squares).sum(axis=1)
-        return out
-
-    def to_json(self) -> dict:
-        return {
-            "kind": self.kind,
-            "features": self.features,
-            "mean": self.mean.tolist(),
-            "std": self.std.tolist(),
-            "weights": self.weights.tolist(),
-            "bias": self.bias,
-            "factors": None if self.factors is None else self.factors.tolist(),
-            "loss": self.loss,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict, path: str = "") -> LearnedScorer:
-        factors = data.get("factors")
-        return cls(
-            kind=data["kind"],
-            features=list(data["features"]),
-            mean=np.asarray(data["mean"], dtype=np.float32),
-            std=np.asarray(data["std"], dtype=np.float32),
-            weights=np.asarray(data["weights"], dtype=np.float32),
-            bias=float(data["bias"]),
-            factors=None if factors is None else np.asarray(factors, dtype=np.float32),
-            path=path,
-            loss=data.get("loss", "pointwise"),
-        )
 
 
 @dataclass
@@ -146,11 +88,11 @@ def build_examples(
     rows, labels, groups, user_ids = [], [], [], []
     with transaction.atomic(), profiles.memoize_past_profiles():
         as_of = max((case.as_of for case in cases), default=None)
-        retrieval.refresh_cooccurrence(as_of=as_of, exclude_events=held)
+        cooccurrence.refresh_cooccurrence(as_of=as_of, exclude_events=held)
         users = EndUser.objects.in_bulk([case.user_id for case in cases])
         for index, case in enumerate(cases):
-            pool = recommend.candidate_pool(
-                recommend.RecommendationRequest(
+            pool = candidates.candidate_pool(
+                pipeline.RecommendationRequest(
                     user=users[case.user_id], k=50, as_of=case.as_of, explain=False
                 )
             ).candidates
@@ -329,47 +271,6 @@ def train(
         loss=loss,
     )
     return scorer, train_losses, val_losses
-
-
-def save(scorer: LearnedScorer) -> Path:
-    """Write the ranker as versioned JSON (no pickles: loading it runs no code)."""
-    directory = ranker_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    path = directory / f"ranker-{stamp}-{scorer.kind}.json"
-    path.write_text(json.dumps(scorer.to_json()))
-    scorer.path = str(path)
-    return path
-
-
-_cache: dict[str, tuple[float, LearnedScorer]] = {}
-
-
-def latest_path() -> Path | None:
-    directory = ranker_dir()
-    if not directory.exists():
-        return None
-    paths = sorted(directory.glob("ranker-*.json"))
-    return paths[-1] if paths else None
-
-
-def load_latest_scorer() -> LearnedScorer | None:
-    """The newest saved ranker (reloaded when a newer file appears), or None."""
-    if not conf.USE_LEARNED_RANKER:
-        return None
-    path = latest_path()
-    if path is None:
-        return None
-    mtime = path.stat().st_mtime
-    cached = _cache.get(str(path))
-    if cached and cached[0] == mtime:
-        return cached[1]
-    scorer = LearnedScorer.from_json(json.loads(path.read_text()), str(path))
-    if scorer.features != list(FEATURES)[: len(scorer.features)]:
-        return None  # trained on another feature layout: ignore rather than misrank
-    _cache.clear()
-    _cache[str(path)] = (mtime, scorer)
-    return scorer
 
 
 def train_and_save(

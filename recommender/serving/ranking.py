@@ -75,22 +75,13 @@ class BlendScorer:
         return features @ self.weights
 
 
-_learned_loader = None
-
-
-def set_learned_scorer_loader(loader) -> None:
-    """Install the function that returns the newest learned scorer, or None (see learning)."""
-    global _learned_loader
-    _learned_loader = loader
-
-
 def current_scorer() -> Scorer:
-    """The newest learned scorer when one is installed and trained, else the blend."""
-    if _learned_loader is not None:
-        learned = _learned_loader()
-        if learned is not None:
-            return learned
-    return BlendScorer()
+    """The newest learned scorer when one is trained (and enabled), else the blend."""
+    # Imported here: serving.learned checks saved rankers against this module's FEATURES.
+    from recommender.serving.learned import load_latest_scorer
+
+    learned = load_latest_scorer()
+    return learned if learned is not None else BlendScorer()
 
 
 def score(candidates: Sequence[Candidate], scorer: Scorer | None = None) -> None:

@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recommender.ingest.importing import parse_datetime
-from recommender.learning import evaluation, ranker, reports
+from recommender.learning import evaluation, reports
+from recommender.serving import learned
 
 
 class Command(BaseCommand):
@@ -62,8 +63,8 @@ class Command(BaseCommand):
             protocol = "leave-one-out by time"
         if not cases:
             raise CommandError("nothing to evaluate: no user has history and held-out events")
-        learned = ranker.load_latest_scorer()
-        configs = evaluation.baselines(learned)
+        scorer = learned.load_latest_scorer()
+        configs = evaluation.baselines(scorer)
         if options["only"]:
             wanted = {name.strip() for name in options["only"].split(",") if name.strip()}
             unknown = wanted - {config.name for config in configs}

@@ -4,7 +4,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from recommender.demo import load
-from recommender.serving import retrieval
+from recommender.serving import cooccurrence
 
 
 class Command(BaseCommand):
@@ -26,5 +26,5 @@ class Command(BaseCommand):
         )
         if not options["no_embed"]:
             call_command("embed", stdout=self.stdout, stderr=self.stderr, no_progress=True)
-        pairs = retrieval.refresh_cooccurrence()
+        pairs = cooccurrence.refresh_cooccurrence()
         self.stdout.write(f"co-occurrence: {pairs} item pairs")

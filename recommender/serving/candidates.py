@@ -1,17 +1,12 @@
-"""The serving pipeline: profile → candidates → scores → diverse re-ranking → reasons.
-
-One implementation for the API, the storefront and offline evaluation (``as_of`` makes
-every step see only what was known at that time).
-"""
+"""The candidate pool of one request: the user's history and profile, every source's
+candidates merged with their features, and the anchors explanations may name."""
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import connection
@@ -20,52 +15,29 @@ from django.utils import timezone
 from recommender import behaviour, spaces
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
-from recommender.serving import explain, helper_connection, profiles, retrieval
-from recommender.serving.ranking import BlendScorer, Candidate, Scorer, mmr, score
+from recommender.serving import explain, helper_connection, profiles
+from recommender.serving.cooccurrence import cooccurrence_candidates
+from recommender.serving.filters import Filters
+from recommender.serving.keywords import keyword_matches
+from recommender.serving.nearest import (
+    CosineFeatures,
+    HistoryExclusion,
+    candidate_rows,
+    nearest_rows,
+    seen_window,
+)
+from recommender.serving.popularity import ScoreTable, new_items, popularity, top_items, trending
+from recommender.serving.ranking import Candidate
 from recommender.spaces import vector_io
+
+if TYPE_CHECKING:  # the pipeline imports this module
+    from recommender.serving.pipeline import RecommendationRequest
 
 MAX_K = 200
 HISTORY_LIMIT = 200
+
+
 SEED_LIMIT = 30
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RecommendationRequest:
-    """What a caller asks for. Item ids here are primary keys, not external ids."""
-
-    user: EndUser | None = None
-    k: int = 10
-    category: str | None = None
-    attribute_ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    diversity: float = 0.0
-    exclude_seen: bool = True
-    query: str | None = None
-    lang: str = "zh"
-    explain: bool = True
-    positive: list[int] = field(default_factory=list)
-    negative: list[int] = field(default_factory=list)
-    context: dict = field(default_factory=dict)
-    as_of: datetime | None = None
-    category_cap: int | None = None
-    # Candidates asked of each source (None: RECOMMENDER_CANDIDATES_PER_SOURCE).
-    per_source: int | None = None
-    mode: str = "recommend"  # or "search": query sources only, seen items allowed
-    scorer: Scorer | None = None
-    # Restrict candidate sources (offline baselines): history, positive, query, keyword,
-    # co_occurrence, popular, trending, new. None means all.
-    sources: frozenset[str] | None = None
-
-
-@dataclass
-class Recommendation:
-    item: Item
-    score: float
-    sources: list[str]
-    features: dict[str, float]
-    reason: explain.Reason | None = None
-    blurb: str | None = None
 
 
 @dataclass
@@ -96,7 +68,7 @@ class History:
             # A long history: "seen" and dislikes come from the latest seen_window()
             # events (the search's exclusion uses the same window), a bounded read.
             window = events.order_by("-occurred_at").values_list("item_id", "kind")
-            pairs = set(window[: retrieval.seen_window()])
+            pairs = set(window[: seen_window()])
             seen = {item for item, _ in pairs}
             disliked = {item for item, kind in pairs if kind == "dislike"}
         categories = {row[0]: row[4] for row in rows[:HISTORY_LIMIT]}
@@ -132,13 +104,15 @@ def _unit(vector: np.ndarray | None) -> np.ndarray | None:
     return (vector / norm).astype(np.float32) if norm > 1e-9 else None
 
 
-def _vectors(space: EncoderSpace | None, ids) -> dict[int, np.ndarray]:
+def item_vectors(space: EncoderSpace | None, ids) -> dict[int, np.ndarray]:
+    """Stored vectors of ``ids`` in ``space`` ({} without a space)."""
     if space is None or not ids:
         return {}
     return profiles.item_vectors(space, ids)
 
 
-def _item_text(item: Item) -> explain.ItemText:
+def explain_text(item: Item) -> explain.ItemText:
+    """What explanations and blurbs read of an item."""
     return explain.ItemText(
         title=item.title,
         category=item.category,
@@ -159,42 +133,6 @@ class Pool:
     anchor_ids: list[int] = field(default_factory=list)
     anchor_items: dict[int, Item] = field(default_factory=dict)
     anchor_vectors: dict[int, np.ndarray] = field(default_factory=dict)
-
-
-def recommend(request: RecommendationRequest) -> list[Recommendation]:
-    """A ranked, diverse, explained list for one request."""
-    k = max(1, min(request.k, MAX_K))
-    found = candidate_pool(request)
-    pool = found.candidates
-    scorer = request.scorer
-    if scorer is None and request.mode == "search":
-        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
-    score(pool, scorer)
-    chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
-    anchors: dict[int, str] = {}
-    closest: dict[int, int] = {}
-    # Full rows for what is returned (with vectors, to pick the closest anchor); the
-    # anchors' came with the pool.
-    missing = [c.item_id for c in chosen if c.item_id not in found.anchor_items]
-    items, vectors = _items(missing, found.space if request.explain else None)
-    items.update(found.anchor_items)
-    vectors.update(found.anchor_vectors)
-    if request.explain:
-        anchors, closest = _anchors(chosen, found.anchor_ids, found.history, vectors)
-    results = [
-        Recommendation(
-            item=items[c.item_id],
-            score=c.score,
-            sources=sorted(c.sources),
-            features=dict(c.features),
-        )
-        for c in chosen
-        if c.item_id in items
-    ]
-    if request.explain:
-        kept = [c for c in chosen if c.item_id in items]
-        _explain(results, kept, request, anchors, closest, items)
-    return results
 
 
 def candidate_pool(request: RecommendationRequest) -> Pool:
@@ -218,12 +156,10 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     if query_vector is not None and not search_mode:
         history_share = 1.0 - float(conf.INTENT_WEIGHT)
 
-    filters = retrieval.Filters(
-        category=request.category, attribute_ranges=dict(request.attribute_ranges)
-    )
+    filters = Filters(category=request.category, attribute_ranges=dict(request.attribute_ranges))
     filters.exclude_ids |= set(request.positive) | set(request.negative)
     profile_vector = _profile_vector(request, space, query_vector, history_share)
-    cosine = retrieval.CosineFeatures(
+    cosine = CosineFeatures(
         profile=profile_vector,
         query=query_vector,
         dislikes_of=request.user.pk if request.user is not None else None,
@@ -243,7 +179,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     searches = [(name, vector) for name, vector in searches if wanted is None or name in wanted]
     exclusion = None
     if request.user is not None:
-        exclusion = retrieval.HistoryExclusion(
+        exclusion = HistoryExclusion(
             request.user.pk, seen=request.exclude_seen and not search_mode, before=request.as_of
         )
     nearest = helper_connection.start(
@@ -264,44 +200,44 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     # Meanwhile the other sources: (source, id, features, anchor) in source order.
     found: list[tuple[str, int, dict[str, float], int | None]] = []
     if request.query:
-        matches = retrieval.keyword_matches(request.query, n // 2, filters)
+        matches = keyword_matches(request.query, n // 2, filters)
         top = max(matches.values(), default=1)
         found += [("keyword", i, {"keyword_match": c / top}, None) for i, c in matches.items()]
     if not search_mode:
         seeds = history.seeds(now)
         for item_id in request.positive:
             seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
-        cooc = retrieval.cooccurrence_candidates(seeds, n, filters)
+        cooc = cooccurrence_candidates(seeds, n, filters)
         top = max((value for value, _ in cooc.values()), default=1.0) or 1.0
         found += [
             ("co_occurrence", i, {"cooccurrence": value / top}, anchor)
             for i, (value, anchor) in cooc.items()
         ]
-    popularity = retrieval.popularity(request.as_of)
-    pop_scale = math.log1p(popularity.peak()) or 1.0  # log(1 + max); 1 for an empty table
+    popular = popularity(request.as_of)
+    pop_scale = math.log1p(popular.peak()) or 1.0  # log(1 + max); 1 for an empty table
     if not search_mode:
-        trend = retrieval.trending(request.as_of)
+        trend = trending(request.as_of)
         listed = [
-            ("popular", retrieval.top_items(popularity, n // 2, filters)),
-            ("trending", retrieval.top_items(trend, 20, filters)),
+            ("popular", top_items(popular, n // 2, filters)),
+            ("trending", top_items(trend, 20, filters)),
         ]
         found += [(source, i, {}, None) for source, ids in listed for i in ids]
     else:
-        trend = retrieval.ScoreTable()
+        trend = ScoreTable()
     found = [entry for entry in found if wanted is None or entry[0] in wanted]
 
     # The business filters once more on those (cached tables may be a minute old), with
     # their cosine features, in one round trip.
-    rows = retrieval.candidate_rows(space, list({entry[1] for entry in found}), filters, cosine)
+    rows = candidate_rows(space, list({entry[1] for entry in found}), filters, cosine)
     # Still waiting for the search: fetch what explanations will need.
     anchor_ids = _anchor_ids(history, request) if request.explain else []
-    anchor_items, anchor_vectors = _items(anchor_ids, space)
+    anchor_items, anchor_vectors = load_items(anchor_ids, space)
     hits = nearest.result()  # these passed the filters in their own SQL
     cold = profile_vector is None and query_vector is None and not search_mode
     if cold and (wanted is None or "new" in wanted):
         # Nothing to search by (a cold start): the newest items are a source too.
-        fresh = retrieval.new_items(20, filters, request.as_of)
-        rows.update(retrieval.candidate_rows(space, list(set(fresh) - rows.keys()), filters))
+        fresh = new_items(20, filters, request.as_of)
+        rows.update(candidate_rows(space, list(set(fresh) - rows.keys()), filters))
         found += [("new", item_id, {}, None) for item_id in fresh]
 
     candidates: dict[int, Candidate] = {}
@@ -335,7 +271,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         candidate.vector = _unit(row.vector)
         f = candidate.features
         f.update(row.features)
-        f["popularity"] = math.log1p(popularity.get(candidate.item_id, 0.0)) / pop_scale
+        f["popularity"] = math.log1p(popular.get(candidate.item_id, 0.0)) / pop_scale
         f["trending"] = trend.get(candidate.item_id, 0.0) / trend_top
         age_days = max(now_s - row.created_at.timestamp(), 0.0) / 86400.0
         f["freshness"] = 0.5 ** (age_days / 30.0)
@@ -360,7 +296,7 @@ def _profile_vector(
     if request.user is not None:
         profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
     if request.positive or request.negative:
-        session = _vectors(space, request.positive + request.negative)
+        session = item_vectors(space, request.positive + request.negative)
         pos = [session[i] for i in request.positive if i in session]
         neg = [session[i] for i in request.negative if i in session]
         total = (np.mean(pos, axis=0) if pos else 0) - (0.5 * np.mean(neg, axis=0) if neg else 0)
@@ -378,15 +314,13 @@ def _nearest(space, searches, n, filters, exclusion, cosine):
     return [
         (
             source,
-            retrieval.nearest_rows(
-                vector, n, space=space, filters=filters, history=exclusion, cosine=cosine
-            ),
+            nearest_rows(vector, n, space=space, filters=filters, history=exclusion, cosine=cosine),
         )
         for source, vector in searches
     ]
 
 
-def _items(
+def load_items(
     ids: list[int], space: EncoderSpace | None = None
 ) -> tuple[dict[int, Item], dict[int, np.ndarray]]:
     """``Item.objects.in_bulk(ids)`` in one binary round trip, without the ORM's query
@@ -432,7 +366,7 @@ def _anchor_ids(history: History, request: RecommendationRequest) -> list[int]:
     return liked[:ANCHOR_LIMIT] + list(request.positive)
 
 
-def _anchors(chosen, anchor_ids, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
+def anchors_of(chosen, anchor_ids, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
     """The items the reasons will name → the user's strongest action on each, and for
     each chosen candidate the anchor closest to it by cosine (``vectors``: id → vector)."""
     kinds = history.anchor_kinds()
@@ -455,105 +389,3 @@ def _anchors(chosen, anchor_ids, history, vectors) -> tuple[dict[int, str], dict
         }
     needed = set(closest.values()) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
     return {i: kinds.get(i, "") for i in needed}, closest
-
-
-def _explain(results, chosen, request, anchors, closest, items) -> None:
-    kinds = {i: kind for i, kind in anchors.items() if kind}
-    anchor_items = {i: items[i] for i in anchors if i in items}
-    for result, candidate in zip(results, chosen, strict=True):
-        with _explaining(result):
-            evidence = _evidence(candidate, request, kinds, closest, anchor_items)
-            text = _item_text(result.item)
-            result.reason = explain.explain(text, evidence, request.lang)
-            result.blurb = explain.blurb(text, result.reason, request.lang)
-
-
-@contextmanager
-def _explaining(result: Recommendation) -> Iterator[None]:
-    """Around one item's reason and blurb: if they fail (bad data stored before the write
-    checks, a bug on an odd text), that item is listed without them and a warning is
-    logged; the rest of the list is served. One row must never take down every list."""
-    try:
-        yield
-    except Exception as exc:
-        # One line per failure (a popular bad item fails on every request); the
-        # traceback at DEBUG.
-        logger.warning(
-            "no reason or blurb for item %r: %s: %.200s",
-            result.item.external_id,
-            type(exc).__name__,
-            exc,
-        )
-        logger.debug("explaining item %r failed", result.item.external_id, exc_info=True)
-        result.reason = None
-        result.blurb = None
-
-
-def _evidence(candidate, request, kinds, closest, anchor_items) -> explain.Evidence:
-    f = candidate.features
-    if request.query and (f.get("query_similarity", 0.0) >= 0.25 or "keyword" in candidate.sources):
-        kind = "query" if request.mode == "search" else "intent"
-        return explain.Evidence(kind, query=request.query)
-    if "co_occurrence" in candidate.sources and candidate.anchor_item_id in anchor_items:
-        anchor = anchor_items[candidate.anchor_item_id]
-        anchor_kind = kinds.get(anchor.pk, "purchase")
-        # "People who bought X also bought this" is only true of an item the user bought;
-        # otherwise the honest reason is the user's own action on X.
-        kind = "co_occurrence" if anchor_kind in ("purchase", "cart") else "history"
-        return explain.Evidence(kind, anchor=_item_text(anchor), anchor_kind=anchor_kind)
-    if candidate.item_id in closest and f.get("similarity", 0.0) > 0:
-        best = closest[candidate.item_id]
-        if best in anchor_items:
-            kind = "positive" if best in request.positive else "history"
-            return explain.Evidence(
-                kind, anchor=_item_text(anchor_items[best]), anchor_kind=kinds.get(best, "like")
-            )
-    for source in ("trending", "popular", "new"):
-        if source in candidate.sources:
-            return explain.Evidence(source)
-    return explain.Evidence("popular")
-
-
-def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommendation]:
-    """Items like ``item``: nearest in the active space, plus co-occurrence."""
-    k = max(1, min(k, MAX_K))
-    space = spaces.serving_space()
-    filters = retrieval.Filters(exclude_ids={item.pk})
-    candidates: dict[int, Candidate] = {}
-    if space is not None:
-        vector = _vectors(space, [item.pk]).get(item.pk)
-        if vector is not None:
-            for hit in retrieval.nearest_items(vector, k * 3, space=space, filters=filters):
-                c = candidates.setdefault(hit.item_id, Candidate(hit.item_id))
-                c.sources.add("similar_item")
-                c.features["similarity"] = hit.similarity
-    for other, (value, _) in retrieval.cooccurrence_candidates({item.pk: 1.0}, k, filters).items():
-        c = candidates.setdefault(other, Candidate(other))
-        c.sources.add("co_occurrence")
-        c.features["cooccurrence"] = value
-    score(list(candidates.values()), BlendScorer({"cooccurrence": 0.5}))
-    ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
-    items, _ = _items([c.item_id for c in ranked])
-    anchor = _item_text(item)
-    results = []
-    for c in ranked:
-        if c.item_id not in items:
-            continue
-        result = Recommendation(items[c.item_id], c.score, sorted(c.sources), dict(c.features))
-        with _explaining(result):
-            text = _item_text(result.item)
-            kind = "similar_item" if "similar_item" in c.sources else "co_occurrence"
-            evidence = explain.Evidence(kind, anchor=anchor, anchor_kind="view")
-            result.reason = explain.explain(text, evidence, lang)
-            result.blurb = explain.blurb(text, result.reason, lang)
-        results.append(result)
-    return results
-
-
-def search(query: str, user: EndUser | None = None, k: int = 10, lang: str = "zh", **kwargs):
-    """Personalised search: query matches first, the user's profile as a tie-breaker."""
-    return recommend(
-        RecommendationRequest(
-            user=user, k=k, query=query, lang=lang, mode="search", exclude_seen=False, **kwargs
-        )
-    )

@@ -1,0 +1,281 @@
+"""The vector source: HNSW nearest-neighbour search in the active space, with the user's
+exclusions and the cosine features computed by PostgreSQL, and candidates' rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models.functions import Cast
+from pgvector.django import CosineDistance, VectorField
+
+from recommender import spaces
+from recommender.conf import conf
+from recommender.models import (
+    Behaviour,
+    EncoderSpace,
+    Item,
+    ItemVector,
+)
+from recommender.serving.filters import Filters, item_where
+from recommender.spaces import embedding, vector_io
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """An item id with its cosine similarity to the query vector."""
+
+    item_id: int
+    similarity: float
+
+
+def vector_query(space: EncoderSpace, vector: np.ndarray | Sequence[float]):
+    """Vectors of ``space`` annotated with cosine distance, ordered nearest first.
+
+    The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
+    it PostgreSQL cannot use the index.
+    """
+    column = Cast("embedding", VectorField(dimensions=space.dim))
+    return (
+        ItemVector.objects.filter(space=space)
+        .annotate(distance=CosineDistance(column, np.asarray(vector, dtype=np.float32)))
+        .order_by("distance")
+    )
+
+
+def ef_search(k: int) -> int:
+    """The HNSW search breadth for a top-``k`` query: ``RECOMMENDER_HNSW_EF_SEARCH``
+    (default 1000, pgvector's maximum), at least 2k. Wider finds more of the true
+    neighbours (recall) at some latency; docs/performance.md has the trade-off measured."""
+    configured = int(conf.HNSW_EF_SEARCH)
+    return min(max(configured, k * 2, 1), 1000)
+
+
+def nearest_items(
+    vector: np.ndarray | Sequence[float],
+    k: int = 10,
+    *,
+    space: EncoderSpace | None = None,
+    exclude: Sequence[int] = (),
+    active_only: bool = True,
+    filters: Filters | None = None,
+) -> list[ScoredItem]:
+    """The ``k`` items nearest to ``vector`` by cosine in ``space`` (default: active)."""
+    filters = filters or Filters(active_only=active_only)
+    if exclude:
+        filters = replace(filters, exclude_ids=filters.exclude_ids | set(exclude))
+    rows = nearest_rows(vector, k, space=space, filters=filters, columns=False)
+    return [ScoredItem(row.item_id, row.similarity) for row in rows]
+
+
+@dataclass(frozen=True)
+class NearestRow:
+    """A candidate item with what serving needs of it, from the round trip that found it:
+    ``similarity`` to the searched vector (``nearest_rows``; 0 from ``candidate_rows``), the
+    ``CosineFeatures`` the database computed, and the stored vector when asked for."""
+
+    item_id: int
+    similarity: float
+    category: str = ""
+    created_at: datetime | None = None
+    vector: np.ndarray | None = None
+    features: dict[str, float] = field(default_factory=dict)
+
+
+def seen_window() -> int:
+    """How many of a user's latest events (with an item) say what they have seen and
+    disliked: ``RECOMMENDER_SEEN_WINDOW``. Older ones no longer exclude an item, which
+    bounds the work per request whatever the length of the history."""
+    return int(conf.SEEN_WINDOW)
+
+
+@dataclass(frozen=True)
+class HistoryExclusion:
+    """Leave out what a user did, looked up by the search itself: every item they touched
+    (``seen``) or only those they disliked, counting events before ``before`` if given."""
+
+    user_id: int
+    seen: bool = True
+    before: datetime | None = None
+
+    def items_sql(self) -> tuple[str, list]:
+        """A sub-select of those items' ids, and its parameters: from the user's latest
+        ``seen_window()`` events with an item, so that a user with a million events costs
+        what one with a thousand does (an index range scan of ``behaviour_user_time``)."""
+        sql = (
+            "SELECT b.item_id FROM (SELECT item_id, kind FROM "
+            f"{Behaviour._meta.db_table} WHERE user_id = %s AND item_id IS NOT NULL "
+            "AND (%s::timestamptz IS NULL OR occurred_at < %s::timestamptz) "
+            "ORDER BY occurred_at DESC LIMIT %s) b WHERE (%s OR b.kind = 'dislike')"
+        )
+        return sql, [self.user_id, self.before, self.before, seen_window(), self.seen]
+
+
+@dataclass(frozen=True)
+class CosineFeatures:
+    """Cosine features the database computes for every row it returns, so candidates'
+    vectors need not travel: ``similarity`` to the profile, ``query_similarity`` to the
+    request's text, and ``dislike_similarity``, the highest to an item the user
+    (``dislikes_of``) disliked before ``before``. ``vectors`` returns the stored vectors
+    too (re-ranking for diversity compares candidates with each other)."""
+
+    profile: np.ndarray | None = None
+    query: np.ndarray | None = None
+    dislikes_of: int | None = None
+    before: datetime | None = None
+    vectors: bool = False
+
+    NAMES = ("similarity", "query_similarity", "dislike_similarity")
+
+    def sql(self, space: EncoderSpace, column: str) -> tuple[str, list, str, list]:
+        """A WITH clause and its parameters, then select-list items (``NAMES`` and the
+        vector) and theirs, for rows whose stored vector is ``column``."""
+        with_sql, with_params = "", []
+        items, params = [], []
+        for vector in (self.profile, self.query):
+            if vector is None:
+                items.append("NULL::float8")
+            else:
+                items.append(f"1 - ({column} <=> %s)")
+                params.append(vector_io.Vector(vector))
+        if self.dislikes_of is not None:
+            disliked, disliked_params = HistoryExclusion(
+                self.dislikes_of, seen=False, before=self.before
+            ).items_sql()
+            with_sql = (
+                f"WITH disliked AS MATERIALIZED (SELECT d.embedding FROM "
+                f"{ItemVector._meta.db_table} d WHERE d.space_id = %s "
+                f"AND d.item_id = ANY(ARRAY({disliked}))) "
+            )
+            with_params = [space.pk, *disliked_params]
+            items.append(f"(SELECT max(1 - ({column} <=> d.embedding)) FROM disliked d)")
+        else:
+            items.append("NULL::float8")
+        items.append(column if self.vectors else "NULL::bytea")
+        return with_sql, with_params, ", ".join(items), params
+
+    @classmethod
+    def read(cls, values: Sequence) -> tuple[dict[str, float], np.ndarray | None]:
+        """The features (missing where an item has no vector or a zero one) and the
+        vector, from the select-list items of ``sql``."""
+        features = {}
+        for name, value in zip(cls.NAMES, values[:3], strict=True):
+            if value is not None and value == value:  # NaN: a zero vector has no angle
+                features[name] = max(value, 0.0) if name == "dislike_similarity" else value
+        return features, vector_io.decode(values[3])
+
+
+def nearest_rows(
+    vector: np.ndarray | Sequence[float],
+    k: int,
+    *,
+    space: EncoderSpace | None = None,
+    filters: Filters | None = None,
+    columns: bool = True,
+    history: HistoryExclusion | None = None,
+    cosine: CosineFeatures | None = None,
+) -> list[NearestRow]:
+    """``nearest_items`` with each item's category and creation time (``columns``) and its
+    ``cosine`` features, in one binary round trip (the query vector goes in as binary).
+    With ``history``, the user's items are left out in the same statement, so the search
+    need not wait for their history.
+
+    The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
+    it PostgreSQL cannot use the index. Filtered scans keep searching until k rows pass
+    the filters (pgvector's iterative scan); its relaxed order is re-sorted here by the
+    exact distance selected anyway.
+    """
+    space = space or spaces.active_space()
+    filters = filters or Filters()
+    cast = spaces.vector_cast(space)
+    item_table, vector_table = Item._meta.db_table, ItemVector._meta.db_table
+    where, where_params = item_where(filters)
+    with_sql, with_params, extra, extra_params = "", [], "", []
+    if columns:
+        cosine = cosine or CosineFeatures()
+        with_sql, with_params, features, extra_params = cosine.sql(space, "v.embedding")
+        extra = f", {item_table}.category, {item_table}.created_at, {features}"
+    touched, touched_params = "", []
+    if history is not None:
+        # An uncorrelated sub-select: run once, then a membership test per row scanned.
+        items, touched_params = history.items_sql()
+        touched = f" AND NOT (v.item_id = ANY(ARRAY({items})))"
+    sql = (
+        f"{with_sql}SELECT v.item_id, v.embedding::{cast} <=> %s AS distance{extra} "
+        f"FROM {vector_table} v JOIN {item_table} ON {item_table}.id = v.item_id "
+        f"WHERE v.space_id = %s AND NOT (v.item_id = ANY(%s::bigint[])){touched} AND {where} "
+        "ORDER BY distance LIMIT %s"
+    )
+    params = [
+        *with_params,
+        vector_io.Vector(vector),
+        *extra_params,
+        space.pk,
+        list(filters.exclude_ids),
+        *touched_params,
+        *where_params,
+        k,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Settings for this transaction only (safe behind transaction-mode poolers).
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', %s, true)",
+            [str(ef_search(k))],
+        )
+        rows = vector_io.fetch(sql, params)
+    rows.sort(key=lambda row: row[1])
+    if not columns:
+        return [NearestRow(row[0], 1.0 - float(row[1])) for row in rows]
+    found = []
+    for item_id, distance, category, created, *values in rows:
+        features, stored = CosineFeatures.read(values)
+        similarity = 1.0 - float(distance)
+        found.append(NearestRow(item_id, similarity, category, created, stored, features))
+    return found
+
+
+def candidate_rows(
+    space: EncoderSpace | None,
+    ids: Sequence[int],
+    filters: Filters,
+    cosine: CosineFeatures | None = None,
+) -> dict[int, NearestRow]:
+    """The rows of ``ids`` that pass ``filters``, with their ``cosine`` features in
+    ``space``, in one binary round trip (the sources other than the vector searches)."""
+    if not ids:
+        return {}
+    table = Item._meta.db_table
+    where, where_params = item_where(filters)
+    with_sql, with_params, features, feature_params = "", [], "NULL, NULL, NULL, NULL", []
+    if space is not None:
+        cosine = cosine or CosineFeatures()
+        with_sql, with_params, features, feature_params = cosine.sql(space, "v.embedding")
+    rows = vector_io.fetch(
+        f"{with_sql}SELECT {table}.id, {table}.category, {table}.created_at, {features} "
+        f"FROM {table} LEFT JOIN {ItemVector._meta.db_table} v "
+        f"ON v.item_id = {table}.id AND v.space_id = %s "
+        f"WHERE {table}.id = ANY(%s::bigint[]) AND {where}",
+        [
+            *with_params,
+            *feature_params,
+            space.pk if space is not None else None,
+            list(ids),
+            *where_params,
+        ],
+    )
+    found = {}
+    for item_id, category, created, *values in rows:
+        features, stored = CosineFeatures.read(values)
+        found[item_id] = NearestRow(item_id, 0.0, category, created, stored, features)
+    return found
+
+
+def search_text(text: str, k: int = 10, *, space: EncoderSpace | None = None) -> list[ScoredItem]:
+    """Items nearest to a free text, encoded by the space's own encoder."""
+    space = space or spaces.active_space()
+    vector = embedding.encoder_for(space).encode([text])[0]
+    return nearest_items(vector, k, space=space)

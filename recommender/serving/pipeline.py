@@ -1,0 +1,205 @@
+"""Where serving starts: ``recommend()`` (a user, a session or a text), ``similar_items()``
+and ``search()``: candidates from the pool, scored, re-ranked for diversity, explained."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from recommender import spaces
+from recommender.models import EndUser, Item
+from recommender.serving import explain
+from recommender.serving.candidates import (
+    MAX_K,
+    anchors_of,
+    candidate_pool,
+    explain_text,
+    item_vectors,
+    load_items,
+)
+from recommender.serving.cooccurrence import cooccurrence_candidates
+from recommender.serving.filters import Filters
+from recommender.serving.nearest import (
+    nearest_items,
+)
+from recommender.serving.ranking import BlendScorer, Candidate, Scorer, mmr, score
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecommendationRequest:
+    """What a caller asks for. Item ids here are primary keys, not external ids."""
+
+    user: EndUser | None = None
+    k: int = 10
+    category: str | None = None
+    attribute_ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    diversity: float = 0.0
+    exclude_seen: bool = True
+    query: str | None = None
+    lang: str = "zh"
+    explain: bool = True
+    positive: list[int] = field(default_factory=list)
+    negative: list[int] = field(default_factory=list)
+    context: dict = field(default_factory=dict)
+    as_of: datetime | None = None
+    category_cap: int | None = None
+    # Candidates asked of each source (None: RECOMMENDER_CANDIDATES_PER_SOURCE).
+    per_source: int | None = None
+    mode: str = "recommend"  # or "search": query sources only, seen items allowed
+    scorer: Scorer | None = None
+    # Restrict candidate sources (offline baselines): history, positive, query, keyword,
+    # co_occurrence, popular, trending, new. None means all.
+    sources: frozenset[str] | None = None
+
+
+@dataclass
+class Recommendation:
+    item: Item
+    score: float
+    sources: list[str]
+    features: dict[str, float]
+    reason: explain.Reason | None = None
+    blurb: str | None = None
+
+
+def recommend(request: RecommendationRequest) -> list[Recommendation]:
+    """A ranked, diverse, explained list for one request."""
+    k = max(1, min(request.k, MAX_K))
+    found = candidate_pool(request)
+    pool = found.candidates
+    scorer = request.scorer
+    if scorer is None and request.mode == "search":
+        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
+    score(pool, scorer)
+    chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
+    anchors: dict[int, str] = {}
+    closest: dict[int, int] = {}
+    # Full rows for what is returned (with vectors, to pick the closest anchor); the
+    # anchors' came with the pool.
+    missing = [c.item_id for c in chosen if c.item_id not in found.anchor_items]
+    items, vectors = load_items(missing, found.space if request.explain else None)
+    items.update(found.anchor_items)
+    vectors.update(found.anchor_vectors)
+    if request.explain:
+        anchors, closest = anchors_of(chosen, found.anchor_ids, found.history, vectors)
+    results = [
+        Recommendation(
+            item=items[c.item_id],
+            score=c.score,
+            sources=sorted(c.sources),
+            features=dict(c.features),
+        )
+        for c in chosen
+        if c.item_id in items
+    ]
+    if request.explain:
+        kept = [c for c in chosen if c.item_id in items]
+        _explain(results, kept, request, anchors, closest, items)
+    return results
+
+
+def _explain(results, chosen, request, anchors, closest, items) -> None:
+    kinds = {i: kind for i, kind in anchors.items() if kind}
+    anchor_items = {i: items[i] for i in anchors if i in items}
+    for result, candidate in zip(results, chosen, strict=True):
+        with _explaining(result):
+            evidence = _evidence(candidate, request, kinds, closest, anchor_items)
+            text = explain_text(result.item)
+            result.reason = explain.explain(text, evidence, request.lang)
+            result.blurb = explain.blurb(text, result.reason, request.lang)
+
+
+@contextmanager
+def _explaining(result: Recommendation) -> Iterator[None]:
+    """Around one item's reason and blurb: if they fail (bad data stored before the write
+    checks, a bug on an odd text), that item is listed without them and a warning is
+    logged; the rest of the list is served. One row must never take down every list."""
+    try:
+        yield
+    except Exception as exc:
+        # One line per failure (a popular bad item fails on every request); the
+        # traceback at DEBUG.
+        logger.warning(
+            "no reason or blurb for item %r: %s: %.200s",
+            result.item.external_id,
+            type(exc).__name__,
+            exc,
+        )
+        logger.debug("explaining item %r failed", result.item.external_id, exc_info=True)
+        result.reason = None
+        result.blurb = None
+
+
+def _evidence(candidate, request, kinds, closest, anchor_items) -> explain.Evidence:
+    f = candidate.features
+    if request.query and (f.get("query_similarity", 0.0) >= 0.25 or "keyword" in candidate.sources):
+        kind = "query" if request.mode == "search" else "intent"
+        return explain.Evidence(kind, query=request.query)
+    if "co_occurrence" in candidate.sources and candidate.anchor_item_id in anchor_items:
+        anchor = anchor_items[candidate.anchor_item_id]
+        anchor_kind = kinds.get(anchor.pk, "purchase")
+        # "People who bought X also bought this" is only true of an item the user bought;
+        # otherwise the honest reason is the user's own action on X.
+        kind = "co_occurrence" if anchor_kind in ("purchase", "cart") else "history"
+        return explain.Evidence(kind, anchor=explain_text(anchor), anchor_kind=anchor_kind)
+    if candidate.item_id in closest and f.get("similarity", 0.0) > 0:
+        best = closest[candidate.item_id]
+        if best in anchor_items:
+            kind = "positive" if best in request.positive else "history"
+            return explain.Evidence(
+                kind, anchor=explain_text(anchor_items[best]), anchor_kind=kinds.get(best, "like")
+            )
+    for source in ("trending", "popular", "new"):
+        if source in candidate.sources:
+            return explain.Evidence(source)
+    return explain.Evidence("popular")
+
+
+def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommendation]:
+    """Items like ``item``: nearest in the active space, plus co-occurrence."""
+    k = max(1, min(k, MAX_K))
+    space = spaces.serving_space()
+    filters = Filters(exclude_ids={item.pk})
+    candidates: dict[int, Candidate] = {}
+    if space is not None:
+        vector = item_vectors(space, [item.pk]).get(item.pk)
+        if vector is not None:
+            for hit in nearest_items(vector, k * 3, space=space, filters=filters):
+                c = candidates.setdefault(hit.item_id, Candidate(hit.item_id))
+                c.sources.add("similar_item")
+                c.features["similarity"] = hit.similarity
+    for other, (value, _) in cooccurrence_candidates({item.pk: 1.0}, k, filters).items():
+        c = candidates.setdefault(other, Candidate(other))
+        c.sources.add("co_occurrence")
+        c.features["cooccurrence"] = value
+    score(list(candidates.values()), BlendScorer({"cooccurrence": 0.5}))
+    ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
+    items, _ = load_items([c.item_id for c in ranked])
+    anchor = explain_text(item)
+    results = []
+    for c in ranked:
+        if c.item_id not in items:
+            continue
+        result = Recommendation(items[c.item_id], c.score, sorted(c.sources), dict(c.features))
+        with _explaining(result):
+            text = explain_text(result.item)
+            kind = "similar_item" if "similar_item" in c.sources else "co_occurrence"
+            evidence = explain.Evidence(kind, anchor=anchor, anchor_kind="view")
+            result.reason = explain.explain(text, evidence, lang)
+            result.blurb = explain.blurb(text, result.reason, lang)
+        results.append(result)
+    return results
+
+
+def search(query: str, user: EndUser | None = None, k: int = 10, lang: str = "zh", **kwargs):
+    """Personalised search: query matches first, the user's profile as a tie-breaker."""
+    return recommend(
+        RecommendationRequest(
+            user=user, k=k, query=query, lang=lang, mode="search", exclude_seen=False, **kwargs
+        )
+    )

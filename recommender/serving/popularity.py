@@ -1,0 +1,151 @@
+"""The popular, trending and new sources: weighted engagement counts over the behaviour
+log, shared by all processes for a minute through the cache."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime, timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from recommender import behaviour, sharedcache
+from recommender.conf import conf
+from recommender.models import (
+    Behaviour,
+    Item,
+)
+from recommender.serving.filters import Filters
+
+
+def _weighted_counts(start: datetime | None, end: datetime) -> dict[int, float]:
+    # Active items only: inactive ones can never be served, so they need no score.
+    events = Behaviour.objects.filter(item__is_active=True, occurred_at__lt=end)
+    if start is not None:
+        events = events.filter(occurred_at__gte=start)
+    totals: dict[int, float] = {}
+    for kind, item_id, n in (
+        events.filter(kind__in=behaviour.ENGAGED)
+        .values("kind", "item_id")
+        .annotate(n=Count("id"))
+        .values_list("kind", "item_id", "n")
+    ):
+        totals[item_id] = totals.get(item_id, 0.0) + behaviour.popularity_weight(kind) * n
+    return totals
+
+
+class ScoreTable(dict):
+    """Item id → score, with the items sorted best first once per process (``head``)."""
+
+    _ranked: list[tuple[int, float]] | None = None
+
+    def head(self) -> list[tuple[int, float]]:
+        if self._ranked is None:
+            self._ranked = sorted(self.items(), key=lambda kv: (-kv[1], kv[0]))
+        return self._ranked
+
+    def peak(self) -> float:
+        """The highest score (0 for an empty table)."""
+        head = self.head()
+        return head[0][1] if head else 0.0
+
+
+# name → (cache key, token, table): the last table each process read, reused while the
+# shared cache still holds the same token for the same minute.
+_memo: dict[str, tuple[str, str, ScoreTable]] = {}
+
+
+def _cached_per_minute(name: str, end: datetime, compute) -> ScoreTable:
+    """Aggregates over the behaviour log, shared by all processes for a minute (Redis).
+
+    They scan many rows; recomputing them on every request would dominate serving, and
+    so would unpickling a catalogue-sized table: each process keeps the last one it read
+    and only checks a small token in Redis.
+    """
+    key = f"recsite:{name}:{end.replace(second=0, microsecond=0).isoformat()}"
+    token = sharedcache.get(f"{key}:token", unavailable=sharedcache.UNAVAILABLE)
+    memo = _memo.get(name)
+    # The same minute and token; or, while the cache is down, this process's own table
+    # for the minute (its token is UNAVAILABLE, which no token read later equals).
+    if token is not None and memo is not None and memo[:2] == (key, token):
+        return memo[2]
+    usable = token is not None and token is not sharedcache.UNAVAILABLE
+    table = sharedcache.get(key) if usable else None
+    if table is None:
+        table = compute()
+        if token is not sharedcache.UNAVAILABLE:
+            token = uuid.uuid4().hex
+            if not sharedcache.set_many({key: table, f"{key}:token": token}, 60):
+                token = sharedcache.UNAVAILABLE
+    table = ScoreTable(table)
+    _memo[name] = (key, token, table)
+    return table
+
+
+def popularity(as_of: datetime | None = None, window_days: int | None = None) -> ScoreTable:
+    """Weighted engagement counts per item in the window before ``as_of`` (cached briefly).
+
+    When the window holds nothing (an old dataset, a quiet shop) all time is used.
+    """
+    window_days = window_days or int(conf.POPULAR_WINDOW_DAYS)
+    end = as_of or timezone.now()
+
+    def compute() -> dict[int, float]:
+        totals = _weighted_counts(end - timedelta(days=window_days), end)
+        if len(totals) < 50:
+            for item_id, value in _weighted_counts(None, end).items():
+                totals.setdefault(item_id, 0.0)
+                totals[item_id] += 0.1 * value
+        return totals
+
+    return _cached_per_minute(f"popularity:{window_days}", end, compute)
+
+
+def trending(as_of: datetime | None = None) -> ScoreTable:
+    """Items whose last-7-days engagement beats their previous-28-days weekly rate."""
+    end = as_of or timezone.now()
+
+    def compute() -> dict[int, float]:
+        recent = _weighted_counts(end - timedelta(days=7), end)
+        before = _weighted_counts(end - timedelta(days=35), end - timedelta(days=7))
+        return {
+            item_id: value / (before.get(item_id, 0.0) / 4.0 + 1.0)
+            for item_id, value in recent.items()
+            if value >= 2
+        }
+
+    return _cached_per_minute("trending", end, compute)
+
+
+def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, float]:
+    """The ``k`` best-scored items that pass the filters.
+
+    Popularity and trending tables hold active items only (as of their minute), so with no
+    category or attribute filter the head is taken as it is; the caller's final item fetch
+    applies ``filters`` again. With such a filter the head is checked in SQL.
+    """
+    ranked = scores.head() if isinstance(scores, ScoreTable) else ScoreTable(scores).head()
+    narrowed = filters.narrows_items
+    head = list(
+        itertools.islice(
+            ((item_id, score) for item_id, score in ranked if item_id not in filters.exclude_ids),
+            k * 4 if narrowed else k,
+        )
+    )
+    if narrowed:
+        allowed = set(
+            Item.objects.filter(filters.item_q())
+            .filter(pk__in=[item_id for item_id, _ in head])
+            .values_list("pk", flat=True)
+        )
+        head = [(item_id, score) for item_id, score in head if item_id in allowed]
+    return dict(head[:k])
+
+
+def new_items(k: int, filters: Filters, as_of: datetime | None = None) -> list[int]:
+    """The most recently added items (a cold-start source for brand-new catalogues)."""
+    query = Item.objects.filter(filters.item_q()).exclude(pk__in=list(filters.exclude_ids))
+    if as_of is not None:
+        query = query.filter(created_at__lt=as_of)
+    return list(query.order_by("-created_at").values_list("pk", flat=True)[:k])
