@@ -145,10 +145,11 @@ def vacuum() -> None:
 
 def load_items(data: Path, n: int) -> list[int]:
     """Import MovieLens and keep the first ``n`` items (by pk) active; return their ids."""
-    from recommender.ingest import importing, movielens
+    from recommender.ingest import movielens
+    from recommender.ingest.items import import_items
     from recommender.models import Item
 
-    report = importing.import_items(movielens.movielens_items(data))
+    report = import_items(movielens.movielens_items(data))
     print(f"imported {report.rows:,} MovieLens items in {report.seconds:.1f}s")
     ids = list(Item.objects.order_by("pk").values_list("pk", flat=True)[:n])
     if len(ids) < n:

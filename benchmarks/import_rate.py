@@ -34,7 +34,10 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from recommender.ingest import importing, movielens
+    from recommender.ingest import movielens
+    from recommender.ingest.behaviours import import_behaviours
+    from recommender.ingest.files import read_rows
+    from recommender.ingest.items import import_items
     from recommender.models import Behaviour, EndUser, Item
 
     call_command("migrate", verbosity=0)
@@ -43,7 +46,7 @@ def main() -> None:
     Item.objects.all().delete()
 
     started = time.perf_counter()
-    items = importing.import_items(movielens.movielens_items(args.data))
+    items = import_items(movielens.movielens_items(args.data))
     print(
         f"items (movies.csv + tags.csv): {items.rows} rows in {items.seconds:.2f}s "
         f"= {items.rows_per_second:,.0f} rows/s"
@@ -56,9 +59,7 @@ def main() -> None:
         Behaviour.objects.all().delete()
         EndUser.objects.all().delete()
         started = time.perf_counter()
-        report = importing.import_behaviours(
-            importing.read_rows(ratings), mapping=mapping, default_kind="rating"
-        )
+        report = import_behaviours(read_rows(ratings), mapping=mapping, default_kind="rating")
         elapsed = time.perf_counter() - started
         rates.append(report.rows / elapsed)
         print(

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # index expressions with operator classes (OpClass)
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",

@@ -6,7 +6,9 @@ import pytest
 from django.db import connection
 
 from recommender import spaces
-from recommender.ingest import events, importing
+from recommender.ingest import events
+from recommender.ingest.fields import Row
+from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item, UserProfile
 from recommender.serving import profiles
 from recommender.spaces import embedding
@@ -44,12 +46,10 @@ def test_overlapping_concurrent_imports_leave_one_row_per_item(settings):
 
     def rows(offset):
         for n in range(offset, offset + 600):
-            yield importing.Row(f"line {n}", {"external_id": f"sku-{n}", "title": f"商品 {n}"})
+            yield Row(f"line {n}", {"external_id": f"sku-{n}", "title": f"商品 {n}"})
 
     with ThreadPoolExecutor(max_workers=3) as pool:
-        reports = list(
-            pool.map(lambda o: in_thread(importing.import_items, rows(o)), [0, 300, 150])
-        )
+        reports = list(pool.map(lambda o: in_thread(import_items, rows(o)), [0, 300, 150]))
     assert all(report.rows == 600 for report in reports)
     assert Item.objects.count() == 900
     assert Item.objects.values("external_id").distinct().count() == 900

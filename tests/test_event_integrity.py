@@ -26,7 +26,8 @@ from rest_framework.test import APIClient
 
 from recommender import spaces, tasks
 from recommender.ingest import events, privacy
-from recommender.ingest.importing import ImportFailed, Row, import_behaviours
+from recommender.ingest.behaviours import import_behaviours
+from recommender.ingest.fields import ImportFailed, Row
 from recommender.logfilters import RoutePathFilter
 from recommender.models import Behaviour, EndUser, ForgottenUser, Item, UserProfile
 from recommender.serving import profiles

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from encoders import textprep
 from recommender import spaces
-from recommender.learning import finetuning
+from recommender.learning import finetune, pairs
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item
 from recommender.spaces import embedding
 
@@ -165,7 +165,7 @@ def as_sets(pairs):
 
 @pytest.mark.django_db
 def test_pairs_come_from_co_engagement_and_searches(space, items, behaviours):
-    built = finetuning.build_pairs(space)
+    built = pairs.build_pairs(space)
     found = as_sets(built.pairs)
     assert frozenset({text(space, items["down"]), text(space, items["coat"])}) in found
     assert frozenset({text(space, items["keyboard"]), text(space, items["mechanical"])}) in found
@@ -178,8 +178,8 @@ def test_pairs_come_from_co_engagement_and_searches(space, items, behaviours):
 @pytest.mark.django_db
 def test_before_leaves_later_behaviour_out(space, items, behaviours):
     late = frozenset({text(space, items["tea"]), text(space, items["down"])})
-    assert late in as_sets(finetuning.build_pairs(space).pairs)
-    assert late not in as_sets(finetuning.build_pairs(space, before=CUT).pairs)
+    assert late in as_sets(pairs.build_pairs(space).pairs)
+    assert late not in as_sets(pairs.build_pairs(space, before=CUT).pairs)
 
 
 def record_two_sessions(items):
@@ -193,10 +193,10 @@ def record_two_sessions(items):
 @pytest.mark.django_db
 def test_leave_one_out_keeps_each_users_held_out_moment_out_of_the_pairs(space, items):
     record_two_sessions(items)
-    everything = as_sets(finetuning.build_pairs(space).pairs)
-    cuts = finetuning.leave_one_out_cuts()
+    everything = as_sets(pairs.build_pairs(space).pairs)
+    cuts = pairs.leave_one_out_cuts()
     assert set(cuts.values()) == {T0 + timedelta(minutes=2)}
-    held_out = as_sets(finetuning.build_pairs(space, user_cuts=cuts).pairs)
+    held_out = as_sets(pairs.build_pairs(space, user_cuts=cuts).pairs)
     assert held_out == {
         frozenset({text(space, items["keyboard"]), text(space, items["mechanical"])}),
         frozenset({text(space, items["coat"]), text(space, items["warm"])}),
@@ -216,7 +216,7 @@ def test_finetune_leave_one_out_trains_on_the_earlier_pairs_only(space, items):
 def test_engagements_further_apart_than_the_window_are_not_paired(space, items):
     keys = ["down", "coat", "jacket", "keyboard", "mechanical"]
     record("eve", [(minute, "view", items[key], None) for minute, key in enumerate(keys)])
-    found = as_sets(finetuning.build_pairs(space).pairs)
+    found = as_sets(pairs.build_pairs(space).pairs)
     assert frozenset({text(space, items["down"]), text(space, items["keyboard"])}) in found
     assert frozenset({text(space, items["down"]), text(space, items["mechanical"])}) not in found
 
@@ -232,7 +232,7 @@ def test_low_ratings_and_dislikes_are_not_engagements(space, items):
             (3, "rating", items["coat"], 3.5),
         ],
     )
-    found = as_sets(finetuning.build_pairs(space).pairs)
+    found = as_sets(pairs.build_pairs(space).pairs)
     assert found == {frozenset({text(space, items["down"]), text(space, items["coat"])})}
 
 
@@ -249,20 +249,20 @@ def test_a_search_pairs_only_with_an_engagement_soon_after(space, items):
             (4, "view", items["keyboard"], None),
         ],
     )
-    built = finetuning.build_pairs(space)
+    built = pairs.build_pairs(space)
     assert built.pairs == [("机械键盘", text(space, items["keyboard"]))]
 
 
 @pytest.mark.django_db
 def test_pairs_are_deduplicated_capped_and_shuffled_by_seed(space, items, behaviours):
     record("ivy", [(0, "view", items["coat"], None), (1, "view", items["down"], None)])
-    everything = finetuning.build_pairs(space, max_pairs=1000)
+    everything = pairs.build_pairs(space, max_pairs=1000)
     assert len(as_sets(everything.pairs)) == len(everything.pairs)
-    capped = finetuning.build_pairs(space, max_pairs=3, seed=7)
+    capped = pairs.build_pairs(space, max_pairs=3, seed=7)
     assert len(capped.pairs) == 3
     assert capped.co_engagement + capped.search == 3
     assert as_sets(capped.pairs) <= as_sets(everything.pairs)
-    assert finetuning.build_pairs(space, max_pairs=3, seed=7).pairs == capped.pairs
+    assert pairs.build_pairs(space, max_pairs=3, seed=7).pairs == capped.pairs
 
 
 def run_finetune(space, *args) -> str:
@@ -368,7 +368,7 @@ def test_max_seq_length_truncates_training_texts_but_not_the_saved_model(space, 
 
     # Two tokens leave only [CLS] and [SEP]: every text looks the same, so the in-batch
     # loss cannot move from log(batch size).
-    batches = finetuning.batches_without_duplicates(finetuning.build_pairs(space).pairs, 32)
+    batches = finetune.batches_without_duplicates(pairs.build_pairs(space).pairs, 32)
     expected = np.mean([np.log(len(batch)) for batch in batches])
     output = run_finetune(space, "--max-seq-length", "2", "--name", "short")
     losses = [float(loss) for loss in re.findall(r"epoch \d+: mean loss ([\d.]+)", output)]

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from recommender.ingest.importing import ImportFailed, import_behaviours, import_items, read_rows
+from recommender.ingest.behaviours import import_behaviours
+from recommender.ingest.fields import ImportFailed
+from recommender.ingest.files import read_rows
+from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item
 
 pytestmark = pytest.mark.django_db

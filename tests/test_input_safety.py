@@ -13,7 +13,10 @@ from rest_framework.test import APIClient
 
 from recommender import spaces
 from recommender.ingest import limits
-from recommender.ingest.importing import ImportFailed, import_behaviours, import_items, read_rows
+from recommender.ingest.behaviours import import_behaviours
+from recommender.ingest.fields import ImportFailed
+from recommender.ingest.files import read_rows
+from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item
 from recommender.serving import segmentation
 from recommender.serving.explain import ItemText, Reason, blurb, shared_keywords

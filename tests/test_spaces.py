@@ -2,16 +2,17 @@
 
 import time
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 
 from recommender import spaces
 from recommender.models import EncoderSpace, EndUser, Item, ItemVector, UserProfile
 from recommender.serving import nearest
-from recommender.spaces import embedding
+from recommender.spaces import embedding, vector_io
 from recommender.tasks import build_space, refresh_stale_vectors
 
 
@@ -123,21 +124,33 @@ def test_activation_switches_what_a_cosine_query_returns():
 
 
 @pytest.mark.django_db
-def test_cosine_query_uses_the_space_hnsw_index(hashing_space):
+def test_the_served_search_uses_the_space_hnsw_index(hashing_space, monkeypatch):
     items = Item.objects.bulk_create(
         Item(external_id=f"i{n}", title=f"item {n} word{n % 97}") for n in range(300)
     )
     embedding.embed_items(hashing_space, [item.pk for item in items])
-    query = nearest.vector_query(hashing_space, [1.0] + [0.0] * 63)[:5]
-    with connection.cursor() as cursor:
+    user = EndUser.objects.create(external_id="u")
+    # The statement nearest_rows sends, as serving calls it (exclusions, cosine features).
+    sent = []
+    monkeypatch.setattr(
+        nearest.vector_io, "fetch", lambda sql, params: sent.append((sql, params)) or []
+    )
+    nearest.nearest_rows(
+        [1.0] + [0.0] * 63,
+        50,
+        space=hashing_space,
+        history=nearest.HistoryExclusion(user.pk),
+        cosine=nearest.CosineFeatures(np.ones(64, dtype=np.float32), dislikes_of=user.pk),
+    )
+    monkeypatch.undo()
+    ((sql, params),) = sent
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("ANALYZE recommender_itemvector")
         # At 300 rows scanning and sorting is rightly cheapest (the index wins from a few
         # thousand rows); the point here is that the query's expression matches the index.
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_sort = off")
-        sql, params = query.query.sql_with_params()
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+        plan = "\n".join(row[0] for row in vector_io.fetch("EXPLAIN " + sql, params))
     assert spaces.index_name(hashing_space) in plan, plan
 
 

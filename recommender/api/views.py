@@ -19,7 +19,9 @@ from rest_framework.views import APIView
 
 from recommender import health, shopper_tokens
 from recommender.api import serializers as s
-from recommender.ingest import events, importing, privacy
+from recommender.ingest import events, privacy
+from recommender.ingest.fields import ImportFailed, Row
+from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item
 from recommender.serving import explain, pipeline
 
@@ -165,12 +167,12 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         data = s.BulkItemsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rows = [
-            importing.Row(f"items[{index}]", record)
+            Row(f"items[{index}]", record)
             for index, record in enumerate(data.validated_data["items"])
         ]
         try:
-            report = importing.import_items(rows)
-        except importing.ImportFailed as exc:  # the same id twice, a new item without title
+            report = import_items(rows)
+        except ImportFailed as exc:  # the same id twice, a new item without title
             field = {"external_id": "id"}.get(exc.column, exc.column)
             message = f"{exc.where}: {field}: {exc.message}" if field else str(exc)
             raise ValidationError({"items": [message]}) from None

@@ -6,26 +6,28 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from recommender.demo.catalogue import DemoData, generate
-from recommender.ingest import importing
+from recommender.ingest.behaviours import import_behaviours
+from recommender.ingest.fields import ImportReport, Row
+from recommender.ingest.items import import_items
 from recommender.models import EndUser
 
 
 @dataclass
 class DemoLoadReport:
-    items: importing.ImportReport
+    items: ImportReport
     users_created: int
-    behaviours: importing.ImportReport
+    behaviours: ImportReport
 
 
 def _rows(records: list[dict], label: str):
     for number, record in enumerate(records, start=1):
-        yield importing.Row(f"{label} record {number}", record)
+        yield Row(f"{label} record {number}", record)
 
 
 def load(seed: int = 20261125, now: datetime | None = None) -> DemoLoadReport:
     """Upsert the demo items and users and add the behaviours not stored yet (idempotent)."""
     data: DemoData = generate(seed=seed, now=now)
-    items = importing.import_items(_rows(data.items, "demo items"))
+    items = import_items(_rows(data.items, "demo items"))
     existing = set(
         EndUser.objects.filter(
             external_id__in=[user["external_id"] for user in data.users]
@@ -37,9 +39,7 @@ def load(seed: int = 20261125, now: datetime | None = None) -> DemoLoadReport:
         unique_fields=["external_id"],
         update_fields=["attributes"],
     )
-    behaviours = importing.import_behaviours(
-        _rows(data.behaviours, "demo behaviours"), skip_existing=True
-    )
+    behaviours = import_behaviours(_rows(data.behaviours, "demo behaviours"), skip_existing=True)
     return DemoLoadReport(
         items=items, users_created=len(data.users) - len(existing), behaviours=behaviours
     )

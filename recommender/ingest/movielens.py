@@ -13,7 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from recommender.ingest.importing import ImportFailed, Row, read_rows
+from recommender.ingest.fields import ImportFailed, Row
+from recommender.ingest.files import read_rows
 
 PRESETS = ("movielens",)
 _YEAR = re.compile(r"\((\d{4})\)\s*$")

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommender.ingest.importing import ImportFailed, ImportReport
+from recommender.ingest.fields import ImportFailed, ImportReport
 
 
 def parse_mapping(pairs: list[str]) -> dict[str, str]:

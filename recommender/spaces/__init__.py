@@ -1,22 +1,16 @@
-"""Encoder spaces: creation with their HNSW index, activation, retirement, coverage.
-
-Each space gets a partial expression index over its own rows,
-``USING hnsw ((embedding::vector(D)) vector_cosine_ops) WHERE space_id = N``, so spaces of
-different dimensions share one table. The raw SQL lives here, in one place, because the
-ORM cannot express a partial index over a cast whose size depends on a row.
-"""
+"""Encoder spaces: creation, activation, retirement, coverage, and the active space that
+serving asks for on every request. Each space's HNSW index: ``spaces.indexes``."""
 
 from __future__ import annotations
 
 import copy
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -30,23 +24,20 @@ from recommender.models import (
     ItemVector,
     SpaceStatus,
 )
+from recommender.spaces.indexes import (  # noqa: F401 (the package's API)
+    create_index,
+    drop_index,
+    index_exists,
+    index_name,
+    space_lock,
+    vector_cast,
+)
 
 TEMPLATE_FIELDS = ("title", "category", "tags", "description")
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
 
 
 class NoActiveSpace(ImproperlyConfigured):
     """No encoder space is active yet; run ``manage.py encoder_space ensure-default``."""
-
-
-def index_name(space: EncoderSpace) -> str:
-    return f"itemvector_hnsw_space_{space.pk}"
-
-
-def vector_cast(space: EncoderSpace) -> str:
-    """The SQL type a query must cast to for the space's index to be used."""
-    return f"vector({int(space.dim)})"
 
 
 def check_template(template: str) -> str:
@@ -59,48 +50,6 @@ def check_template(template: str) -> str:
             + ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
         ) from exc
     return template
-
-
-def create_index(space: EncoderSpace) -> None:
-    """Create the space's HNSW index if it is missing.
-
-    Outside a transaction it is built ``CONCURRENTLY``, so vectors of other spaces can be
-    written meanwhile (a plain build locks the whole table against writes).
-    """
-    sql = (
-        f"CREATE INDEX {{}} IF NOT EXISTS {index_name(space)} ON {ItemVector._meta.db_table} "
-        f"USING hnsw ((embedding::{vector_cast(space)}) vector_cosine_ops) "
-        f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
-        f"WHERE space_id = {int(space.pk)}"
-    )
-    if not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            try:
-                cursor.execute(sql.format("CONCURRENTLY"))
-            except DatabaseError:
-                # A failed concurrent build leaves an invalid index behind: remove it.
-                cursor.execute(f"DROP INDEX IF EXISTS {index_name(space)}")
-                raise
-        return
-    with connection.cursor() as cursor:
-        # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED; PostgreSQL refuses DDL on
-        # a table with pending checks, so run them now and restore the default afterwards.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(sql.format(""))
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-
-
-def drop_index(space: EncoderSpace) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"DROP INDEX IF EXISTS {index_name(space)}")
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-
-
-def index_exists(space: EncoderSpace) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(space)])
-        return cursor.fetchone() is not None
 
 
 @transaction.atomic
@@ -294,7 +243,7 @@ def mark_ready_if_complete(space: EncoderSpace) -> bool:
         return space.status == SpaceStatus.READY
     if items_needing_vectors(space).exists():
         return False
-    with _space_lock(space) as acquired:
+    with space_lock(space) as acquired:
         if not acquired:  # another worker is finishing this space right now
             return False
         create_index(space)
@@ -304,19 +253,3 @@ def mark_ready_if_complete(space: EncoderSpace) -> bool:
     space.status = SpaceStatus.READY
     spaces_changed()
     return True
-
-
-@contextmanager
-def _space_lock(space: EncoderSpace):
-    """A PostgreSQL advisory lock per space (session level, so it also holds outside a
-    transaction, where the index is built concurrently); yields whether it was taken."""
-    key = [0x5EC0, int(space.pk)]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)

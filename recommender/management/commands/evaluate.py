@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommender.ingest.importing import parse_datetime
+from recommender.ingest.fields import parse_datetime
 from recommender.learning import evaluation, reports
 from recommender.serving import learned
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from recommender.learning import finetuning
+from recommender.learning import finetune, pairs
 from recommender.models import EncoderSpace
 
 
@@ -49,7 +49,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-pairs", type=int, default=5000)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument(
-            "--learning-rate", type=float, default=finetuning.LEARNING_RATE, help="AdamW's peak"
+            "--learning-rate", type=float, default=finetune.LEARNING_RATE, help="AdamW's peak"
         )
         parser.add_argument(
             "--max-seq-length",
@@ -88,15 +88,15 @@ class Command(BaseCommand):
             names = ", ".join(EncoderSpace.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"no encoder space {options['space']!r} (spaces: {names})")
         try:
-            finetuning.check_finetunable(space)
-            device = finetuning.check_device(options["device"] or default_device())
-            name = finetuning.check_space_name(options["name"] or finetuning.next_space_name(space))
+            finetune.check_finetunable(space)
+            device = finetune.check_device(options["device"] or default_device())
+            name = finetune.check_space_name(options["name"] or finetune.next_space_name(space))
         except (ValidationError, ImproperlyConfigured) as exc:
             message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
             raise CommandError(message) from None
 
-        user_cuts = finetuning.leave_one_out_cuts() if options["leave_one_out"] else None
-        pairs = finetuning.build_pairs(
+        user_cuts = pairs.leave_one_out_cuts() if options["leave_one_out"] else None
+        training = pairs.build_pairs(
             space,
             before=options["before"],
             user_cuts=user_cuts,
@@ -106,14 +106,14 @@ class Command(BaseCommand):
         cut = f" before {options['before']:%Y-%m-%d %H:%M}" if options["before"] else ""
         if user_cuts is not None:
             cut += f", {len(user_cuts)} users' last engagements held out"
-        if not pairs.pairs:
+        if not training.pairs:
             raise CommandError(
-                f"no training pairs: {pairs.events} behaviour(s){cut} hold no two items engaged "
+                f"no training pairs: {training.events} behaviour(s){cut} hold no two items engaged "
                 "close together by one user and no search followed by an engagement"
             )
         self.stdout.write(
-            f"{len(pairs)} training pairs ({pairs.co_engagement} co-engagement, "
-            f"{pairs.search} search) from {pairs.events} behaviours{cut}"
+            f"{len(training)} training pairs ({training.co_engagement} co-engagement, "
+            f"{training.search} search) from {training.events} behaviours{cut}"
         )
 
         quiet = options["no_progress"] or options["verbosity"] == 0
@@ -125,9 +125,9 @@ class Command(BaseCommand):
                 bar.update(1)
 
             try:
-                report = finetuning.finetune(
+                report = finetune.finetune(
                     space,
-                    pairs.pairs,
+                    training.pairs,
                     epochs=options["epochs"],
                     batch_size=options["batch_size"],
                     device=device,
@@ -136,7 +136,7 @@ class Command(BaseCommand):
                     max_seq_length=length,
                     on_step=on_step,
                 )
-            except finetuning.NoTrainingPairs as exc:
+            except pairs.NoTrainingPairs as exc:
                 raise CommandError(f"no training pairs: {exc}") from None
             except ImproperlyConfigured as exc:
                 raise CommandError(str(exc)) from None
@@ -150,7 +150,7 @@ class Command(BaseCommand):
         self.stdout.write(f"model saved to {report.output_path}")
 
         try:
-            new = finetuning.create_finetuned_space(space, report.output_path, name)
+            new = finetune.create_finetuned_space(space, report.output_path, name)
         except (ValidationError, ImproperlyConfigured) as exc:
             message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
             raise CommandError(

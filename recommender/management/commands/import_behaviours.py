@@ -2,7 +2,9 @@
 
 from django.core.management.base import CommandError
 
-from recommender.ingest import importing, movielens
+from recommender.ingest import movielens
+from recommender.ingest.behaviours import BEHAVIOUR_FIELDS, BEHAVIOUR_KINDS, import_behaviours
+from recommender.ingest.files import read_rows
 from recommender.management.import_command import ImportCommand, parse_mapping
 
 
@@ -11,13 +13,13 @@ class Command(ImportCommand):
         "Append behaviour events from a CSV (header row) or JSONL file. Users are created on "
         "the fly; items must exist. The first bad row stops the import; nothing is written."
     )
-    fields = importing.BEHAVIOUR_FIELDS
+    fields = BEHAVIOUR_FIELDS
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument(
             "--kind",
-            choices=importing.BEHAVIOUR_KINDS,
+            choices=BEHAVIOUR_KINDS,
             help="the kind for rows without a kind column",
         )
         parser.add_argument(
@@ -34,10 +36,10 @@ class Command(ImportCommand):
         if options["preset"] == "movielens":
             rows = movielens.movielens_behaviours(path)
         else:
-            rows = importing.read_rows(path, options["format"])
+            rows = read_rows(path, options["format"])
         report = self.run_import(
             options,
-            lambda progress: importing.import_behaviours(
+            lambda progress: import_behaviours(
                 rows,
                 mapping=mapping,
                 default_kind=options["kind"],

@@ -2,7 +2,9 @@
 
 from django.core.management.base import CommandError
 
-from recommender.ingest import importing, movielens
+from recommender.ingest import movielens
+from recommender.ingest.files import read_rows
+from recommender.ingest.items import ITEM_FIELDS, import_items
 from recommender.management.import_command import ImportCommand, parse_mapping
 
 
@@ -12,7 +14,7 @@ class Command(ImportCommand):
         "not item fields go into attributes. The first bad row stops the import; nothing is "
         "written."
     )
-    fields = importing.ITEM_FIELDS
+    fields = ITEM_FIELDS
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -28,10 +30,10 @@ class Command(ImportCommand):
         if options["preset"] == "movielens":
             rows = movielens.movielens_items(path)
         else:
-            rows = importing.read_rows(path, options["format"])
+            rows = read_rows(path, options["format"])
         report = self.run_import(
             options,
-            lambda progress: importing.import_items(
+            lambda progress: import_items(
                 rows, mapping=mapping, dry_run=options["dry_run"], progress=progress
             ),
         )

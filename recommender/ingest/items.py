@@ -1,0 +1,165 @@
+"""Importing items: validated rows upserted in batches (sorted keys, no deadlocks), only
+the fields a file or a request gives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db import transaction
+
+from recommender.ingest import limits
+from recommender.ingest.fields import (
+    BATCH_SIZE,
+    ImportFailed,
+    ImportReport,
+    Progress,
+    Row,
+    boolean_cell,
+    check_mapping,
+    coerce_attribute,
+    column_names,
+    existing_ids,
+    external_id_cell,
+    is_blank,
+    json_object_cell,
+    mapped_column,
+    tags_cell,
+    text_cell,
+)
+from recommender.models import Item
+
+ITEM_FIELDS = ("external_id", "title", "description", "category", "tags", "attributes", "is_active")
+
+
+def parse_item(row: Row, col: dict[str, str]) -> dict[str, Any]:
+    """Validate one item record: ``external_id`` and the fields the record has a column
+    (or key) for, so an update changes only those. Columns that are not item fields go
+    into ``attributes``. A present column with an empty cell is the field's default.
+
+    ``col`` maps each item field to the column it is read from (see ``column_names``).
+    """
+    v = row.values
+    record: dict[str, Any] = {
+        "external_id": external_id_cell(
+            row, col["external_id"], v.get(col["external_id"]), required=True
+        )
+    }
+    if col["title"] in v:
+        record["title"] = text_cell(
+            row, col["title"], v[col["title"]], required=True, max_length=500
+        )
+    if col["description"] in v:
+        record["description"] = text_cell(
+            row, col["description"], v[col["description"]], required=False, max_length=None
+        )
+    if col["category"] in v:
+        record["category"] = text_cell(
+            row, col["category"], v[col["category"]], required=False, max_length=200
+        )
+    if col["tags"] in v:
+        record["tags"] = tags_cell(row, col["tags"], v[col["tags"]])
+    used = set(col.values())
+    extra = [key for key in v if key and key not in used]
+    if col["attributes"] in v or extra:
+        record["attributes"] = _attributes(row, col["attributes"], extra)
+    if col["is_active"] in v:
+        record["is_active"] = boolean_cell(row, col["is_active"], v[col["is_active"]], True)
+    return record
+
+
+def _attributes(row: Row, column: str, extra: list[str]) -> dict[str, Any]:
+    """The attributes column merged with the extra columns (the column wins), checked."""
+    v = row.values
+    attributes = json_object_cell(row, column, v.get(column))
+    from_columns = set()
+    for key in extra:
+        if not is_blank(v[key]) and key not in attributes:
+            try:
+                attributes[key] = coerce_attribute(v[key])
+            except ValueError as exc:
+                raise ImportFailed(row.where, str(exc), key) from None
+            from_columns.add(key)
+    try:
+        return limits.check_attributes(attributes)
+    except limits.InvalidValue as exc:
+        key = exc.path.removeprefix("attributes.")
+        if key in from_columns:
+            raise ImportFailed(row.where, exc.reason, key) from None
+        raise ImportFailed(row.where, str(exc), column if column in v else None) from None
+
+
+def import_items(
+    rows: Iterable[Row],
+    *,
+    mapping: dict[str, str] | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Upsert items by ``external_id``: all rows or none."""
+    mapping = mapping or {}
+    check_mapping(mapping, ITEM_FIELDS)
+    started = time.perf_counter()
+    parsed: list[dict[str, Any]] = []
+    first_seen: dict[str, str] = {}
+    col = column_names(mapping, ITEM_FIELDS)
+    for row in rows:
+        record = parse_item(row, col)
+        previous = first_seen.setdefault(record["external_id"], row.where)
+        if previous != row.where:
+            raise ImportFailed(
+                row.where,
+                f"duplicate of {previous}: {record['external_id']!r}",
+                mapped_column(mapping, "external_id"),
+            )
+        parsed.append(record)
+        if progress and len(parsed) % 1000 == 0:
+            progress("validate", 1000)
+    if progress:
+        progress("validate", len(parsed) % 1000)
+    existing = existing_ids(Item, [record["external_id"] for record in parsed])
+    for record in parsed:
+        if "title" not in record and record["external_id"] not in existing:
+            where = first_seen[record["external_id"]]
+            raise ImportFailed(where, "a new item needs a title", mapped_column(mapping, "title"))
+    report = ImportReport(rows=len(parsed), dry_run=dry_run)
+    report.updated = len(existing)
+    report.created = len(parsed) - len(existing)
+    if not dry_run:
+        # One lock order for every writer: concurrent overlapping imports cannot deadlock.
+        parsed.sort(key=lambda record: record["external_id"])
+        with transaction.atomic():
+            for batch, fields in _upsert_batches(parsed):
+                # A new row gets the model's defaults for the fields it lacks; an existing
+                # row keeps them (the record names what it changes).
+                Item.objects.bulk_create(
+                    [Item(**record) for record in batch],
+                    update_conflicts=True,
+                    unique_fields=["external_id"],
+                    update_fields=[name for name in fields if name != "external_id"]
+                    + ["updated_at"],
+                )
+                if progress:
+                    progress("write", len(batch))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _upsert_batches(
+    records: list[dict[str, Any]],
+) -> Iterator[tuple[list[dict[str, Any]], tuple[str, ...]]]:
+    """Consecutive records that set the same fields, at most BATCH_SIZE at a time, in the
+    records' order (one upsert statement updates one set of columns). A file has one set
+    for all its rows; a bulk API call may mix them."""
+    batch: list[dict[str, Any]] = []
+    fields: tuple[str, ...] = ()
+    for record in records:
+        present = tuple(name for name in ITEM_FIELDS if name in record)
+        if batch and (present != fields or len(batch) == BATCH_SIZE):
+            yield batch, fields
+            batch = []
+        batch.append(record)
+        fields = present
+    if batch:
+        yield batch, fields
