@@ -24,6 +24,8 @@ install: $(STAMP)
 
 lint: install
 	$(BIN)/ruff check .
+	# The layers of docs/DESIGN: imports flow down, never up (contracts in pyproject.toml).
+	$(BIN)/lint-imports
 
 test: lint
 	# pytest exits 5 when it collects nothing: say so instead of a bare "Error 5".

@@ -1,4 +1,3 @@
-"""Demo shop data: a deterministic bilingual (zh/en) catalogue, users and behaviours.
-
-Pure Python with no Django imports; see :mod:`recommender.demo.catalogue`.
-"""
+"""The demo shop: a deterministic bilingual (zh/en) catalogue, users and behaviours
+(``catalogue``, data tables in ``tables/``), its loader (``load``), and the storefront
+that calls the API from the browser (``storefront/``)."""

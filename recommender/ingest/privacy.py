@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from celery import current_app
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
@@ -28,6 +29,8 @@ from recommender.serving import profiles
 # A long history is deleted this many behaviours per transaction before the final,
 # short one: the user's lock is not held for the whole delete.
 DELETE_CHUNK = 10_000
+
+FORGET_TASK = "recommender.forget_user"
 
 
 def export_user(user: EndUser) -> dict:
@@ -90,10 +93,9 @@ def forget(user: EndUser) -> ForgetOutcome:
     the ``recommender.forget_user`` task (a long history would outlast a web request)."""
     limit = conf.FORGET_INLINE_LIMIT
     if Behaviour.objects.filter(user=user).values("pk")[limit : limit + 1].exists():
-        from recommender.tasks import forget_user as forget_task
-
+        # By name: ingest sits below the tasks module (recommender.tasks.forget_user).
         user_id = user.pk
-        transaction.on_commit(lambda: forget_task.delay(user_id))
+        transaction.on_commit(lambda: current_app.tasks[FORGET_TASK].delay(user_id))
         return ForgetOutcome(queued=True)
     return ForgetOutcome(queued=False, deleted=forget_user(user))
 
