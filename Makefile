@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PLUGIN_EXAMPLE := examples/encoder_plugin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install test lint demo services-stop clean
+.PHONY: install test test-fast lint demo services-stop clean
 
 $(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: lint
 	# pytest exits 5 when it collects nothing: say so instead of a bare "Error 5".
 	$(BIN)/pytest || { status=$$?; \
 		if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status; }
+
+# The quick loop while developing: no worker processes, browser, fuzzing or model weights.
+test-fast: install
+	$(BIN)/pytest -m "not worker and not browser and not fuzz and not slow"
 
 demo: install
 	bash scripts/demo.sh

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from recsite import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,52 +23,40 @@ def celery_worker(django_db_setup, django_db_blocker):
     from recsite.celery import app
 
     app.control.purge()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECSITE_DATABASE_NAME": connection.settings_dict["NAME"],
-    }
-    log = open(ROOT / ".recsite" / "test" / "worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "recsite",
-            "worker",
-            "-Q",
-            "default,embed",
-            "-P",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"pytest-{os.getpid()}@%h",
-            "-l",
-            "INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    env = testing.environ(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        RECSITE_DATABASE_NAME=connection.settings_dict["NAME"],
     )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"celery worker exited early; see {log.name}")
-        if app.control.ping(timeout=0.5):
-            break
-    else:
-        process.kill()
-        raise RuntimeError(f"celery worker did not answer a ping in 90 s; see {log.name}")
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    log = ROOT / ".recsite" / "test" / "worker.log"
+    log.unlink(missing_ok=True)
+    process = testing.start_worker(env, log, name=f"pytest-{os.getpid()}")
+    yield process.popen
+    process.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the real worker are marked ``worker`` (the fast loop skips them)."""
+    for item in items:
+        if "celery_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.worker)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave no process running: stop the embedded test servers if this run started them
+    (tests/settings.py noted whether they were running before)."""
+    from django.conf import settings
+
+    if not settings.configured or getattr(settings, "RECSITE_TEST_SERVICES_WERE_RUNNING", True):
+        return
+    if not (settings.RECSITE_EMBEDDED_POSTGRES and settings.RECSITE_EMBEDDED_REDIS):
+        return
+    from django.db import connections
+
+    from recommender.serving import helper_connection
+
+    helper_connection.shutdown()
+    connections.close_all()
+    testing.stop_services(settings.RECSITE_DATA_DIR)
 
 
 @pytest.fixture

@@ -17,7 +17,13 @@ for _name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECUR
 os.environ.setdefault("RECSITE_STOREFRONT", "1")
 
 from recsite.settings import *  # noqa: E402,F403
-from recsite.settings import DATABASES  # noqa: E402
+from recsite.settings import DATABASES, RECSITE_DATA_DIR  # noqa: E402
+from recsite.testing import services_running  # noqa: E402
+
+# Whether the embedded test servers ran before this process started them: a pytest run
+# that started them stops them when it ends (tests/conftest.py), so `make test` leaves no
+# process behind while a second concurrent run keeps its servers.
+RECSITE_TEST_SERVICES_WERE_RUNNING = services_running(RECSITE_DATA_DIR)
 
 if os.environ.get("RECSITE_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["RECSITE_DATABASE_NAME"]

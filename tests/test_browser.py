@@ -49,6 +49,8 @@ from recommender.models import (
 from recommender.serving import cooccurrence
 from recommender.spaces import embedding
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parent.parent
 # Screenshots go to the data dir (docs/screenshots holds the ones the README shows).
 SCREENSHOTS = Path(os.environ.get("RECSITE_SCREENSHOTS") or ROOT / ".recsite" / "screenshots")

@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,45 +13,24 @@ from django.db import connection
 from recommender import spaces
 from recommender.models import Item, ItemVector
 from recommender.spaces import embedding
-from recsite import services
+from recsite import services, testing
+
+pytestmark = pytest.mark.worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_worker(broker: str, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECSITE_DATABASE_NAME": connection.settings_dict["NAME"],
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-        "CELERY_VISIBILITY_TIMEOUT": "4",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "recsite",
-            "worker",
-            "-Q",
-            "embed,default",
-            "-P",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "INFO",
-            "-n",
-            f"faults-{time.monotonic_ns()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    """A worker on the private broker, in its own process group (killed whole below)."""
+    env = testing.environ(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        RECSITE_DATABASE_NAME=connection.settings_dict["NAME"],
+        CELERY_BROKER_URL=broker,
+        CELERY_RESULT_BACKEND=broker,
+        CELERY_VISIBILITY_TIMEOUT="4",
     )
+    name = f"faults-{time.monotonic_ns()}"
+    return testing.start_worker(env, log, name=name, wait=False, new_session=True).popen
 
 
 def wait_for(condition, timeout: float, message: str) -> None:

@@ -8,6 +8,8 @@ from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
+pytestmark = pytest.mark.fuzz
+
 # The schema is for keys and staff with DEBUG off; reading it here needs no database.
 with override_settings(RECOMMENDER_PUBLIC_API_DOCS=True):
     schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
