@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from pathlib import Path
+
+from recsite import testing
 
 SECRET_KEY = secrets.token_urlsafe(50)
 HIGH_RATE = "1000000/min"
@@ -41,22 +42,29 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def wait_until_up(url: str, seconds: float = 180) -> None:
-    """Poll the liveness probe until it answers 200; raise if it never does."""
-    import requests
+def manage(data_dir: Path, *args: str) -> str:
+    """``manage.py`` under the production settings with ``data_dir``; its stdout."""
+    return testing.manage(*args, env=production_env(data_dir))
 
-    deadline = time.monotonic() + seconds
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = requests.get(url, timeout=10)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except requests.RequestException as exc:  # still booting
-            last = type(exc).__name__
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer 200 within {seconds:.0f}s (last: {last})")
+
+def start_gunicorn(data_dir: Path, port: int, **options) -> testing.Process:
+    """gunicorn under the production settings, ready when its liveness probe answers
+    (the harness fails loudly with the end of ``data_dir/gunicorn.log`` otherwise)."""
+    env = production_env(data_dir, **options.pop("env", {}))
+    return testing.start_gunicorn(env, data_dir / "gunicorn.log", port=port, **options)
+
+
+def start_worker(data_dir: Path, name: str, **options) -> testing.Process:
+    """A Celery worker under the production settings, ready when it answers a ping on the
+    benchmark's own broker."""
+    from celery import Celery
+
+    from recsite import services
+
+    ping = Celery(broker=services.redis_url(data_dir), set_as_current=False)
+    env = production_env(data_dir)
+    log = data_dir / f"worker-{name}.log"
+    return testing.start_worker(env, log, name=name, app=ping, **options)
 
 
 def load_average() -> list[str]:

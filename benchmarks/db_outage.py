@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
-from _production import load_average, production_env, wait_until_up
+from _production import load_average, manage, production_env
+
+from recsite import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".recsite" / "bench-outage"
@@ -48,42 +49,13 @@ SCENARIOS = ("database", "redis-open", "redis-closed")
 SUCCESS = {"event": 201}
 
 
-def _manage(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=production_env(DATA),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
-
-
 def _start_gunicorn(scenario: str):
-    env = production_env(DATA, RECSITE_AUTOSTART_SERVICES="0")
+    """gunicorn for one scenario (its own log), on servers this script starts and stops."""
+    env = {"RECSITE_AUTOSTART_SERVICES": "0"}
     if scenario == "redis-closed":
         env["RECOMMENDER_THROTTLE_FAIL_OPEN"] = "0"
-    log = open(DATA / f"gunicorn-{scenario}.log", "w")  # closed with the server
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "recsite.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "2",
-            "--timeout",
-            "30",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return server, log
+    log = DATA / f"gunicorn-{scenario}.log"
+    return testing.start_gunicorn(production_env(DATA, **env), log, port=PORT, request_timeout=30)
 
 
 def main() -> None:
@@ -99,9 +71,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from recsite import services
 
-    _manage("migrate", "-v0")
-    _manage("load_demo")
-    key = _manage("apikey", "create", "outage", "--scope", "write").splitlines()[-1]
+    manage(DATA, "migrate", "-v0")
+    manage(DATA, "load_demo")
+    key = manage(DATA, "apikey", "create", "outage", "--scope", "write").splitlines()[-1]
     auth = {"Authorization": f"Api-Key {key}"}
     base = f"http://127.0.0.1:{PORT}/api/v1"
 
@@ -169,9 +141,8 @@ def main() -> None:
     print(f"load average {load_average()}")
     for scenario in scenarios:
         services.ensure_running(DATA, postgres=True, redis=True)
-        server, log = _start_gunicorn(scenario)
+        server = _start_gunicorn(scenario)
         try:
-            wait_until_up(f"{base}/health")
             for kind in kinds:  # warm both workers
                 for _ in range(2):
                     send(kind)
@@ -188,9 +159,7 @@ def main() -> None:
             time.sleep(1)
             after = phase(scenario, "after")
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
+            server.stop()
             services.ensure_running(DATA, postgres=True, redis=True)
         if scenario == "redis-open":
             during_ok, expected = all_ok(during), "all 200/201"

@@ -42,7 +42,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -52,14 +51,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".recsite" / "bench-embed"
 sys.path.insert(0, str(ROOT))
-# Before django.setup(): our own servers, and no embedding queued by item saves.
-os.environ["RECSITE_DATA_DIR"] = str(DATA_DIR)
-os.environ["RECOMMENDER_EMBED_ON_SAVE"] = "0"
+from recsite import testing  # noqa: E402
+
 # Production's DEBUG=0 unless asked: with DEBUG on, Django keeps the SQL of every query in
 # each worker child (~2.6 MiB per 256-vector upsert), which inflates the memory measured.
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECRET_KEY", "bench-embed-not-a-secret")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+testing.use_data_dir(DATA_DIR, DEBUG="0", SECRET_KEY="bench-embed-not-a-secret")
 
 POLL_S = 0.2
 QUEUES = ("embed", "default")
@@ -227,67 +223,34 @@ def purge_queues(app) -> None:
                 pass
 
 
-def start_worker(args, log_path: Path) -> subprocess.Popen:
-    command = [
-        str(ROOT / ".venv" / "bin" / "python"),
-        "-m",
-        "celery",
-        "-A",
-        "recsite",
-        "worker",
-        "-Q",
-        ",".join(QUEUES),
-        "-c",
-        str(args.concurrency),
-        "-P",
-        args.pool,
-        "--without-gossip",
-        "--without-mingle",
-        "-n",
-        f"bench-embed-{os.getpid()}@%h",
-        "-l",
-        "warning",
-    ]
-    log = open(log_path, "w")  # noqa: SIM115 - closed when the worker is stopped
-    # Its own session: a Ctrl-C here reaches only this script, which then stops the worker.
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    process.log = log  # type: ignore[attr-defined]
-    return process
-
-
-def wait_for_ping(app, worker: subprocess.Popen, log_path: Path, timeout: float = 120) -> float:
+def start_worker(args, log_path: Path, app) -> tuple[testing.Process, float]:
+    """The worker under test, in its own session (a Ctrl-C here reaches only this script,
+    which then stops it); and the seconds until it answered a ping."""
     started = time.perf_counter()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"celery worker exited early; see {log_path}")
-        if app.control.ping(timeout=0.5):
-            return time.perf_counter() - started
-    raise RuntimeError(f"celery worker did not answer a ping in {timeout:.0f}s; see {log_path}")
+    worker = testing.start_worker(
+        dict(os.environ),
+        log_path,
+        name=f"bench-embed-{os.getpid()}",
+        queues=",".join(QUEUES),
+        pool=args.pool,
+        concurrency=args.concurrency,
+        app=app,
+        timeout=120,
+        new_session=True,
+        loglevel="warning",
+    )
+    return worker, time.perf_counter() - started
 
 
-def stop_worker(worker: subprocess.Popen) -> None:
+def stop_worker(worker: testing.Process) -> None:
+    """A warm shutdown (the harness kills it after 60 s), then its own children reaped."""
     import psutil
 
     try:
         children = psutil.Process(worker.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         children = []
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown: children finish and exit
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            print("worker did not stop in 60 s after SIGTERM; killing its process group")
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
+    worker.stop(timeout=60)
     for child in children:  # only the worker's own children, by pid
         try:
             child.wait(timeout=10)
@@ -295,17 +258,16 @@ def stop_worker(worker: subprocess.Popen) -> None:
             child.kill()
         except psutil.NoSuchProcess:
             pass
-    worker.log.close()  # type: ignore[attr-defined]
 
 
-def worker_processes(worker: subprocess.Popen):
+def worker_processes(worker: testing.Process):
     import psutil
 
     main = psutil.Process(worker.pid)
     return [main, *main.children(recursive=True)]
 
 
-def children_uss(worker: subprocess.Popen) -> dict[int, int]:
+def children_uss(worker: testing.Process) -> dict[int, int]:
     """Unique memory of each pool process by pid (the worker itself with -P solo/threads)."""
     import psutil
 
@@ -350,7 +312,7 @@ def warm_up(worker, args, item_ids: list[int]) -> tuple[float, str]:
 class RssSampler(threading.Thread):
     """Peak of the summed RSS of the worker and its children, every POLL_S seconds."""
 
-    def __init__(self, worker: subprocess.Popen) -> None:
+    def __init__(self, worker: testing.Process) -> None:
         super().__init__(daemon=True)
         self.worker = worker
         self.peak = 0
@@ -383,7 +345,7 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-def pss_now(worker: subprocess.Popen) -> int:
+def pss_now(worker: testing.Process) -> int:
     """Summed proportional set size (shared pages split between processes), or 0."""
     import psutil
 
@@ -651,8 +613,7 @@ def main() -> None:
         purge_queues(app)
         log_path = DATA_DIR / "worker.log"
         connection.close()  # nothing of ours open while the worker forks its children
-        worker = start_worker(args, log_path)
-        ping_s = wait_for_ping(app, worker, log_path)
+        worker, ping_s = start_worker(args, log_path, app)
         warm_s, warmed = warm_up(worker, args, ids)
         print(
             f"worker: -P {args.pool} -c {args.concurrency}, answered ping after {ping_s:.1f}s, "

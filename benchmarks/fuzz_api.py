@@ -17,13 +17,11 @@ curl command that reproduces it. Server tracebacks go to .recsite/bench-fuzz/gun
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from _production import load_average, production_env, wait_until_up
+from _production import load_average, manage, production_env, start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".recsite" / "bench-fuzz"
@@ -32,18 +30,6 @@ PORT = 8765
 
 def _env() -> dict[str, str]:
     return production_env(DATA, RECOMMENDER_EMBED_ON_SAVE="0")
-
-
-def _manage(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.strip()
 
 
 def main() -> None:
@@ -57,30 +43,12 @@ def main() -> None:
     from schemathesis import checks
     from schemathesis.core.failures import FailureGroup
 
-    _manage("migrate", "-v0")
-    _manage("load_demo", "--no-embed")
-    _manage("embed", "--no-progress")
-    key = _manage("apikey", "create", "fuzzer", "--scope", "admin").splitlines()[-1]
+    manage(DATA, "migrate", "-v0")
+    manage(DATA, "load_demo", "--no-embed")
+    manage(DATA, "embed", "--no-progress")
+    key = manage(DATA, "apikey", "create", "fuzzer", "--scope", "admin").splitlines()[-1]
     DATA.mkdir(parents=True, exist_ok=True)
-    log = open(DATA / "gunicorn.log", "w")  # closed in the finally below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "recsite.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "2",
-            "--timeout",
-            "60",
-        ],
-        cwd=ROOT,
-        env=_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = start_gunicorn(DATA, PORT)
     base = f"http://127.0.0.1:{PORT}"
     headers = {"Authorization": f"Api-Key {key}"}
     stats: Counter[str] = Counter()
@@ -89,7 +57,6 @@ def main() -> None:
     failures: dict[tuple[str, str], list] = {}
     load_before = load_average()
     try:
-        wait_until_up(f"{base}/api/v1/health")
         schema = schemathesis.openapi.from_url(f"{base}/api/schema/", headers=headers, timeout=60)
         operations = [result.ok() for result in schema.get_all_operations()]
         active = list(operations)
@@ -152,9 +119,7 @@ def main() -> None:
             active = [operation for operation in active if operation not in exhausted]
         elapsed = time.perf_counter() - started
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        server.stop()
     load_after = load_average()
     print()
     print(

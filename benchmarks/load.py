@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from _production import load_average, production_env, wait_until_up
+from _production import load_average, manage, production_env, start_gunicorn, start_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".recsite" / "bench-load"
@@ -44,18 +42,6 @@ INTENTS = [
 
 def _env() -> dict[str, str]:
     return production_env(DATA)
-
-
-def _manage(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -73,54 +59,15 @@ def main() -> None:
     args = parser.parse_args()
     import requests
 
-    _manage("migrate", "-v0")
-    _manage("load_demo")
-    key = _manage("apikey", "create", "load", "--scope", "write").splitlines()[-1]
+    manage(DATA, "migrate", "-v0")
+    manage(DATA, "load_demo")
+    key = manage(DATA, "apikey", "create", "load", "--scope", "write").splitlines()[-1]
     processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "recsite.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{PORT}",
-                "--workers",
-                str(args.workers),
-                "--threads",
-                "4",
-                "--timeout",
-                "60",
-            ],
-            cwd=ROOT,
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "recsite",
-                "worker",
-                "-Q",
-                "default,embed",
-                "-c",
-                "1",
-                "-l",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        start_gunicorn(DATA, PORT, workers=args.workers, timeout=240, extra=["--threads", "4"]),
+        start_worker(DATA, "load", pool="prefork", concurrency=1),
     ]
     base = f"http://127.0.0.1:{PORT}/api/v1"
     try:
-        wait_until_up(f"{base}/health", seconds=240)
         users = [f"u-{n:04d}" for n in range(1, 73)]
         items = [f"sku-{n:05d}" for n in range(1, 341)]
         # The shop's backend issues each shopper a token (with its write key).
@@ -217,9 +164,7 @@ def main() -> None:
         load_after = load_average()
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+            process.stop()
     total = sum(len(v) for v in latencies.values())
     print(
         f"{args.clients} clients for {wall:.0f}s against gunicorn ({args.workers} workers x 4 "

@@ -61,10 +61,8 @@ import json
 import os
 import pstats
 import re
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -79,15 +77,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".recsite" / "bench-serving"
 sys.path.insert(0, str(ROOT))
-# Before django.setup(): our own servers, no embedding queued by item saves, and the
-# development default (DEBUG on, no API key needed) unless DEBUG=0 is given explicitly.
-os.environ["RECSITE_DATA_DIR"] = str(DATA_DIR)
-os.environ["RECOMMENDER_EMBED_ON_SAVE"] = "0"
-os.environ.setdefault("DEBUG", "1")
-os.environ.setdefault("RECOMMENDER_REQUIRE_API_KEY", "0")
-os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-os.environ.setdefault("SECRET_KEY", "bench-serving-not-a-secret")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+from recsite import testing  # noqa: E402
+
+# The development default (DEBUG on, no API key needed) unless DEBUG=0 is given.
+testing.use_data_dir(
+    DATA_DIR,
+    DEBUG="1",
+    RECOMMENDER_REQUIRE_API_KEY="0",
+    SECURE_SSL_REDIRECT="0",
+    SECRET_KEY="bench-serving-not-a-secret",
+)
 
 SPACE_NAME = "bench-serving"
 DATASET_VERSION = 1
@@ -632,51 +631,17 @@ def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[i
     return response.status, data, time.perf_counter() - started
 
 
-def start_server(args, port: int) -> subprocess.Popen:
-    log = open(DATA_DIR / "gunicorn.log", "ab")
-    env = {**os.environ, "RECSITE_DATA_DIR": str(DATA_DIR)}
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "recsite.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--timeout",
-            "120",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+def start_server(args, port: int) -> testing.Process:
+    """gunicorn on this benchmark's data, ready when its liveness probe answers."""
+    env = testing.environ(RECSITE_DATA_DIR=str(DATA_DIR))
+    return testing.start_gunicorn(
+        env, DATA_DIR / "gunicorn.log", port=port, workers=args.workers, request_timeout=120
     )
-    log.close()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited ({proc.returncode}); see {DATA_DIR}/gunicorn.log")
-        try:
-            status, _, _ = call(port, "GET", "/api/v1/health")
-            if status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.25)
-    stop_server(proc)
-    raise SystemExit("gunicorn did not answer /api/v1/health within 120 s")
 
 
-def stop_server(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+def stop_server(server: testing.Process | None) -> None:
+    if server is not None:
+        server.stop()
 
 
 def rec_path(external_id: str) -> str:

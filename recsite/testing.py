@@ -43,6 +43,10 @@ class Process:
     def fail(self, why: str) -> NotReady:
         return NotReady(f"{self.name} {why}; the end of {self.log}:\n{self.log_tail()}")
 
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 
@@ -103,6 +107,7 @@ def start_worker(
     extra: list[str] | None = None,
     wait: bool = True,
     new_session: bool = False,
+    loglevel: str = "INFO",
 ) -> Process:
     """A real ``celery worker`` for the ``recsite`` app, ready when it answers a ping
     (``app``: the Celery app to ping with; the project's by default). ``wait=False``
@@ -111,7 +116,7 @@ def start_worker(
     args = [
         sys.executable, "-m", "celery", "-A", "recsite", "worker",
         "-Q", queues, "-P", pool, "--without-gossip", "--without-mingle",
-        "-n", f"{name}@%h", "-l", "INFO",
+        "-n", f"{name}@%h", "-l", loglevel,
     ]  # fmt: skip
     if concurrency is not None:
         args += ["--concurrency", str(concurrency)]
@@ -194,6 +199,16 @@ def manage(*args: str, env: Mapping[str, str], check: bool = True) -> str:
     if check and result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip()
+
+
+def use_data_dir(data_dir: Path, **defaults: str) -> None:
+    """Point this process at a benchmark's own embedded servers (before ``django.setup()``),
+    with no embedding queued by item saves; ``defaults`` fill variables the caller's shell
+    did not set (DEBUG, SECRET_KEY…)."""
+    os.environ["RECSITE_DATA_DIR"] = str(data_dir)
+    os.environ["RECOMMENDER_EMBED_ON_SAVE"] = "0"
+    for name, value in {"DJANGO_SETTINGS_MODULE": "recsite.settings", **defaults}.items():
+        os.environ.setdefault(name, value)
 
 
 def environ(**overrides: str) -> dict[str, str]:
