@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser tests (tests/test_browser.py) drive: Debian's Chromium and a CJK
+# Installs what the browser tests (tests/demo/test_browser.py) drive: Debian's Chromium and a CJK
 # font so Chinese text renders in screenshots. Idempotent: installs only what is missing.
 # Playwright's own browser download (`playwright install`) is not used.
 set -euo pipefail

@@ -1,4 +1,5 @@
-"""Fixtures shared by the suite: a real Celery worker on the embedded Redis, users, items."""
+"""Fixtures shared by the suite: a real Celery worker on the embedded Redis, hashing-encoder
+spaces, items."""
 
 from __future__ import annotations
 
@@ -64,6 +65,53 @@ def admin_client_zh(client, admin_user):
     client.force_login(admin_user)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
     return client
+
+
+# --- Spaces and items ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_space(db):
+    """``make_space(name, dim=64, activate=True, text_template=…)``: a space of the hashing
+    encoder (no model weights), active unless ``activate=False``."""
+    from recommender import spaces
+
+    def make(name: str = "hashing", *, dim: int = 64, activate: bool = True, **kwargs):
+        return spaces.create_space(name, "hashing", {"dim": dim}, activate=activate, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def hashing_space(make_space):
+    """An active hashing space named "hashing", dim 64: for tests that need one and do not
+    care which (tests/spaces/test_spaces.py's index test relies on the 64)."""
+    return make_space()
+
+
+@pytest.fixture
+def space(make_space, settings):
+    """The serving tests' space: active, hashing, dim 48, named "fast"; saving an item does
+    not embed it (a test embeds what it needs)."""
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    return make_space("fast", dim=48)
+
+
+@pytest.fixture
+def make_items(db):
+    """``make_items(n, **fields)``: ``n`` new items sku-0 … sku-(n-1) with Chinese titles,
+    each given ``fields``."""
+    from recommender.models import Item
+
+    def make(n: int, **fields) -> list[Item]:
+        return [
+            Item.objects.create(
+                external_id=f"sku-{i}", title=f"商品 {i} 羽绒服 款{i % 7}", **fields
+            )
+            for i in range(n)
+        ]
+
+    return make
 
 
 @pytest.fixture(autouse=True)

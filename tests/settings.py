@@ -34,7 +34,7 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RECOMMENDER_USE_LEARNED_RANKER = False  # tests opt in explicitly
-# Most tests call the API keyless; tests/test_access.py and the browser tests require keys
+# Most tests call the API keyless; tests/api/test_access.py and the browser tests require keys
 # (the default) with ``settings.RECOMMENDER_REQUIRE_API_KEY = True``.
 RECOMMENDER_REQUIRE_API_KEY = False
 # Each test sees a fresh health report (test_access.py tests the reuse itself).

@@ -251,13 +251,12 @@ def test_storefront_hides_withdrawn_items(shop):
 
 
 @pytest.fixture
-def served(settings):
+def served(settings, hashing_space):
     """A small catalogue with an active space (the hashing encoder: no model download)."""
     settings.RECOMMENDER_EMBED_ON_SAVE = False
     for n, title in enumerate(["绿茶礼盒", "红茶礼盒", "陶瓷茶杯", "羊毛围巾", "皮革手套"]):
         Item.objects.create(external_id=f"i{n}", title=title, category="shop")
-    space = spaces.create_space("hashing", "hashing", {"dim": 64}, activate=True)
-    embedding.embed_items(space, list(Item.objects.values_list("pk", flat=True)))
+    embedding.embed_items(hashing_space, list(Item.objects.values_list("pk", flat=True)))
     EndUser.objects.create(external_id="u1")
     APIClient().post(
         f"{API}/behaviours", {"user": "u1", "item": "i0", "kind": "like"}, format="json"

@@ -8,7 +8,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from recommender import spaces
 from recommender.learning import evaluation, ranker
 from recommender.models import Behaviour, EndUser, Item
 from recommender.serving import learned
@@ -24,7 +23,7 @@ COLUMN = {name: index for index, name in enumerate(FEATURES)}
 
 
 @pytest.fixture
-def shop(db, settings, tmp_path):
+def shop(db, settings, tmp_path, hashing_space):
     """Three topics; each user views five items of one topic, an hour apart."""
     settings.RECOMMENDER_EMBED_ON_SAVE = False
     settings.RECSITE_DATA_DIR = tmp_path
@@ -35,8 +34,7 @@ def shop(db, settings, tmp_path):
         ]
         for topic, names in TOPICS.items()
     }
-    space = spaces.create_space("learn", "hashing", {"dim": 64}, activate=True)
-    embedding.embed_items(space, list(Item.objects.values_list("pk", flat=True)))
+    embedding.embed_items(hashing_space, list(Item.objects.values_list("pk", flat=True)))
     start = timezone.now() - timedelta(days=10)
     for u in range(12):
         topic = list(TOPICS)[u % 3]

@@ -15,7 +15,7 @@ from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:

@@ -339,7 +339,7 @@ def test_tables_ship_as_package_data() -> None:
         f"{name}.txt" for name in names
     }
     # pyproject's package-data must list them, or `pip install .` leaves them behind
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text("utf-8"))
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text("utf-8"))
     patterns = pyproject["tool"]["setuptools"]["package-data"]["recommender"]
     for name in names:
         assert any(fnmatch.fnmatch(f"demo/tables/{name}.txt", pattern) for pattern in patterns)

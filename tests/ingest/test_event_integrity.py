@@ -36,9 +36,8 @@ from recommender.spaces import embedding
 API = "/api/v1"
 
 
-def make_shop(n_items: int = 6):
-    """A hashing space (no model weights) and ``n_items`` embedded items sku-0…"""
-    space = spaces.create_space("integrity", "hashing", {"dim": 32}, activate=True)
+def make_shop(space, n_items: int = 6):
+    """``n_items`` items sku-0… embedded in ``space`` (a hashing space: no model weights)."""
     items = [
         Item.objects.create(external_id=f"sku-{i}", title=f"商品 {i} 羽绒服 款{i % 4}")
         for i in range(n_items)
@@ -48,16 +47,16 @@ def make_shop(n_items: int = 6):
 
 
 @pytest.fixture
-def shop(db, settings):
+def shop(db, settings, hashing_space):
     settings.RECOMMENDER_EMBED_ON_SAVE = False
-    return make_shop()
+    return make_shop(hashing_space)
 
 
 @pytest.fixture
-def shared_shop(transactional_db, settings):
+def shared_shop(transactional_db, settings, hashing_space):
     """The same shop, committed, for tests whose threads use their own connections."""
     settings.RECOMMENDER_EMBED_ON_SAVE = False
-    space = make_shop()
+    space = make_shop(hashing_space)
     yield space
     spaces.drop_index(space)
 

@@ -10,8 +10,8 @@ Two things differ from the rest of the suite, on purpose:
   after each test and would throw away the demo shop (about 15 s to load and embed) after
   the first one. This module overrides ``transactional_db`` to open the database without
   that flush; the shop is committed once by ``demo`` and removed in its teardown, as
-  tests/test_api.py does. pytest-django runs tests that use ``live_server`` after all plain
-  ``db`` tests, so the module's data never meets theirs.
+  tests/api/test_api.py does. pytest-django runs tests that use ``live_server`` after all
+  plain ``db`` tests, so the module's data never meets theirs.
 * Playwright's sync API runs the test inside the callbacks of an asyncio loop. Django
   refuses ORM calls there, and the connections they would open live in the loop's
   contexts, where nothing closes them (and an open one stops the test database from
@@ -51,7 +51,7 @@ from recommender.spaces import embedding
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Screenshots go to the data dir (docs/screenshots holds the ones the README shows).
 SCREENSHOTS = Path(os.environ.get("RECSITE_SCREENSHOTS") or ROOT / ".recsite" / "screenshots")
 CHROMIUM = os.environ.get("RECSITE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

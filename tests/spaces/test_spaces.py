@@ -32,11 +32,6 @@ def make_items(*titles_and_categories):
     ]
 
 
-@pytest.fixture
-def hashing_space(db):
-    return spaces.create_space("hash", "hashing", {"dim": 64}, activate=True)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_saving_an_item_puts_a_vector_in_the_active_space(celery_worker):
     space = spaces.create_space("live", "hashing", {"dim": 64}, activate=True)
@@ -121,6 +116,30 @@ def test_activation_switches_what_a_cosine_query_returns():
     spaces.activate_space(cats)
     assert nearest.search_text("keyboard", 1)[0].item_id == by_category.pk
     assert EncoderSpace.objects.filter(is_active=True).count() == 1
+
+
+def test_serving_space_follows_activation_and_ignores_caller_changes(space):
+    other = spaces.create_space("other", "hashing", {"dim": 16})
+    assert spaces.serving_space().pk == space.pk
+    spaces.serving_space().name = "changed by a caller"
+    assert spaces.serving_space().name == "fast"
+    spaces.activate_space(other)  # a save: seen at once in this process
+    assert spaces.serving_space().pk == other.pk
+
+
+def test_serving_space_sees_a_switch_made_by_another_process(space, monkeypatch):
+    other = spaces.create_space("other", "hashing", {"dim": 16})
+    assert spaces.serving_space().pk == space.pk
+    # Another process switches: rows change without this process's signals, and the
+    # shared token is bumped (what its signal handler does there).
+    EncoderSpace.objects.filter(pk=space.pk).update(is_active=False)
+    EncoderSpace.objects.filter(pk=other.pk).update(is_active=True)
+    from django.core.cache import cache
+
+    cache.set(spaces._VERSION_KEY, "bumped elsewhere", None)
+    assert spaces.serving_space().pk == space.pk  # within CHECK_S: this process's copy
+    monkeypatch.setattr(spaces, "CHECK_S", 0.0)
+    assert spaces.serving_space().pk == other.pk
 
 
 @pytest.mark.django_db
@@ -265,36 +284,34 @@ def test_admin_lists_spaces_with_coverage(admin_client, hashing_space):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_importing_items_queues_their_embedding(celery_worker, tmp_path, capsys):
-    space = spaces.create_space("imported", "hashing", {"dim": 32}, activate=True)
+def test_importing_items_queues_their_embedding(celery_worker, hashing_space, tmp_path, capsys):
     path = tmp_path / "items.csv"
     rows = "".join(f"sku{n},商品 {n} 号\n" for n in range(600))
     path.write_text("external_id,title\n" + rows, encoding="utf-8")
     call_command("import_items", str(path), "--no-progress")
     assert "queued embedding" in capsys.readouterr().out
-    wait_for(lambda: spaces.coverage(space).missing == 0, message="imported items embedded")
-    assert ItemVector.objects.filter(space=space).count() == 600
+    wait_for(lambda: spaces.coverage(hashing_space).missing == 0, message="imported items embedded")
+    assert ItemVector.objects.filter(space=hashing_space).count() == 600
 
 
 @pytest.mark.django_db(transaction=True)
-def test_profile_recompute_task_matches_incremental_updates(celery_worker):
+def test_profile_recompute_task_matches_incremental_updates(celery_worker, hashing_space):
     from recommender.ingest import events
     from recommender.serving import profiles
     from recommender.tasks import recompute_profiles
 
-    space = spaces.create_space("prof", "hashing", {"dim": 64}, activate=True)
     items = make_items(("羽绒服", "clothing"), ("键盘", "electronics"), ("绿茶", "food"))
-    embedding.embed_items(space, [item.pk for item in items])
+    embedding.embed_items(hashing_space, [item.pk for item in items])
     for item, kind in zip(items, ["view", "purchase", "dislike"], strict=True):
         events.record_event(events.EventInput(user="p1", item=item.external_id, kind=kind))
     events.record_event(events.EventInput(user="p1", kind="search", text="保暖外套"))
     user_pk = EndUser.objects.get(external_id="p1").pk
-    incremental = profiles.load(user_pk, space).vector()
-    stamp = UserProfile.objects.get(user_id=user_pk, space=space).updated_at
+    incremental = profiles.load(user_pk, hashing_space).vector()
+    stamp = UserProfile.objects.get(user_id=user_pk, space=hashing_space).updated_at
     assert recompute_profiles.delay().get(timeout=60) == {"queued": 1}
     wait_for(
-        lambda: UserProfile.objects.get(user_id=user_pk, space=space).updated_at > stamp,
+        lambda: UserProfile.objects.get(user_id=user_pk, space=hashing_space).updated_at > stamp,
         message="the recomputed profile",
     )
-    exact = profiles.load(user_pk, space).vector()
+    exact = profiles.load(user_pk, hashing_space).vector()
     assert float(incremental @ exact) == pytest.approx(1.0, abs=1e-4)

@@ -11,7 +11,6 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from recommender import spaces
 from recommender.ingest import limits
 from recommender.ingest.behaviours import import_behaviours
 from recommender.ingest.fields import ImportFailed
@@ -34,9 +33,8 @@ def api(settings):
 
 
 @pytest.fixture
-def shop(api):
+def shop(api, hashing_space):
     """Eight down jackets embedded in a small hashing space, and a shopper."""
-    space = spaces.create_space("safety", "hashing", {"dim": 48}, activate=True)
     items = [
         Item.objects.create(
             external_id=f"sku-{i}",
@@ -47,7 +45,7 @@ def shop(api):
         )
         for i in range(8)
     ]
-    embedding.embed_items(space, [item.pk for item in items])
+    embedding.embed_items(hashing_space, [item.pk for item in items])
     EndUser.objects.create(external_id="u-1")
     return items
 

@@ -5,7 +5,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from recommender import spaces
 from recommender.ingest import events
 from recommender.ingest.fields import Row
 from recommender.ingest.items import import_items
@@ -23,11 +22,10 @@ def in_thread(function, *args):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_same_event_sent_concurrently_is_stored_and_counted_once(settings):
+def test_the_same_event_sent_concurrently_is_stored_and_counted_once(settings, hashing_space):
     settings.RECOMMENDER_EMBED_ON_SAVE = False
-    space = spaces.create_space("c", "hashing", {"dim": 32}, activate=True)
     item = Item.objects.create(external_id="sku-1", title="机械键盘")
-    embedding.embed_items(space, [item.pk])
+    embedding.embed_items(hashing_space, [item.pk])
     event = events.EventInput(user="u-1", item="sku-1", kind="purchase", event_id="same-1")
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(lambda _: in_thread(events.record_event, event), range(12)))
@@ -35,9 +33,9 @@ def test_the_same_event_sent_concurrently_is_stored_and_counted_once(settings):
     assert sum(result.profile_updated for result in results) == 1
     assert Behaviour.objects.filter(event_id="same-1").count() == 1
     assert EndUser.objects.filter(external_id="u-1").count() == 1
-    profile = UserProfile.objects.get(user__external_id="u-1", space=space)
+    profile = UserProfile.objects.get(user__external_id="u-1", space=hashing_space)
     assert profile.events == 1
-    assert profiles.load(profile.user_id, space).events == 1
+    assert profiles.load(profile.user_id, hashing_space).events == 1
 
 
 @pytest.mark.django_db(transaction=True)

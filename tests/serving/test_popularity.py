@@ -1,0 +1,22 @@
+"""Popularity heads: active items only, filtered like every other source."""
+
+from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import filters, popularity
+
+
+def test_popular_head_holds_active_items_only_and_respects_filters(space, make_items):
+    items = make_items(4)
+    user = EndUser.objects.create(external_id="u")
+    for rank, item in enumerate(items):
+        for _ in range(4 - rank):
+            Behaviour.objects.create(user=user, item=item, kind="purchase")
+    Item.objects.filter(pk=items[0].pk).update(is_active=False)
+    Item.objects.filter(pk=items[3].pk).update(category="tea")
+    table = popularity.popularity()
+    assert items[0].pk not in table
+    assert list(popularity.top_items(table, 2, filters.Filters())) == [items[1].pk, items[2].pk]
+    assert list(popularity.top_items(table, 2, filters.Filters(exclude_ids={items[1].pk}))) == [
+        items[2].pk,
+        items[3].pk,
+    ]
+    assert list(popularity.top_items(table, 2, filters.Filters(category="tea"))) == [items[3].pk]
