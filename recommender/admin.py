@@ -8,7 +8,16 @@ from django.utils.translation import ngettext
 
 from recommender import apikeys, spaces
 from recommender.ingest import limits, privacy
-from recommender.models import ApiKey, Behaviour, EncoderSpace, EndUser, EvaluationRun, Item
+from recommender.models import (
+    ApiKey,
+    Behaviour,
+    EncoderSpace,
+    EndUser,
+    EvaluationRun,
+    Item,
+    Scenario,
+)
+from recommender.serving import scenarios
 
 
 def _checked(check, value, **kwargs):
@@ -279,3 +288,36 @@ class ApiKeyAdmin(admin.ModelAdmin):
             _("API key created. Copy it now, it is not shown again: %s") % plain,
             messages.WARNING,
         )
+
+
+class ScenarioAdminForm(forms.ModelForm):
+    """A scenario's sources, weights and bounds are checked as serving will read them."""
+
+    class Meta:
+        model = Scenario
+        fields = [
+            "name",
+            "description",
+            "is_default",
+            "k",
+            "sources",
+            "blend_weights",
+            "use_learned_ranker",
+            "diversity",
+            "category_cap",
+            "exclude_seen",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        candidate = Scenario(**{name: cleaned.get(name) for name in self.Meta.fields})
+        for field, reason in scenarios.problems(candidate).items():
+            self.add_error(field, reason)
+        return cleaned
+
+
+@admin.register(Scenario)
+class ScenarioAdmin(admin.ModelAdmin):
+    form = ScenarioAdminForm
+    list_display = ("name", "is_default", "k", "sources", "use_learned_ranker", "updated_at")
+    search_fields = ("name", "description")

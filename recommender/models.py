@@ -379,3 +379,62 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope}, {self.prefix}…)"
+
+
+class Scenario(models.Model):
+    """A named placement (``home``, ``item_page``, ``cart``, ``search``, ``email`` …) and
+    the defaults of the lists it serves. A request's own parameters win over these; a
+    request without ``scenario=`` gets the default scenario, when one is marked."""
+
+    name = models.SlugField(_("name"), max_length=64, unique=True)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    is_default = models.BooleanField(
+        _("default"), default=False, help_text=_("used by requests that name no scenario")
+    )
+    k = models.PositiveSmallIntegerField(
+        _("list length"), null=True, blank=True, help_text=_("empty: the request's (10)")
+    )
+    sources = models.JSONField(
+        _("candidate sources"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "empty: all; else some of history, positive, query, keyword, co_occurrence, "
+            "popular, trending, new"
+        ),
+    )
+    blend_weights = models.JSONField(
+        _("blend weights"),
+        default=dict,
+        blank=True,
+        help_text=_('feature weights of the fixed blend, e.g. {"popularity": 0.5}'),
+    )
+    use_learned_ranker = models.BooleanField(
+        _("use the learned ranker"),
+        default=True,
+        help_text=_("off, or blend weights given: the fixed blend ranks this placement"),
+    )
+    diversity = models.FloatField(
+        _("diversity"), null=True, blank=True, help_text=_("0 to 1; empty: the request's")
+    )
+    category_cap = models.PositiveSmallIntegerField(_("items per category"), null=True, blank=True)
+    exclude_seen = models.BooleanField(
+        _("exclude seen items"), null=True, blank=True, help_text=_("empty: the request's")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("scenario")
+        verbose_name_plural = _("scenarios")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="one_default_scenario",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

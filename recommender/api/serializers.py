@@ -129,6 +129,14 @@ class StrictSerializer(RejectUnknownFields, serializers.Serializer):
     pass
 
 
+def _scenario_field() -> serializers.SlugField:
+    return serializers.SlugField(
+        required=False,
+        max_length=64,
+        help_text="a scenario's name (its defaults apply); without it the default scenario",
+    )
+
+
 def max_k_explained() -> int:
     """The longest list served with reasons and blurbs (``RECOMMENDER_MAX_K_EXPLAINED``)."""
     return int(conf.MAX_K_EXPLAINED)
@@ -294,6 +302,7 @@ class BatchResultSerializer(serializers.Serializer):
 class RecommendationQuerySerializer(StrictSerializer):
     """Query parameters of ``GET users/{id}/recommendations`` (and search)."""
 
+    scenario = _scenario_field()
     k = _k_field()
     category = CleanCharField(required=False, min_length=1, max_length=200)
     diversity = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.0)
@@ -319,6 +328,7 @@ class RecommendationQuerySerializer(StrictSerializer):
 
 
 class SearchQuerySerializer(StrictSerializer):
+    scenario = _scenario_field()
     q = CleanCharField(min_length=1, max_length=500)
     user = CleanCharField(required=False, min_length=1, max_length=200)
     k = _k_field()
@@ -331,6 +341,7 @@ class SearchQuerySerializer(StrictSerializer):
 
 
 class SimilarQuerySerializer(StrictSerializer):
+    scenario = _scenario_field()
     k = _k_field()
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
 
@@ -342,6 +353,7 @@ class SimilarQuerySerializer(StrictSerializer):
 class SessionRecommendationSerializer(StrictSerializer):
     """Body of ``POST recommendations``: recommendations for an anonymous session."""
 
+    scenario = _scenario_field()
     positive = serializers.ListField(
         child=CleanCharField(max_length=200), required=False, default=list, max_length=100
     )
@@ -405,15 +417,21 @@ class RecommendedItemSerializer(serializers.Serializer):
 class RecommendationListSerializer(serializers.Serializer):
     user = serializers.CharField(allow_null=True)
     lang = serializers.CharField()
+    scenario = serializers.CharField(
+        allow_null=True, help_text="the scenario that served the list (null: none)"
+    )
     items = RecommendedItemSerializer(many=True)
 
 
-def recommendation_list_data(results, user: str | None, lang: str) -> dict:
+def recommendation_list_data(
+    results, user: str | None, lang: str, scenario: str | None = None
+) -> dict:
     """What ``RecommendationListSerializer(...).data`` gives, built directly: every list the
     API serves goes through here, and DRF's field machinery costs ~1 ms per list of 10."""
     return {
         "user": user,
         "lang": lang,
+        "scenario": scenario,
         "items": [
             {
                 "id": str(result.item.external_id),

@@ -23,7 +23,7 @@ from recommender.ingest import events, privacy
 from recommender.ingest.fields import ImportFailed, Row
 from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import explain, pipeline
+from recommender.serving import explain, pipeline, scenarios
 
 
 def _lang(request, value: str | None) -> str:
@@ -38,8 +38,23 @@ def _item_pks(external_ids: list[str], field: str) -> list[int]:
     return [found[external_id] for external_id in external_ids]
 
 
-def _list_response(results, user: str | None, lang: str) -> Response:
-    return Response(s.recommendation_list_data(results, user, lang))
+def _list_response(results, user: str | None, lang: str, scenario=None) -> Response:
+    return Response(
+        s.recommendation_list_data(results, user, lang, scenario.name if scenario else None)
+    )
+
+
+def _scenario(name: str | None):
+    """The scenario a request names (or the default one); 400 for an unknown name."""
+    try:
+        return scenarios.resolve(name)
+    except scenarios.UnknownScenario as exc:
+        raise ValidationError({"scenario": [str(exc)]}) from None
+
+
+def _given(data) -> set[str]:
+    """The parameters a caller gave explicitly (a scenario fills only the others)."""
+    return set(data.keys()) if hasattr(data, "keys") else set()
 
 
 class HealthSerializer(serializers.Serializer):
@@ -194,8 +209,12 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         params = s.SimilarQuerySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         lang = _lang(request, params.validated_data.get("lang"))
-        results = pipeline.similar_items(item, params.validated_data["k"], lang=lang)
-        return _list_response(results, None, lang)
+        scenario = _scenario(params.validated_data.get("scenario"))
+        k = params.validated_data["k"]
+        if scenario is not None and scenario.k and "k" not in request.query_params:
+            k = min(scenario.k, s.max_k_explained())
+        results = pipeline.similar_items(item, k, lang=lang)
+        return _list_response(results, None, lang, scenario)
 
 
 class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
@@ -287,22 +306,24 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         ranges = {}
         if p.get("price_min") is not None or p.get("price_max") is not None:
             ranges["price"] = (p.get("price_min"), p.get("price_max"))
-        results = pipeline.recommend(
-            pipeline.RecommendationRequest(
-                user=user,
-                k=p["k"],
-                category=p.get("category"),
-                attribute_ranges=ranges,
-                diversity=p["diversity"],
-                exclude_seen=p["exclude_seen"],
-                query=p.get("q") or None,
-                lang=lang,
-                explain=p["explain"],
-                category_cap=p.get("category_cap"),
-                context={key: p[key] for key in ("device", "page") if key in p},
-            )
+        scenario = _scenario(p.get("scenario"))
+        wanted = pipeline.RecommendationRequest(
+            user=user,
+            k=p["k"],
+            category=p.get("category"),
+            attribute_ranges=ranges,
+            diversity=p["diversity"],
+            exclude_seen=p["exclude_seen"],
+            query=p.get("q") or None,
+            lang=lang,
+            explain=p["explain"],
+            category_cap=p.get("category_cap"),
+            context={key: p[key] for key in ("device", "page") if key in p},
         )
-        return _list_response(results, user.external_id, lang)
+        capped = s.max_k_explained() if p["explain"] or p.get("q") else None
+        wanted = scenarios.apply(scenario, wanted, _given(request.query_params), max_k=capped)
+        results = pipeline.recommend(wanted)
+        return _list_response(results, user.external_id, lang, scenario)
 
 
 _DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
@@ -430,8 +451,13 @@ class SearchView(APIView):
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])
         lang = _lang(request, p.get("lang"))
-        results = pipeline.search(p["q"], user, p["k"], lang, category=p.get("category"))
-        return _list_response(results, user.external_id if user else None, lang)
+        scenario = _scenario(p.get("scenario"))
+        wanted = pipeline.search_request(p["q"], user, p["k"], lang, category=p.get("category"))
+        wanted = scenarios.apply(
+            scenario, wanted, _given(request.query_params), max_k=s.max_k_explained()
+        )
+        results = pipeline.recommend(wanted)
+        return _list_response(results, user.external_id if user else None, lang, scenario)
 
 
 class SessionRecommendationView(APIView):
@@ -452,16 +478,17 @@ class SessionRecommendationView(APIView):
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])
         lang = _lang(request, p.get("lang"))
-        results = pipeline.recommend(
-            pipeline.RecommendationRequest(
-                user=user,
-                k=p["k"],
-                category=p.get("category"),
-                diversity=p["diversity"],
-                query=p.get("text") or None,
-                lang=lang,
-                positive=_item_pks(p["positive"], "positive"),
-                negative=_item_pks(p["negative"], "negative"),
-            )
+        scenario = _scenario(p.get("scenario"))
+        wanted = pipeline.RecommendationRequest(
+            user=user,
+            k=p["k"],
+            category=p.get("category"),
+            diversity=p["diversity"],
+            query=p.get("text") or None,
+            lang=lang,
+            positive=_item_pks(p["positive"], "positive"),
+            negative=_item_pks(p["negative"], "negative"),
         )
-        return _list_response(results, user.external_id if user else None, lang)
+        wanted = scenarios.apply(scenario, wanted, _given(request.data), max_k=s.max_k_explained())
+        results = pipeline.recommend(wanted)
+        return _list_response(results, user.external_id if user else None, lang, scenario)

@@ -196,10 +196,15 @@ def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommen
     return results
 
 
+def search_request(
+    query: str, user: EndUser | None = None, k: int = 10, lang: str = "zh", **kwargs
+) -> RecommendationRequest:
+    """The request of a personalised search (query sources first, seen items allowed)."""
+    return RecommendationRequest(
+        user=user, k=k, query=query, lang=lang, mode="search", exclude_seen=False, **kwargs
+    )
+
+
 def search(query: str, user: EndUser | None = None, k: int = 10, lang: str = "zh", **kwargs):
     """Personalised search: query matches first, the user's profile as a tie-breaker."""
-    return recommend(
-        RecommendationRequest(
-            user=user, k=k, query=query, lang=lang, mode="search", exclude_seen=False, **kwargs
-        )
-    )
+    return recommend(search_request(query, user, k, lang, **kwargs))
