@@ -42,9 +42,10 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def manage(data_dir: Path, *args: str) -> str:
-    """``manage.py`` under the production settings with ``data_dir``; its stdout."""
-    return testing.manage(*args, env=production_env(data_dir))
+def manage(data_dir: Path, *args: str, **overrides: str) -> str:
+    """``manage.py`` under the production settings with ``data_dir`` (and ``overrides``);
+    its stdout."""
+    return testing.manage(*args, env=production_env(data_dir, **overrides))
 
 
 def start_gunicorn(data_dir: Path, port: int, **options) -> testing.Process:

@@ -45,8 +45,12 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".recsite" / "bench-embed"
@@ -358,107 +362,163 @@ def pss_now(worker: testing.Process) -> int:
     return total
 
 
-def time_pipeline(args, worker, run: int, n: int) -> dict:
-    from django.db import connection
-    from django.db.models import Max, Min
+@dataclass
+class PipelineRun:
+    """One timed build of a fresh space by the worker."""
 
-    from recommender import spaces, tasks
-    from recommender.models import EncoderSpace, Item, ItemVector
-    from recommender.spaces import embedding
+    rate: float  # texts/s
+    seconds: float
+    enqueue_s: float
+    first_store_s: float  # the first and last vectors stored, after the enqueueing began
+    last_store_s: float
+    peak_rss: int  # bytes, the worker and its children summed
+    pss: int  # bytes, after the run
+    cpu_worker_ms: float  # per text
+    cpu_postgres_ms: float  # per text
+    indexed: bool
+    status: str
+    space: Any  # the EncoderSpace built
+
+
+def time_pipeline(args, worker, run: int, n: int) -> PipelineRun:
+    """Build a new space through the worker, from enqueueing until the space is ready."""
+    from django.db import connection
+
+    from recommender import spaces
+    from recommender.models import Item
+    from recsite import services
 
     # A new space built in the background while another serves (blue/green): it gets its
     # HNSW index when the build completes, and the run ends when the space is ready.
     space = spaces.create_space(f"bench-{int(time.time())}-{run}", args.plugin, args.options)
     ids = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
-    from recsite import services
-
     postmaster = services.postgres_status(DATA_DIR).pid
     sampler = RssSampler(worker)
     sampler.start()
     cpu_worker, cpu_postgres = tree_cpu(worker.pid), tree_cpu(postmaster)
     wall_start = datetime.now(UTC)
     started = time.perf_counter()
-    if args.enqueue == "build_space":
-        tasks.build_space.delay(space.pk)
-    else:
-        for batch in embedding.batches(ids, args.batch):
-            tasks.embed_items.delay(space.pk, batch, False)
+    enqueue(args, space, ids)
     enqueued = time.perf_counter() - started
-    deadline = time.monotonic() + 120 + n / 20
-    count = 0
-    while True:
-        if EncoderSpace.objects.filter(pk=space.pk, status="ready").exists():
-            break
-        count = ItemVector.objects.filter(space=space).count()
-        if worker.poll() is not None:
-            sampler.stop()
-            raise RuntimeError("the worker died during the run")
-        if time.monotonic() > deadline:
-            sampler.stop()
-            raise RuntimeError(f"only {count}/{n} vectors after the deadline")
-        time.sleep(POLL_S)
+    try:
+        wait_until_ready(worker, space, n)
+    except RuntimeError:
+        sampler.stop()
+        raise
     elapsed = time.perf_counter() - started
     cpu_worker = tree_cpu(worker.pid) - cpu_worker
     cpu_postgres = tree_cpu(postmaster) - cpu_postgres
     peak = sampler.stop()
     pss = pss_now(worker)
+    first, last = stored_between(space, n)
+    indexed = spaces.index_exists(space)
+    space.refresh_from_db()
+    connection.close()
+    return PipelineRun(
+        rate=n / elapsed,
+        seconds=elapsed,
+        enqueue_s=enqueued,
+        first_store_s=(first - wall_start).total_seconds(),
+        last_store_s=(last - wall_start).total_seconds(),
+        peak_rss=peak,
+        pss=pss,
+        cpu_worker_ms=1000 * cpu_worker / n,
+        cpu_postgres_ms=1000 * cpu_postgres / n,
+        indexed=indexed,
+        status=space.status,
+        space=space,
+    )
+
+
+def enqueue(args, space, ids: list[int]) -> None:
+    """``build_space.delay`` (the library's path), or ``embed_items.delay`` per --batch ids."""
+    from recommender import tasks
+    from recommender.spaces import embedding
+
+    if args.enqueue == "build_space":
+        tasks.build_space.delay(space.pk)
+    else:
+        for batch in embedding.batches(ids, args.batch):
+            tasks.embed_items.delay(space.pk, batch, False)
+
+
+def wait_until_ready(worker: testing.Process, space, n: int) -> None:
+    """Poll every POLL_S seconds until the space is ready; fail if the worker dies or the
+    build outlasts its deadline."""
+    from recommender.models import EncoderSpace, ItemVector
+
+    deadline = time.monotonic() + 120 + n / 20
+    count = 0
+    while True:
+        if EncoderSpace.objects.filter(pk=space.pk, status="ready").exists():
+            return
+        count = ItemVector.objects.filter(space=space).count()
+        if not worker.alive():
+            raise RuntimeError("the worker died during the run")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {count}/{n} vectors after the deadline")
+        time.sleep(POLL_S)
+
+
+def stored_between(space, n: int):
+    """When the space's first and last vectors were stored; fails unless it holds ``n``."""
+    from django.db.models import Max, Min
+
+    from recommender.models import ItemVector
+
     stamps = ItemVector.objects.filter(space=space).aggregate(
         first=Min("updated_at"), last=Max("updated_at")
     )
     count = ItemVector.objects.filter(space=space).count()
     if count != n:
         raise RuntimeError(f"the space is ready with {count}/{n} vectors")
-    indexed = spaces.index_exists(space)
-    space.refresh_from_db()
-    status = space.status
-    connection.close()
-    return {
-        "rate": n / elapsed,
-        "seconds": elapsed,
-        "enqueue_s": enqueued,
-        "first_store_s": (stamps["first"] - wall_start).total_seconds(),
-        "last_store_s": (stamps["last"] - wall_start).total_seconds(),
-        "peak_rss": peak,
-        "pss": pss,
-        "cpu_worker_ms": 1000 * cpu_worker / n,
-        "cpu_postgres_ms": 1000 * cpu_postgres / n,
-        "indexed": indexed,
-        "status": status,
-        "space": space,
-    }
+    return stamps["first"], stamps["last"]
 
 
 # --- Experiments (in this process, worker stopped) --------------------------------------
+
+ITEM_FIELDS = ("pk", "title", "category", "tags", "description", "text_hash")
 
 
 def experiments(args, encoder, n: int) -> None:
     """Where a batch's time goes: each stage of ``embedding.embed_items``, timed alone."""
     from django.db import connection
 
-    from recommender import spaces
-    from recommender.models import Item, ItemVector
+    from recommender.models import Item
     from recommender.spaces import embedding
     from recommender.spaces.embedding import EMBED_BATCH
 
     print("\nEXPERIMENT: stages of the pipeline's per-batch work, in this process")
-    fields = ("pk", "title", "category", "tags", "description", "text_hash")
     ids = list(Item.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
     batches = list(embedding.batches(ids, EMBED_BATCH))
+    time_batch_stages(args, encoder, batches, n)
+    time_task_queries(args, batches)
+    time_upserts(args, encoder, batches, n)
+    connection.close()
 
-    def one_space(label: str, *, hnsw: bool):
-        space = spaces.create_space(
-            f"bench-exp-{label}-{int(time.time())}", args.plugin, args.options
-        )
-        if hnsw:  # as if it were serving already: vectors go into the graph one by one
-            spaces.create_index(space)
-        return space
 
-    # Fetch + text + encode (no store), to split encode from DB work.
-    space = one_space("stages", hnsw=True)
+def experiment_space(args, label: str, *, hnsw: bool):
+    """A throwaway space; with ``hnsw``, indexed as if it were serving already."""
+    from recommender import spaces
+
+    space = spaces.create_space(f"bench-exp-{label}-{int(time.time())}", args.plugin, args.options)
+    if hnsw:  # as if it were serving already: vectors go into the graph one by one
+        spaces.create_index(space)
+    return space
+
+
+def time_batch_stages(args, encoder, batches: list[list[int]], n: int) -> None:
+    """Fetch + freshness + encode + store + ready check per batch, to split encode from DB
+    work (HNSW index present)."""
+    from recommender import spaces
+    from recommender.models import Item, ItemVector
+    from recommender.spaces import embedding
+
+    space = experiment_space(args, "stages", hnsw=True)
     t_fetch = t_fresh = t_encode = t_store = t_ready = 0.0
     for batch in batches:
         t0 = time.perf_counter()
-        items = list(Item.objects.filter(pk__in=batch, is_active=True).only(*fields))
+        items = list(Item.objects.filter(pk__in=batch, is_active=True).only(*ITEM_FIELDS))
         t1 = time.perf_counter()
         fresh = dict(
             ItemVector.objects.filter(space=space, item__in=items).values_list(
@@ -478,38 +538,55 @@ def experiments(args, encoder, n: int) -> None:
         t_encode += t3 - t2
         t_store += t4 - t3
         t_ready += t5 - t4
-    total = t_fetch + t_fresh + t_encode + t_store + t_ready
-    print(f"  {len(batches)} batches of {EMBED_BATCH}, {n} texts, HNSW index present:")
-    for label, seconds in [
-        ("fetch items", t_fetch),
-        ("freshness query", t_fresh),
-        ("encode", t_encode),
-        ("store_vectors (upsert)", t_store),
-        ("mark_ready_if_complete", t_ready),
-    ]:
-        print(
-            f"    {label:<24} {seconds:6.2f}s  {1000 * seconds / len(batches):7.1f} ms/batch "
-            f"{100 * seconds / total:5.1f}%"
-        )
-    print(
-        f"    {'total':<24} {total:6.2f}s  = {n / total:,.0f} texts/s in one process "
-        f"(encode alone {n / t_encode:,.0f}/s)"
+    print_batch_stages(
+        [
+            ("fetch items", t_fetch),
+            ("freshness query", t_fresh),
+            ("encode", t_encode),
+            ("store_vectors (upsert)", t_store),
+            ("mark_ready_if_complete", t_ready),
+        ],
+        len(batches),
+        n,
     )
     drop_space(space)
     vacuum()
 
+
+def print_batch_stages(stages: list[tuple[str, float]], batches: int, n: int) -> None:
+    from recommender.spaces.embedding import EMBED_BATCH
+
+    total = sum(seconds for _, seconds in stages)
+    print(f"  {batches} batches of {EMBED_BATCH}, {n} texts, HNSW index present:")
+    for label, seconds in stages:
+        print(
+            f"    {label:<24} {seconds:6.2f}s  {1000 * seconds / batches:7.1f} ms/batch "
+            f"{100 * seconds / total:5.1f}%"
+        )
+    t_encode = dict(stages)["encode"]
+    print(
+        f"    {'total':<24} {total:6.2f}s  = {n / total:,.0f} texts/s in one process "
+        f"(encode alone {n / t_encode:,.0f}/s)"
+    )
+
+
+def time_task_queries(args, batches: list[list[int]]) -> None:
+    """A task's own queries without encode/store, on a kept and on a new connection."""
+    from django.db import connection
+
+    from recommender import spaces
+    from recommender.models import EncoderSpace, Item, ItemVector
+
     # Celery's Django fixup closes the database connection before and after every task
     # (CELERY_DB_REUSE_MAX unset), so each task's queries start on a new backend.
-    from recommender.models import EncoderSpace
-
-    space = one_space("reconnect", hnsw=True)
+    space = experiment_space(args, "reconnect", hnsw=True)
     for reconnect in (False, True):
         started = time.perf_counter()
         for batch in batches:
             if reconnect:
                 connection.close()
             task_space = EncoderSpace.objects.filter(pk=space.pk).first()
-            items = list(Item.objects.filter(pk__in=batch, is_active=True).only(*fields))
+            items = list(Item.objects.filter(pk__in=batch, is_active=True).only(*ITEM_FIELDS))
             dict(
                 ItemVector.objects.filter(space=task_space, item__in=items).values_list(
                     "item_id", "text_hash"
@@ -524,19 +601,25 @@ def experiments(args, encoder, n: int) -> None:
         )
     drop_space(space)
 
-    # The upsert alone, with and without the space's HNSW index, same vectors.
-    items = list(Item.objects.filter(is_active=True).order_by("pk").only(*fields))
-    texts = [embedding.item_text(item, space.text_template) for item in items]
+
+def time_upserts(args, encoder, batches: list[list[int]], n: int) -> None:
+    """The upsert alone, with and without the space's HNSW index, same vectors."""
+    from recommender import spaces
+    from recommender.models import DEFAULT_TEXT_TEMPLATE, Item
+    from recommender.spaces import embedding
+    from recommender.spaces.embedding import EMBED_BATCH
+
+    items = list(Item.objects.filter(is_active=True).order_by("pk").only(*ITEM_FIELDS))
+    # The experiment spaces' template (create_space's default).
+    texts = [embedding.item_text(item, DEFAULT_TEXT_TEMPLATE) for item in items]
     vectors = encoder.encode(texts)
-    stores = [
-        ("store_vectors, HNSW on ", embedding.store_vectors, True),
-        ("store_vectors, HNSW off", embedding.store_vectors, False),
-    ]
-    for label, store, hnsw in stores:
-        space = one_space("store", hnsw=hnsw)
+    for label, hnsw in (("store_vectors, HNSW on ", True), ("store_vectors, HNSW off", False)):
+        space = experiment_space(args, "store", hnsw=hnsw)
         started = time.perf_counter()
         for start in range(0, len(items), EMBED_BATCH):
-            store(space, items[start : start + EMBED_BATCH], vectors[start : start + EMBED_BATCH])
+            embedding.store_vectors(
+                space, items[start : start + EMBED_BATCH], vectors[start : start + EMBED_BATCH]
+            )
         seconds = time.perf_counter() - started
         extra = ""
         if not hnsw:
@@ -549,14 +632,148 @@ def experiments(args, encoder, n: int) -> None:
         )
         drop_space(space)
         vacuum()
-    connection.close()
 
 
-# --- Main -------------------------------------------------------------------------------
+# --- Stages -------------------------------------------------------------------------------
 
 
 def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def refuse_outside_servers() -> None:
+    """Stop here when the environment points at servers this benchmark would empty."""
+    if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
+        raise SystemExit(
+            "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark empties its database "
+            "and uses its own embedded servers under .recsite/bench-embed"
+        )
+
+
+def prepare_data(args) -> list[int]:
+    """Migrate, empty the catalogue, import MovieLens and keep --n items active; their ids."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    reset_database()
+    ids = load_items(args.data, args.n)
+    print(
+        f"N = {len(ids):,} active items, plugin {args.plugin} {json.dumps(args.options)}, "
+        f"DEBUG={os.environ['DEBUG']}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    return ids
+
+
+def load_encoder(args) -> tuple[Any, list[str]]:
+    """The plugin's encoder, loaded in this process, and the active items' texts."""
+    from recommender import spaces
+    from recommender.spaces import embedding
+
+    # Raw, before the worker exists. create_space loads the model in this process.
+    probe = spaces.create_space(f"bench-raw-{int(time.time())}", args.plugin, args.options)
+    encoder = embedding.encoder_for(probe)
+    texts = texts_for(probe)
+    drop_space(probe)
+    print(f"texts: {statistics.mean(map(len, texts)):,.0f} characters on average")
+    return encoder, texts
+
+
+def measure_raw(encoder, texts: list[str], repeat: int, when: str) -> list[tuple[float, float]]:
+    """``encoder.encode`` alone, ``repeat`` times: texts/s and CPU ms/text of each run."""
+    raw = [time_raw(encoder, texts) for _ in range(repeat)]
+    print(
+        f"{f'raw encode ({when}):':<27} {', '.join(f'{r:,.0f}' for r, _ in raw)} texts/s, "
+        f"{', '.join(f'{c:.2f}' for _, c in raw)} CPU ms/text"
+    )
+    return raw
+
+
+@contextmanager
+def running_worker(args, ids: list[int]) -> Iterator[testing.Process]:
+    """The worker under test, started and warmed up; stopped on leaving the block."""
+    from django.db import connection
+
+    from recsite.celery import app
+
+    purge_queues(app)
+    connection.close()  # nothing of ours open while the worker forks its children
+    worker, ping_s = start_worker(args, DATA_DIR / "worker.log", app)
+    try:
+        warm_s, warmed = warm_up(worker, args, ids)
+        print(
+            f"worker: -P {args.pool} -c {args.concurrency}, answered ping after {ping_s:.1f}s, "
+            f"warm-up (model load in each child, not timed) {warm_s:.1f}s, {warmed}"
+        )
+        yield worker
+    finally:
+        stop_worker(worker)
+
+
+def measure_pipeline(args, worker: testing.Process, n: int) -> list[PipelineRun]:
+    """--repeat timed builds of a fresh space by the worker."""
+    runs = []
+    for run in range(1, args.repeat + 1):
+        vacuum()
+        result = time_pipeline(args, worker, run, n)
+        runs.append(result)
+        extra = "" if result.indexed else ", NO HNSW INDEX"
+        print(
+            f"pipeline run {run}: {n:,} vectors in {result.seconds:.2f}s = "
+            f"{result.rate:,.0f} texts/s (first batch stored at "
+            f"+{result.first_store_s:.2f}s, last at +{result.last_store_s:.2f}s; "
+            f"CPU ms/text worker {result.cpu_worker_ms:.2f} + PostgreSQL "
+            f"{result.cpu_postgres_ms:.2f}; space {result.status}; "
+            f"peak RSS {mib(result.peak_rss):,.0f} MiB, "
+            f"PSS after {mib(result.pss):,.0f} MiB{extra})"
+        )
+        drop_space(result.space)
+    return runs
+
+
+def report(args, n: int, raw: list[tuple[float, float]], runs: list[PipelineRun]) -> None:
+    """Print the summary table: raw and pipeline rates, their ratio, CPU and memory."""
+    raw_rates = [rate for rate, _ in raw]
+    raw_cpu = statistics.median(cpu for _, cpu in raw)
+    raw_rate = statistics.median(raw_rates)
+    rates = [r.rate for r in runs]
+    pipe = statistics.median(rates)
+    ratios = [rate / raw_rate for rate in rates]
+    cpu_worker = statistics.median(r.cpu_worker_ms for r in runs)
+    cpu_postgres = statistics.median(r.cpu_postgres_ms for r in runs)
+    peak = max(r.peak_rss for r in runs)
+    labels = []
+    if args.enqueue == "direct":
+        labels.append(f"EXPERIMENT direct enqueue, {args.batch} ids/task")
+    print("\nsummary" + (f" ({'; '.join(labels)})" if labels else ""))
+    rows = [
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("machine", f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"),
+        ("N", f"{n:,}"),
+        ("plugin", f"{args.plugin} {json.dumps(args.options)}"),
+        ("worker", f"-P {args.pool} -c {args.concurrency}, DEBUG={os.environ['DEBUG']}"),
+        ("raw texts/s (1 process)", spread(raw_rates)),
+        ("pipeline texts/s", spread(rates)),
+        (
+            "ratio pipeline/raw",
+            f"{pipe / raw_rate:.2f}"
+            + (f" (min {min(ratios):.2f}, max {max(ratios):.2f})" if len(ratios) > 1 else ""),
+        ),
+        (
+            "CPU ms per text",
+            f"raw {raw_cpu:.2f}; pipeline {cpu_worker + cpu_postgres:.2f} = worker "
+            f"{cpu_worker:.2f} + PostgreSQL {cpu_postgres:.2f}",
+        ),
+        ("CPU ratio raw/pipeline", f"{raw_cpu / (cpu_worker + cpu_postgres):.2f}"),
+        ("worker peak RSS (sum)", f"{mib(peak):,.0f} MiB"),
+        ("worker PSS after run", f"{mib(max(r.pss for r in runs)):,.0f} MiB"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+
+
+# --- Main -------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -564,139 +781,25 @@ def main() -> None:
     # Ctrl-C or a plain kill still runs the clean-up below (worker and servers stopped).
     signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, _interrupted)
-    if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
-        raise SystemExit(
-            "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark empties its database "
-            "and uses its own embedded servers under .recsite/bench-embed"
-        )
-    from recsite import services
+    refuse_outside_servers()
+    with testing.own_services(DATA_DIR, keep=args.keep_servers):
+        import django
 
-    servers_were_up = (
-        services.postgres_status(DATA_DIR).running,
-        services.redis_status(DATA_DIR).running,
-    )
+        django.setup()
+        from django.db import connection
 
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    from recommender import spaces
-    from recommender.spaces import embedding
-    from recsite.celery import app
-
-    worker = None
-    try:
-        call_command("migrate", verbosity=0)
-        reset_database()
-        ids = load_items(args.data, args.n)
-        n = len(ids)
-        print(
-            f"N = {n:,} active items, plugin {args.plugin} {json.dumps(args.options)}, "
-            f"DEBUG={os.environ['DEBUG']}, {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.2f}"
-        )
-
-        # Raw, before the worker exists. create_space loads the model in this process.
-        probe = spaces.create_space(f"bench-raw-{int(time.time())}", args.plugin, args.options)
-        encoder = embedding.encoder_for(probe)
-        texts = texts_for(probe)
-        drop_space(probe)
-        print(f"texts: {statistics.mean(map(len, texts)):,.0f} characters on average")
-        raw = [time_raw(encoder, texts) for _ in range(args.raw_repeat)]
-        print(
-            f"raw encode (before worker): {', '.join(f'{r:,.0f}' for r, _ in raw)} texts/s, "
-            f"{', '.join(f'{c:.2f}' for _, c in raw)} CPU ms/text"
-        )
-
-        purge_queues(app)
-        log_path = DATA_DIR / "worker.log"
-        connection.close()  # nothing of ours open while the worker forks its children
-        worker, ping_s = start_worker(args, log_path, app)
-        warm_s, warmed = warm_up(worker, args, ids)
-        print(
-            f"worker: -P {args.pool} -c {args.concurrency}, answered ping after {ping_s:.1f}s, "
-            f"warm-up (model load in each child, not timed) {warm_s:.1f}s, {warmed}"
-        )
-
-        runs = []
-        for run in range(1, args.repeat + 1):
-            vacuum()
-            result = time_pipeline(args, worker, run, n)
-            runs.append(result)
-            extra = "" if result["indexed"] else ", NO HNSW INDEX"
-            print(
-                f"pipeline run {run}: {n:,} vectors in {result['seconds']:.2f}s = "
-                f"{result['rate']:,.0f} texts/s (first batch stored at "
-                f"+{result['first_store_s']:.2f}s, last at +{result['last_store_s']:.2f}s; "
-                f"CPU ms/text worker {result['cpu_worker_ms']:.2f} + PostgreSQL "
-                f"{result['cpu_postgres_ms']:.2f}; space {result['status']}; "
-                f"peak RSS {mib(result['peak_rss']):,.0f} MiB, "
-                f"PSS after {mib(result['pss']):,.0f} MiB{extra})"
-            )
-            drop_space(result["space"])
-
-        stop_worker(worker)
-        worker = None
-
-        after = [time_raw(encoder, texts) for _ in range(args.raw_repeat)]
-        print(
-            f"raw encode (after worker):  {', '.join(f'{r:,.0f}' for r, _ in after)} texts/s, "
-            f"{', '.join(f'{c:.2f}' for _, c in after)} CPU ms/text"
-        )
-        raw += after
-
-        if args.experiments:
-            experiments(args, encoder, n)
-
-        raw_rates = [rate for rate, _ in raw]
-        raw_cpu = statistics.median(cpu for _, cpu in raw)
-        raw_rate = statistics.median(raw_rates)
-        rates = [r["rate"] for r in runs]
-        pipe = statistics.median(rates)
-        ratios = [rate / raw_rate for rate in rates]
-        cpu_worker = statistics.median(r["cpu_worker_ms"] for r in runs)
-        cpu_postgres = statistics.median(r["cpu_postgres_ms"] for r in runs)
-        peak = max(r["peak_rss"] for r in runs)
-        labels = []
-        if args.enqueue == "direct":
-            labels.append(f"EXPERIMENT direct enqueue, {args.batch} ids/task")
-        print("\nsummary" + (f" ({'; '.join(labels)})" if labels else ""))
-        rows = [
-            ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
-            ("machine", f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"),
-            ("N", f"{n:,}"),
-            ("plugin", f"{args.plugin} {json.dumps(args.options)}"),
-            ("worker", f"-P {args.pool} -c {args.concurrency}, DEBUG={os.environ['DEBUG']}"),
-            ("raw texts/s (1 process)", spread(raw_rates)),
-            ("pipeline texts/s", spread(rates)),
-            (
-                "ratio pipeline/raw",
-                f"{pipe / raw_rate:.2f}"
-                + (f" (min {min(ratios):.2f}, max {max(ratios):.2f})" if len(ratios) > 1 else ""),
-            ),
-            (
-                "CPU ms per text",
-                f"raw {raw_cpu:.2f}; pipeline {cpu_worker + cpu_postgres:.2f} = worker "
-                f"{cpu_worker:.2f} + PostgreSQL {cpu_postgres:.2f}",
-            ),
-            ("CPU ratio raw/pipeline", f"{raw_cpu / (cpu_worker + cpu_postgres):.2f}"),
-            ("worker peak RSS (sum)", f"{mib(peak):,.0f} MiB"),
-            ("worker PSS after run", f"{mib(max(r['pss'] for r in runs)):,.0f} MiB"),
-        ]
-        width = max(len(label) for label, _ in rows)
-        for label, value in rows:
-            print(f"  {label:<{width}}  {value}")
-    finally:
-        if worker is not None:
-            stop_worker(worker)
-        connection.close()
-        if not args.keep_servers:
-            if not servers_were_up[0]:
-                services.stop_postgres(DATA_DIR)
-            if not servers_were_up[1]:
-                services.stop_redis(DATA_DIR)
+        try:
+            ids = prepare_data(args)
+            encoder, texts = load_encoder(args)
+            raw = measure_raw(encoder, texts, args.raw_repeat, "before worker")
+            with running_worker(args, ids) as worker:
+                runs = measure_pipeline(args, worker, len(ids))
+            raw += measure_raw(encoder, texts, args.raw_repeat, "after worker")
+            if args.experiments:
+                experiments(args, encoder, len(ids))
+            report(args, len(ids), raw, runs)
+        finally:
+            connection.close()
 
 
 if __name__ == "__main__":

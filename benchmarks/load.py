@@ -25,13 +25,20 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from _production import load_average, manage, production_env, start_gunicorn, start_worker
+import requests
+from _production import load_average, manage, start_gunicorn, start_worker
+
+from recsite import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".recsite" / "bench-load"
 PORT = 8766
+BASE = f"http://127.0.0.1:{PORT}/api/v1"
+USERS = [f"u-{n:04d}" for n in range(1, 73)]
+ITEMS = [f"sku-{n:05d}" for n in range(1, 341)]
 INTENTS = [
     "我最近在找一件外套，性价比高且质量好的",
     "women's long down jacket",
@@ -40,8 +47,31 @@ INTENTS = [
 ]
 
 
-def _env() -> dict[str, str]:
-    return production_env(DATA)
+@dataclass
+class Tally:
+    """What the clients saw: latencies (ms) and errors per kind of request."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    error_kinds: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, elapsed: float, ok: bool, outcome: str) -> None:
+        with self.lock:
+            self.latencies[kind].append(elapsed)
+            if not ok:
+                self.errors[kind] += 1
+                self.error_kinds[(kind, outcome)] += 1
+
+
+@dataclass
+class Run:
+    """The timed run: its tally, wall-clock seconds and the load average around it."""
+
+    tally: Tally
+    wall: float
+    load_before: list[str]
+    load_after: list[str]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -51,124 +81,140 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    args = parser.parse_args()
-    import requests
+    return parser.parse_args()
 
+
+def prepare_data() -> str:
+    """Migrate, load the demo shop and create the shop's write key; the key."""
     manage(DATA, "migrate", "-v0")
     manage(DATA, "load_demo")
-    key = manage(DATA, "apikey", "create", "load", "--scope", "write").splitlines()[-1]
-    processes = [
+    return manage(DATA, "apikey", "create", "load", "--scope", "write").splitlines()[-1]
+
+
+def start_servers(args) -> list[testing.Process]:
+    """gunicorn (--workers x 4 threads) and one Celery worker, each ready when it answers."""
+    return [
         start_gunicorn(DATA, PORT, workers=args.workers, timeout=240, extra=["--threads", "4"]),
         start_worker(DATA, "load", pool="prefork", concurrency=1),
     ]
-    base = f"http://127.0.0.1:{PORT}/api/v1"
-    try:
-        users = [f"u-{n:04d}" for n in range(1, 73)]
-        items = [f"sku-{n:05d}" for n in range(1, 341)]
-        # The shop's backend issues each shopper a token (with its write key).
-        shopper: dict[str, dict[str, str]] = {}
-        for user in users:
-            response = requests.post(
-                f"{base}/tokens",
-                json={"user": user},
-                headers={"Authorization": f"Api-Key {key}"},
-                timeout=30,
-            )
-            response.raise_for_status()
-            shopper[user] = {"Authorization": f"Shopper {response.json()['token']}"}
-        # Warm every gunicorn worker (model load) before the clock starts.
-        for _ in range(args.workers * 3):
-            requests.get(
-                f"{base}/users/u-0001/recommendations",
-                params={"k": 10},
-                headers=shopper["u-0001"],
-                timeout=120,
-            ).raise_for_status()
-        latencies: dict[str, list[float]] = defaultdict(list)
-        errors: dict[str, int] = defaultdict(int)
-        error_kinds: dict[tuple[str, str], int] = defaultdict(int)
-        lock = threading.Lock()
-        stop_at = time.monotonic() + args.seconds
 
-        def client(seed: int) -> None:
-            rng = random.Random(seed)
-            session = requests.Session()
-            while time.monotonic() < stop_at:
-                roll = rng.random()
-                user = rng.choice(users)
-                headers = shopper[user]
-                started = time.perf_counter()
-                try:
-                    if roll < 0.6:
-                        kind = "recommend"
-                        response = session.get(
-                            f"{base}/users/{user}/recommendations",
-                            params={"k": 10},
-                            headers=headers,
-                            timeout=30,
-                        )
-                    elif roll < 0.7:
-                        kind = "recommend+intent"
-                        response = session.get(
-                            f"{base}/users/{user}/recommendations",
-                            params={"k": 10, "q": rng.choice(INTENTS)},
-                            headers=headers,
-                            timeout=30,
-                        )
-                    elif roll < 0.9:
-                        kind = "event"
-                        response = session.post(
-                            f"{base}/behaviours",
-                            headers=headers,
-                            timeout=30,
-                            json={
-                                "user": user,
-                                "item": rng.choice(items),
-                                "kind": rng.choice(["view", "click", "cart", "like"]),
-                                "event_id": f"load-{uuid.uuid4()}",
-                            },
-                        )
-                    else:
-                        kind = "search"
-                        response = session.get(
-                            f"{base}/search",
-                            headers=headers,
-                            timeout=30,
-                            params={"q": rng.choice(INTENTS), "user": user},
-                        )
-                    outcome = str(response.status_code)
-                    ok = response.status_code < 400
-                except requests.RequestException as exc:
-                    outcome = type(exc).__name__
-                    ok = False
-                elapsed = (time.perf_counter() - started) * 1000
-                with lock:
-                    latencies[kind].append(elapsed)
-                    if not ok:
-                        errors[kind] += 1
-                        error_kinds[(kind, outcome)] += 1
 
-        load_before = load_average()
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.monotonic() - started
-        load_after = load_average()
-    finally:
-        for process in processes:
-            process.stop()
+def issue_tokens(key: str) -> dict[str, dict[str, str]]:
+    """The shop's backend issues each shopper a token (with its write key); their headers."""
+    shopper: dict[str, dict[str, str]] = {}
+    for user in USERS:
+        response = requests.post(
+            f"{BASE}/tokens",
+            json={"user": user},
+            headers={"Authorization": f"Api-Key {key}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        shopper[user] = {"Authorization": f"Shopper {response.json()['token']}"}
+    return shopper
+
+
+def warm_up(args, shopper: dict[str, dict[str, str]]) -> None:
+    """Warm every gunicorn worker (model load) before the clock starts."""
+    for _ in range(args.workers * 3):
+        requests.get(
+            f"{BASE}/users/u-0001/recommendations",
+            params={"k": 10},
+            headers=shopper["u-0001"],
+            timeout=120,
+        ).raise_for_status()
+
+
+def run_clients(args, shopper: dict[str, dict[str, str]]) -> Run:
+    """--clients threads, each looping over the mix of requests for --seconds."""
+    tally = Tally()
+    stop_at = time.monotonic() + args.seconds
+    load_before = load_average()
+    threads = [
+        threading.Thread(target=client, args=(n, shopper, stop_at, tally))
+        for n in range(args.clients)
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    return Run(tally, wall, load_before, load_average())
+
+
+def client(seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally: Tally) -> None:
+    """One client: random requests of the mix as random shoppers until ``stop_at``."""
+    rng = random.Random(seed)
+    session = requests.Session()
+    while time.monotonic() < stop_at:
+        roll = rng.random()
+        user = rng.choice(USERS)
+        kind = kind_of(roll)
+        started = time.perf_counter()
+        try:
+            response = send(session, rng, kind, user, shopper[user])
+            outcome = str(response.status_code)
+            ok = response.status_code < 400
+        except requests.RequestException as exc:
+            outcome = type(exc).__name__
+            ok = False
+        tally.add(kind, (time.perf_counter() - started) * 1000, ok, outcome)
+
+
+def kind_of(roll: float) -> str:
+    """The mix: 60% recommendations, 10% with free-text intent, 20% events, 10% search."""
+    if roll < 0.6:
+        return "recommend"
+    if roll < 0.7:
+        return "recommend+intent"
+    if roll < 0.9:
+        return "event"
+    return "search"
+
+
+def send(session, rng: random.Random, kind: str, user: str, headers: dict[str, str]):
+    """One request of ``kind`` as ``user``."""
+    if kind in ("recommend", "recommend+intent"):
+        params: dict = {"k": 10}
+        if kind == "recommend+intent":
+            params["q"] = rng.choice(INTENTS)
+        return session.get(
+            f"{BASE}/users/{user}/recommendations", params=params, headers=headers, timeout=30
+        )
+    if kind == "event":
+        return session.post(
+            f"{BASE}/behaviours",
+            headers=headers,
+            timeout=30,
+            json={
+                "user": user,
+                "item": rng.choice(ITEMS),
+                "kind": rng.choice(["view", "click", "cart", "like"]),
+                "event_id": f"load-{uuid.uuid4()}",
+            },
+        )
+    return session.get(
+        f"{BASE}/search",
+        headers=headers,
+        timeout=30,
+        params={"q": rng.choice(INTENTS), "user": user},
+    )
+
+
+def report(args, run: Run) -> None:
+    """Print requests, errors, p50/p99 per kind and the throughput."""
+    latencies, errors = run.tally.latencies, run.tally.errors
     total = sum(len(v) for v in latencies.values())
     print(
-        f"{args.clients} clients for {wall:.0f}s against gunicorn ({args.workers} workers x 4 "
-        f"threads) + 1 Celery worker on 127.0.0.1; load average {load_before} → {load_after}"
+        f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x 4 "
+        f"threads) + 1 Celery worker on 127.0.0.1; load average {run.load_before} → "
+        f"{run.load_after}"
     )
     print(f"{'kind':<18}{'requests':>9}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}")
     for kind, values in sorted(latencies.items()):
@@ -181,9 +227,21 @@ def main() -> None:
         f"{'all':<18}{total:>9}{sum(errors.values()):>8}{statistics.median(all_values):>9.0f}"
         f"{percentile(all_values, 0.99):>9.0f}"
     )
-    print(f"throughput: {total / wall:.1f} requests/s; errors: {sum(errors.values())} (target 0)")
-    for (kind, outcome), count in sorted(error_kinds.items()):
+    print(
+        f"throughput: {total / run.wall:.1f} requests/s; errors: {sum(errors.values())} (target 0)"
+    )
+    for (kind, outcome), count in sorted(run.tally.error_kinds.items()):
         print(f"  {kind}: {outcome} x{count}")
+
+
+def main() -> None:
+    args = parse_args()
+    key = prepare_data()
+    with testing.running(*start_servers(args)):
+        shopper = issue_tokens(key)
+        warm_up(args, shopper)
+        run = run_clients(args, shopper)
+    report(args, run)
 
 
 if __name__ == "__main__":

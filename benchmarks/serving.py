@@ -3,8 +3,7 @@ endpoint and event ingestion, measured in one run against the same data.
 
 Run by hand:
     .venv/bin/python benchmarks/serving.py [--items 100000] [--users 10000] [--dim 384]
-        [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--experiments]
-        [--keep-servers]
+        [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--keep-servers]
 
 Uses its own embedded PostgreSQL and Redis under .recsite/bench-serving (it refuses to run
 with DATABASE_URL or CELERY_BROKER_URL set, because it empties its database).
@@ -46,8 +45,9 @@ wrapping each stage of ``candidates.candidate_pool`` / ``pipeline.recommend`` an
 view in a timer (exclusive times), and cProfile is run over a few requests; the event POST
 likewise. Library code is not changed; the wrappers are removed afterwards.
 
-gunicorn is stopped at the end (SIGTERM to its process group, SIGKILL after 20 s), and the
-embedded servers too if this script started them (--keep-servers leaves them running).
+gunicorn is stopped once (d) is done, or on any failure (SIGTERM, SIGKILL after 20 s), and
+the embedded servers at the end too if this script started them (--keep-servers leaves them
+running).
 """
 
 from __future__ import annotations
@@ -68,9 +68,12 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,6 +89,10 @@ testing.use_data_dir(
     RECOMMENDER_REQUIRE_API_KEY="0",
     SECURE_SSL_REDIRECT="0",
     SECRET_KEY="bench-serving-not-a-secret",
+    # It measures the endpoint, not its request budget (a run makes ~400 list requests).
+    RECOMMENDER_RECOMMENDATIONS_RATE="1000000/min",
+    RECOMMENDER_EVENTS_RATE="1000000/min",
+    RECOMMENDER_HEALTH_RATE="1000000/min",
 )
 
 SPACE_NAME = "bench-serving"
@@ -246,46 +253,58 @@ def dataset_ready(args) -> tuple[bool, str]:
 
 def build_dataset(args) -> dict:
     """Empty the benchmark database and fill it; returns timings."""
-    from django.db import connection
     from django.utils import timezone
 
-    from recommender import spaces
-    from recommender.models import (
-        Behaviour,
-        EncoderSpace,
-        EndUser,
-        Item,
-        ItemCooccurrence,
-        ItemVector,
-        UserProfile,
-    )
-    from recommender.serving import cooccurrence, profiles
-
-    timings: dict[str, float] = {}
     marker_path = DATA_DIR / "dataset.json"
     marker_path.unlink(missing_ok=True)
     rng = np.random.default_rng(args.seed)
     now = timezone.now()
+    timings: dict[str, float] = {}
+    empty_tables()
+    item_pks, cluster_of, timings["items"] = create_items(args, rng, now)
+    space, timings["vectors"] = load_vectors(args, rng, now, item_pks, cluster_of)
+    timings["index"], timings["index_mib"] = build_index(args, space)
+    user_pks, timings["events"] = create_users_and_events(args, rng, now, item_pks, cluster_of)
+    timings["profiles"] = compute_profiles(space, user_pks)
+    timings["cooccurrence"], timings["cooccurrence_rows"] = refresh_cooccurrence()
+    activate(space)
+    marker = {
+        **wanted_marker(args),
+        "built_at": datetime.now(UTC).isoformat(),
+        **{f"seconds_{name}": round(value, 2) for name, value in timings.items()},
+    }
+    marker_path.write_text(json.dumps(marker, indent=2) + "\n")
+    return timings
 
+
+def empty_tables() -> None:
+    """TRUNCATE every table the data set fills."""
+    from django.db import connection
+
+    from recommender import models as m
+
+    filled = (
+        m.Behaviour,
+        m.UserProfile,
+        m.ItemCooccurrence,
+        m.ItemVector,
+        m.EncoderSpace,
+        m.Item,
+        m.EndUser,
+    )
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        names = ", ".join(
-            table(m)
-            for m in (
-                Behaviour,
-                UserProfile,
-                ItemCooccurrence,
-                ItemVector,
-                EncoderSpace,
-                Item,
-                EndUser,
-            )
-        )
+        names = ", ".join(table(model) for model in filled)
         cursor.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     print(f"  emptied tables in {time.perf_counter() - started:.1f}s")
 
+
+def create_items(args, rng, now) -> tuple[np.ndarray, np.ndarray, float]:
+    """The items (``bulk_create``): their pks, their clusters, and the seconds it took."""
+    from recommender.models import Item
+
     # Items: a cluster each (categories follow clusters, 10% elsewhere), Zipf-like weights.
-    n, dim = args.items, args.dim
+    n = args.items
     cluster_of = rng.integers(0, args.clusters, size=n)
     category_of = cluster_of % args.categories
     stray = rng.random(n) < 0.1
@@ -314,10 +333,18 @@ def build_dataset(args) -> dict:
             )
         created = Item.objects.bulk_create(rows)
         item_pks[start : start + len(created)] = [item.pk for item in created]
-    timings["items"] = time.perf_counter() - started
-    print(f"  {n:,} items (bulk_create, {batch} a batch) in {timings['items']:.1f}s")
+    seconds = time.perf_counter() - started
+    print(f"  {n:,} items (bulk_create, {batch} a batch) in {seconds:.1f}s")
+    return item_pks, cluster_of, seconds
+
+
+def load_vectors(args, rng, now, item_pks: np.ndarray, cluster_of: np.ndarray):
+    """The bench space and its clustered vectors (binary COPY, no index); the seconds."""
+    from recommender import spaces
+    from recommender.models import Item, ItemVector
 
     # Vectors: unit centres, item = centre + Gaussian offset of norm ~noise, unit length.
+    n, dim = args.items, args.dim
     started = time.perf_counter()
     centres = rng.standard_normal((args.clusters, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -336,8 +363,18 @@ def build_dataset(args) -> dict:
             copy.set_types(["int8", "int8", "vector", "varchar", "timestamptz"])
             for pk, vector in zip(item_pks.tolist(), vectors, strict=True):
                 copy.write_row((space.pk, pk, vector, hashes[pk], now))
-    timings["vectors"] = time.perf_counter() - started
-    print(f"  {n:,} vectors ({dim}d, binary COPY, no index) in {timings['vectors']:.1f}s")
+    seconds = time.perf_counter() - started
+    print(f"  {n:,} vectors ({dim}d, binary COPY, no index) in {seconds:.1f}s")
+    return space, seconds
+
+
+def build_index(args, space) -> tuple[float, float]:
+    """The space's HNSW index, with --maintenance-work-mem; seconds and MiB."""
+    from django.db import connection
+
+    from recommender import spaces
+    from recommender.models import ItemVector
+    from recommender.spaces import indexes
 
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {table(ItemVector)}")
@@ -348,18 +385,25 @@ def build_dataset(args) -> dict:
         cursor.execute("SET maintenance_work_mem = %s", [args.maintenance_work_mem])
     started = time.perf_counter()
     spaces.create_index(space)
-    timings["index"] = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("RESET maintenance_work_mem")
         cursor.execute("SELECT pg_relation_size(%s)", [spaces.index_name(space)])
         index_bytes = cursor.fetchone()[0]
     print(
-        f"  HNSW index (m={spaces.HNSW_M}, ef_construction={spaces.HNSW_EF_CONSTRUCTION}, "
+        f"  HNSW index (m={indexes.HNSW_M}, ef_construction={indexes.HNSW_EF_CONSTRUCTION}, "
         f"maintenance_work_mem {args.maintenance_work_mem} instead of {default_mwm}, "
-        f"max_parallel_maintenance_workers {workers}) built in {timings['index']:.1f}s, "
+        f"max_parallel_maintenance_workers {workers}) built in {seconds:.1f}s, "
         f"{index_bytes / 2**20:,.0f} MiB"
     )
-    timings["index_mib"] = index_bytes / 2**20
+    return seconds, index_bytes / 2**20
+
+
+def create_users_and_events(args, rng, now, item_pks, cluster_of) -> tuple[list[int], float]:
+    """The users (``bulk_create``) and their events (COPY); their pks and the seconds."""
+    from django.db import connection
+
+    from recommender.models import Behaviour, EndUser, Item
 
     # Users and their events: 1-3 clusters each, items drawn by popularity inside them.
     started = time.perf_counter()
@@ -367,6 +411,21 @@ def build_dataset(args) -> dict:
         [EndUser(external_id=f"user-{u}") for u in range(args.users)], batch_size=5000
     )
     user_pks = [user.pk for user in users]
+    members, weights = popularity_within_clusters(args, cluster_of)
+    rows_written = copy_events(args, rng, now, user_pks, item_pks, members, weights)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table(Behaviour)}")
+        cursor.execute(f"ANALYZE {table(EndUser)}")
+        cursor.execute(f"ANALYZE {table(Item)}")
+    seconds = time.perf_counter() - started
+    print(
+        f"  {args.users:,} users (bulk_create) + {rows_written:,} events (COPY) in {seconds:.1f}s"
+    )
+    return user_pks, seconds
+
+
+def popularity_within_clusters(args, cluster_of: np.ndarray):
+    """Each cluster's items (indexes) and their Zipf-like probabilities of being picked."""
     members: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=np.int64))
     order = np.argsort(cluster_of, kind="stable")
     bounds = np.searchsorted(cluster_of[order], np.arange(args.clusters + 1))
@@ -375,6 +434,13 @@ def build_dataset(args) -> dict:
         members[c] = order[bounds[c] : bounds[c + 1]]
         w = 1.0 / np.power(np.arange(1, len(members[c]) + 1) + 5.0, 0.9)
         weights[c] = w / w.sum()
+    return members, weights
+
+
+def copy_events(args, rng, now, user_pks, item_pks, members, weights) -> int:
+    """--events-per-user events of each user on items of 1-3 clusters (COPY); rows written."""
+    from recommender.models import Behaviour
+
     kinds = np.array(["view", "click", "like", "cart", "purchase"])
     kind_p = np.array([0.78, 0.1, 0.05, 0.04, 0.03])
     window_s = 60 * 86400
@@ -397,29 +463,15 @@ def build_dataset(args) -> dict:
                     picks, offsets, rng.choice(kinds, size=len(picks), p=kind_p), strict=True
                 ):
                     at = now - timedelta(seconds=float(offset))
-                    copy.write_row(
-                        (
-                            user_pk,
-                            int(item_pks[item_index]),
-                            str(kind),
-                            None,
-                            "",
-                            "{}",
-                            None,
-                            at,
-                            at,
-                        )
-                    )
+                    row = (user_pk, int(item_pks[item_index]), str(kind), None, "", "{}", None)
+                    copy.write_row((*row, at, at))
                     rows_written += 1
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {table(Behaviour)}")
-        cursor.execute(f"ANALYZE {table(EndUser)}")
-        cursor.execute(f"ANALYZE {table(Item)}")
-    timings["events"] = time.perf_counter() - started
-    print(
-        f"  {args.users:,} users (bulk_create) + {rows_written:,} events (COPY) "
-        f"in {timings['events']:.1f}s"
-    )
+    return rows_written
+
+
+def compute_profiles(space, user_pks: list[int]) -> float:
+    """Every user's stored profile, ``profiles.save(recompute())``; the seconds."""
+    from recommender.serving import profiles
 
     started = time.perf_counter()
     for done, user_pk in enumerate(user_pks, 1):
@@ -427,30 +479,37 @@ def build_dataset(args) -> dict:
         if done % 2000 == 0:
             rate = done / (time.perf_counter() - started)
             print(f"    profiles: {done:,}/{len(user_pks):,} ({rate:,.0f}/s)", flush=True)
-    timings["profiles"] = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     print(
         f"  {len(user_pks):,} profiles (profiles.save(recompute())) in "
-        f"{timings['profiles']:.1f}s = {ms(timings['profiles']) / len(user_pks):.2f} ms/user"
+        f"{seconds:.1f}s = {ms(seconds) / len(user_pks):.2f} ms/user"
     )
+    return seconds
+
+
+def refresh_cooccurrence() -> tuple[float, int]:
+    """The co-occurrence table; seconds and rows."""
+    from recommender.serving import cooccurrence
 
     started = time.perf_counter()
     pairs = cooccurrence.refresh_cooccurrence()
-    timings["cooccurrence"] = time.perf_counter() - started
-    timings["cooccurrence_rows"] = pairs
-    print(f"  refresh_cooccurrence(): {pairs:,} rows in {timings['cooccurrence']:.1f}s")
+    seconds = time.perf_counter() - started
+    print(f"  refresh_cooccurrence(): {pairs:,} rows in {seconds:.1f}s")
+    return seconds, pairs
+
+
+def activate(space) -> None:
+    """Mark the space ready, make it the active one, and VACUUM ANALYZE what serving reads."""
+    from django.db import connection
+
+    from recommender import spaces
+    from recommender.models import ItemVector, UserProfile
 
     spaces.mark_ready_if_complete(space)
     spaces.activate_space(space)
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {table(UserProfile)}")
         cursor.execute(f"VACUUM ANALYZE {table(ItemVector)}")
-    marker = {
-        **wanted_marker(args),
-        "built_at": datetime.now(UTC).isoformat(),
-        **{f"seconds_{name}": round(value, 2) for name, value in timings.items()},
-    }
-    marker_path.write_text(json.dumps(marker, indent=2) + "\n")
-    return timings
 
 
 def remove_bench_events() -> int:
@@ -639,11 +698,6 @@ def start_server(args, port: int) -> testing.Process:
     )
 
 
-def stop_server(server: testing.Process | None) -> None:
-    if server is not None:
-        server.stop()
-
-
 def rec_path(external_id: str) -> str:
     return f"/api/v1/users/{external_id}/recommendations?k=10"
 
@@ -782,36 +836,10 @@ class StageTimer:
 
 
 @contextmanager
-def recommendation_stages():
-
-    from recommender import spaces
-    from recommender.api import access, views
-    from recommender.serving import candidates, helper_connection, pipeline, profiles
-
+def timed_stages(stages) -> Iterator[StageTimer]:
+    """A StageTimer wrapping each (owner, attribute, label) of ``stages`` for the block."""
     timer = StageTimer()
-    for owner, attr, label in (
-        (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
-        (views.UserViewSet, "get_object", "user lookup (get_object)"),
-        (helper_connection.Pending, "result", "waiting for the HNSW search (helper connection)"),
-        (views, "_list_response", "response serialisation"),
-        (pipeline, "recommend", "recommend() glue"),
-        (pipeline, "candidate_pool", "candidate_pool glue + feature loop"),
-        (spaces, "serving_space", "active space (process cache, Redis token)"),
-        (candidates.History, "load", "history load"),
-        (profiles, "state_for", "profile load"),
-        (candidates, "nearest_rows", "HNSW search as served (k 50, filters), rows + cosines"),
-        (candidates, "cooccurrence_candidates", "co-occurrence candidates"),
-        (candidates, "popularity", "popularity (per-minute cache)"),
-        (candidates, "trending", "trending (per-minute cache)"),
-        (candidates, "top_items", "top_items filter (popular+trending)"),
-        (candidates, "new_items", "new items"),
-        (pipeline, "load_items", "items returned + anchors, with vectors (binary)"),
-        (pipeline, "item_vectors", "item vectors (binary fetch)"),
-        (candidates, "candidate_rows", "other candidates' rows + cosine features (binary)"),
-        (pipeline, "score", "scoring"),
-        (pipeline, "mmr", "MMR"),
-        (pipeline, "_explain", "explanations"),
-    ):
+    for owner, attr, label in stages:
         timer.wrap(owner, attr, label)
     try:
         yield timer
@@ -819,8 +847,45 @@ def recommendation_stages():
         timer.restore()
 
 
-@contextmanager
+def recommendation_stages():
+    """The stages of the recommendations endpoint, timed (see ``timed_stages``)."""
+    from recommender import spaces
+    from recommender.api import access, views
+    from recommender.serving import candidates, helper_connection, pipeline, profiles
+
+    return timed_stages(
+        (
+            (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
+            (views.UserViewSet, "get_object", "user lookup (get_object)"),
+            (
+                helper_connection.Pending,
+                "result",
+                "waiting for the HNSW search (helper connection)",
+            ),
+            (views, "_list_response", "response serialisation"),
+            (pipeline, "recommend", "recommend() glue"),
+            (pipeline, "candidate_pool", "candidate_pool glue + feature loop"),
+            (spaces, "serving_space", "active space (process cache, Redis token)"),
+            (candidates.History, "load", "history load"),
+            (profiles, "state_for", "profile load"),
+            (candidates, "nearest_rows", "HNSW search as served (k 50, filters), rows + cosines"),
+            (candidates, "cooccurrence_candidates", "co-occurrence candidates"),
+            (candidates, "popularity", "popularity (per-minute cache)"),
+            (candidates, "trending", "trending (per-minute cache)"),
+            (candidates, "top_items", "top_items filter (popular+trending)"),
+            (candidates, "new_items", "new items"),
+            (pipeline, "load_items", "items returned + anchors, with vectors (binary)"),
+            (pipeline, "item_vectors", "item vectors (binary fetch)"),
+            (candidates, "candidate_rows", "other candidates' rows + cosine features (binary)"),
+            (pipeline, "score", "scoring"),
+            (pipeline, "mmr", "MMR"),
+            (pipeline, "_explain", "explanations"),
+        )
+    )
+
+
 def event_stages():
+    """The stages of the event POST, timed (see ``timed_stages``)."""
     from django.db.backends.base.base import BaseDatabaseWrapper
 
     from recommender import spaces
@@ -828,22 +893,18 @@ def event_stages():
     from recommender.ingest import events
     from recommender.serving import profiles
 
-    timer = StageTimer()
-    for owner, attr, label in (
-        (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
-        (views.BehaviourViewSet, "create", "view: validate + serialise"),
-        (events, "record_event", "record_event glue"),
-        (BaseDatabaseWrapper, "commit", "COMMIT (WAL flush)"),
-        (events, "_insert", "INSERT … SELECT user, item … ON CONFLICT DO NOTHING"),
-        (spaces, "serving_space", "active space (process cache, Redis token)"),
-        (profiles, "_stored", "profile + item vector SELECT … FOR UPDATE (binary)"),
-        (profiles, "record", "profiles.record: apply + UPDATE"),
-    ):
-        timer.wrap(owner, attr, label)
-    try:
-        yield timer
-    finally:
-        timer.restore()
+    return timed_stages(
+        (
+            (access.ApiKeyRateThrottle, "allow_request", "DRF throttle (Redis get+set)"),
+            (views.BehaviourViewSet, "create", "view: validate + serialise"),
+            (events, "record_event", "record_event glue"),
+            (BaseDatabaseWrapper, "commit", "COMMIT (WAL flush)"),
+            (events, "_insert", "INSERT … SELECT user, item … ON CONFLICT DO NOTHING"),
+            (spaces, "serving_space", "active space (process cache, Redis token)"),
+            (profiles, "_stored", "profile + item vector SELECT … FOR UPDATE (binary)"),
+            (profiles, "record", "profiles.record: apply + UPDATE"),
+        )
+    )
 
 
 def print_stages(title: str, per_request: list[dict[str, float]], totals: list[float]) -> list:
@@ -926,314 +987,501 @@ def explain_serving_query(space, user_pk: int, vector) -> str:
     return "\n".join("    " + line for line in plan.splitlines())
 
 
-# --- Main -------------------------------------------------------------------------------
+# --- Stages -----------------------------------------------------------------------------
 
 
-def main() -> None:
-    args = parse_args()
+@dataclass
+class Dataset:
+    """The data the measures run on."""
+
+    space: Any  # the active EncoderSpace
+    marker: dict  # dataset.json
+    reused: bool  # built by an earlier run
+
+
+@dataclass
+class Sample:
+    """Random users with stored profiles, drawn once for every measure."""
+
+    picked: list[int]  # user pks, --queries + 60 of them
+    externals: dict[int, str]  # their external ids
+    vectors: list  # their profile vectors, in the order of picked
+    queries: int  # --queries: the timed measures use the first ones
+    rng: np.random.Generator  # the later draws (the events to post) continue from it
+
+    @property
+    def users(self) -> list[str]:
+        return [self.externals[pk] for pk in self.picked[: self.queries]]
+
+    @property
+    def query_vectors(self) -> list:
+        return self.vectors[: self.queries]
+
+
+@dataclass
+class Bare:
+    """(a) bare HNSW search times, in seconds."""
+
+    before: list[float]  # top-10 at EF[10], before the endpoint runs
+    ef40: list[float]  # top-10 at pgvector's default
+    top100: list[float]  # top-100 at EF[100]
+    after: list[float] = field(default_factory=list)  # top-10 at EF[10], after
+
+    @property
+    def both(self) -> list[float]:
+        return self.before + self.after
+
+
+@dataclass
+class InProcess:
+    """(c) the endpoint through Django's test client, in seconds."""
+
+    times: list[float]
+    helper_on: list[float]
+    helper_off: list[float]
+
+
+@dataclass
+class Live:
+    """(c) and (d) against gunicorn, in seconds, and the (user, item) pairs posted."""
+
+    recs: list[float]
+    posts: list[float]
+    pairs: list[tuple[str, str]]
+
+
+@dataclass
+class Verdict:
+    """The targets, judged at serving's ef_search."""
+
+    ratio_live: float
+    ratio_in: float
+    met: dict[str, bool]
+
+
+def refuse_outside_servers() -> None:
+    """Stop here when the environment points at servers this benchmark would empty."""
     if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
         raise SystemExit(
             "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark empties its database "
             "and uses its own embedded servers under .recsite/bench-serving"
         )
-    from recsite import services
 
-    servers_were_up = (
-        services.postgres_status(DATA_DIR).running,
-        services.redis_status(DATA_DIR).running,
-    )
-    load_start = load()
-    print(f"load average at start: {load_start}")
-    import django
 
-    django.setup()
+def prepare_data(args) -> Dataset:
+    """Migrate, remove what an interrupted run posted, and reuse or build the data set."""
     from django.core.management import call_command
-    from django.db import connection, reset_queries, transaction
-    from django.test import Client
 
     from recommender import spaces
-    from recommender.models import EndUser, Item, UserProfile
-    from recommender.serving import nearest, profiles
 
-    server = None
-    results: dict = {}
-    try:
-        call_command("migrate", verbosity=0)
-        removed = remove_bench_events()
-        if removed:
-            print(f"removed {removed} events left by an interrupted run")
-        ready, why = (False, "--rebuild") if args.rebuild else dataset_ready(args)
-        if ready:
-            print(why)
-        else:
-            print(f"building the data set ({why}):")
-            started = time.perf_counter()
-            build_dataset(args)
-            print(f"  data set built in {time.perf_counter() - started:.0f}s")
-        marker = json.loads((DATA_DIR / "dataset.json").read_text())
-        space = spaces.active_space()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            pgvector_version = cursor.fetchone()[0]
-            cursor.execute("SHOW shared_buffers")
-            shared_buffers = cursor.fetchone()[0]
-            cursor.execute("SELECT count(*) FROM recommender_itemcooccurrence")
-            cooc_rows = cursor.fetchone()[0]
-            cursor.execute("SHOW synchronous_commit")
-            sync_commit = cursor.fetchone()[0]
-        print(
-            f"data: {Item.objects.count():,} items, {EndUser.objects.count():,} users, "
-            f"{args.users * args.events_per_user:,} events, {cooc_rows:,} co-occurrence rows; "
-            f"space {space.name} ({space.plugin}, {space.dim}d); pgvector {pgvector_version}, "
-            f"shared_buffers {shared_buffers}, synchronous_commit {sync_commit}, "
-            f"DEBUG={os.environ['DEBUG']}"
-        )
-        floor = floors()
-        print(f"floor: SELECT 1 via the ORM cursor   {summary(floor['select1'])}")
-        print(f"floor: 1-row INSERT + COMMIT         {summary(floor['commit'])}")
-
-        rng = np.random.default_rng(args.seed + 1)
-        n_q = args.queries
-        user_pks = list(UserProfile.objects.filter(space=space).values_list("user_id", flat=True))
-        picked = [int(pk) for pk in rng.choice(user_pks, size=n_q + 60, replace=False)]
-        externals = dict(EndUser.objects.filter(pk__in=picked).values_list("pk", "external_id"))
-        vectors = [profiles.load(pk, space).vector() for pk in picked]
-        q_vectors = vectors[:n_q]
-
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL hnsw.ef_search = 40")
-            plan = (
-                nearest.vector_query(space, q_vectors[0])
-                .values_list("item_id", "distance")[:10]
-                .explain()
-            )
-        uses_index = spaces.index_name(space) in plan
-        print(f"(a) plan uses {spaces.index_name(space)}: {uses_index}")
-
-        EF.update({10: nearest.ef_search(10), 100: nearest.ef_search(100)})
-        # (a) bare HNSW, first half of the bracket.
-        bare_before = time_bare(space, q_vectors, EF[10])
-        print(f"(a) bare HNSW top-10 ef {EF[10]} (ORM, before):  {summary(bare_before)}")
-        bare40 = time_bare(space, q_vectors, 40)
-        print(f"    bare HNSW top-10 ef 40 (pgvector default): {summary(bare40)}")
-        serving_sql = []
-        for vector in q_vectors[:100]:
-            started = time.perf_counter()
-            hnsw_top(space, vector, 100, EF[100])
-            serving_sql.append(time.perf_counter() - started)
-        print(f"    bare HNSW top-100 ef {EF[100]} (unfiltered): {summary(serving_sql)}")
-
-        # (b) recall.
-        recall = measure_recall(
-            space, vectors[: args.recall_queries], picked[: args.recall_queries]
-        )
-        print(
-            f"(b) recall@10 ef 40 {recall['r10_ef40']:.4f} (min {recall['r10_ef40_min']:.1f}), "
-            f"ef {EF[10]} {recall['r10_serving']:.4f} (min {recall['r10_serving_min']:.1f}); "
-            f"recall@100 ef {EF[100]} {recall['r100_serving']:.4f} over {recall['n']} queries "
-            f"(numpy exact agrees with SQL seq scan on {recall['sql_check']})"
-        )
-        print(
-            f"    recall@10 ef 1000 {recall['r10_ef1000']:.4f}; ef 40 by the user's number of "
-            "interest clusters: "
-            + ", ".join(
-                f"{n}: {mean:.3f} (n={count})" for n, (count, mean) in recall["by_interest"].items()
-            )
-        )
-
-        print("    ef_search sweep (top-10):  ef  recall@10  p50 ms  p99 ms")
-        for ef, mean_recall, p50, p99 in recall["sweep"]:
-            print(f"    {ef:>30}  {mean_recall:9.4f}  {ms(p50):6.2f}  {ms(p99):6.2f}")
-
-        # (c) in-process first (it needs no server), then the live server.
-        users = [externals[pk] for pk in picked[:n_q]]
-        client = Client()
-        in_process = time_client_recs(client, users, warmup=20)
-        print(f"(c) endpoint in-process (Django test client): {summary(in_process)}")
-        helper_on, helper_off = compare_helper(client, users)
-        print(f"    in-process, helper connection on  (interleaved): {summary(helper_on)}")
-        print(f"    in-process, helper connection off (interleaved): {summary(helper_off)}")
-        connection.close()  # the helper's too: gunicorn must not inherit them
-        from recommender.serving import helper_connection
-
-        helper_connection.shutdown()
-        port = free_port()
+    call_command("migrate", verbosity=0)
+    removed = remove_bench_events()
+    if removed:
+        print(f"removed {removed} events left by an interrupted run")
+    ready, why = (False, "--rebuild") if args.rebuild else dataset_ready(args)
+    if ready:
+        print(why)
+    else:
+        print(f"building the data set ({why}):")
         started = time.perf_counter()
-        server = start_server(args, port)
+        build_dataset(args)
+        print(f"  data set built in {time.perf_counter() - started:.0f}s")
+    marker = json.loads((DATA_DIR / "dataset.json").read_text())
+    space = spaces.active_space()
+    describe_data(args, space)
+    return Dataset(space, marker, reused=ready)
+
+
+def describe_data(args, space) -> None:
+    """Print the data's size and the server settings that shape the figures."""
+    from django.db import connection
+
+    from recommender.models import EndUser, Item
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        pgvector_version = cursor.fetchone()[0]
+        cursor.execute("SHOW shared_buffers")
+        shared_buffers = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM recommender_itemcooccurrence")
+        cooc_rows = cursor.fetchone()[0]
+        cursor.execute("SHOW synchronous_commit")
+        sync_commit = cursor.fetchone()[0]
+    print(
+        f"data: {Item.objects.count():,} items, {EndUser.objects.count():,} users, "
+        f"{args.users * args.events_per_user:,} events, {cooc_rows:,} co-occurrence rows; "
+        f"space {space.name} ({space.plugin}, {space.dim}d); pgvector {pgvector_version}, "
+        f"shared_buffers {shared_buffers}, synchronous_commit {sync_commit}, "
+        f"DEBUG={os.environ['DEBUG']}"
+    )
+
+
+def measure_floors() -> dict[str, list[float]]:
+    """The floors: a SELECT 1 round trip and a one-row INSERT + COMMIT."""
+    floor = floors()
+    print(f"floor: SELECT 1 via the ORM cursor   {summary(floor['select1'])}")
+    print(f"floor: 1-row INSERT + COMMIT         {summary(floor['commit'])}")
+    return floor
+
+
+def draw_sample(args, space) -> Sample:
+    """Draw the users whose profile vectors are the queries and who request recommendations."""
+    from recommender.models import EndUser, UserProfile
+    from recommender.serving import profiles
+
+    rng = np.random.default_rng(args.seed + 1)
+    user_pks = list(UserProfile.objects.filter(space=space).values_list("user_id", flat=True))
+    picked = [int(pk) for pk in rng.choice(user_pks, size=args.queries + 60, replace=False)]
+    externals = dict(EndUser.objects.filter(pk__in=picked).values_list("pk", "external_id"))
+    vectors = [profiles.load(pk, space).vector() for pk in picked]
+    return Sample(picked, externals, vectors, args.queries, rng)
+
+
+def ef_search_as_served() -> dict[int, int]:
+    """The ef_search serving uses for top-10 and top-100 (``nearest.ef_search``)."""
+    from recommender.serving import nearest
+
+    return {10: nearest.ef_search(10), 100: nearest.ef_search(100)}
+
+
+def measure_bare_search(space, sample: Sample) -> Bare:
+    """(a) Bare HNSW top-10 at EF[10] and at ef 40, and top-100 at EF[100]; first half of
+    the bracket around the endpoint."""
+    from django.db import connection, transaction
+
+    from recommender import spaces
+    from recommender.serving import nearest
+
+    q_vectors = sample.query_vectors
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = 40")
+        plan = (
+            nearest.vector_query(space, q_vectors[0])
+            .values_list("item_id", "distance")[:10]
+            .explain()
+        )
+    uses_index = spaces.index_name(space) in plan
+    print(f"(a) plan uses {spaces.index_name(space)}: {uses_index}")
+
+    before = time_bare(space, q_vectors, EF[10])
+    print(f"(a) bare HNSW top-10 ef {EF[10]} (ORM, before):  {summary(before)}")
+    bare40 = time_bare(space, q_vectors, 40)
+    print(f"    bare HNSW top-10 ef 40 (pgvector default): {summary(bare40)}")
+    serving_sql = []
+    for vector in q_vectors[:100]:
+        started = time.perf_counter()
+        hnsw_top(space, vector, 100, EF[100])
+        serving_sql.append(time.perf_counter() - started)
+    print(f"    bare HNSW top-100 ef {EF[100]} (unfiltered): {summary(serving_sql)}")
+    return Bare(before, bare40, serving_sql)
+
+
+def measure_ann_recall(args, space, sample: Sample) -> dict:
+    """(b) Recall of the HNSW search against exact search, and the ef_search sweep."""
+    n = args.recall_queries
+    recall = measure_recall(space, sample.vectors[:n], sample.picked[:n])
+    print(
+        f"(b) recall@10 ef 40 {recall['r10_ef40']:.4f} (min {recall['r10_ef40_min']:.1f}), "
+        f"ef {EF[10]} {recall['r10_serving']:.4f} (min {recall['r10_serving_min']:.1f}); "
+        f"recall@100 ef {EF[100]} {recall['r100_serving']:.4f} over {recall['n']} queries "
+        f"(numpy exact agrees with SQL seq scan on {recall['sql_check']})"
+    )
+    print(
+        f"    recall@10 ef 1000 {recall['r10_ef1000']:.4f}; ef 40 by the user's number of "
+        f"interest clusters: {by_interest(recall)}"
+    )
+    print("    ef_search sweep (top-10):  ef  recall@10  p50 ms  p99 ms")
+    for ef, mean_recall, p50, p99 in recall["sweep"]:
+        print(f"    {ef:>30}  {mean_recall:9.4f}  {ms(p50):6.2f}  {ms(p99):6.2f}")
+    return recall
+
+
+def by_interest(recall: dict) -> str:
+    return ", ".join(
+        f"{n}: {mean:.3f} (n={count})" for n, (count, mean) in recall["by_interest"].items()
+    )
+
+
+def measure_endpoint_in_process(client, sample: Sample) -> InProcess:
+    """(c) The endpoint through Django's test client, then with the helper connection on
+    and off (it needs no server)."""
+    times = time_client_recs(client, sample.users, warmup=20)
+    print(f"(c) endpoint in-process (Django test client): {summary(times)}")
+    helper_on, helper_off = compare_helper(client, sample.users)
+    print(f"    in-process, helper connection on  (interleaved): {summary(helper_on)}")
+    print(f"    in-process, helper connection off (interleaved): {summary(helper_off)}")
+    return InProcess(times, helper_on, helper_off)
+
+
+def measure_live_server(args, sample: Sample) -> Live:
+    """(c) The endpoint and (d) event POSTs against gunicorn started (and stopped) here."""
+    from django.db import connection
+
+    from recommender.serving import helper_connection
+
+    connection.close()  # the helper's too: gunicorn must not inherit them
+    helper_connection.shutdown()
+    port = free_port()
+    started = time.perf_counter()
+    with testing.running(start_server(args, port)):
         print(
             f"    gunicorn ({args.workers} sync workers) answered health after "
             f"{time.perf_counter() - started:.1f}s on 127.0.0.1:{port}"
         )
-        live = time_live_recs(port, users, warmup=40)
+        live = time_live_recs(port, sample.users, warmup=40)
         print(f"(c) endpoint live (gunicorn, HTTP):          {summary(live)}")
-
-        # (d) events through the live server.
-        items_ext = list(Item.objects.values_list("external_id", flat=True)[:50_000])
-        post_users = [externals[pk] for pk in picked]
-        pairs = [
-            (
-                post_users[int(rng.integers(len(post_users)))],
-                items_ext[int(rng.integers(len(items_ext)))],
-            )
-            for _ in range(n_q + 20)
-        ]
+        pairs = draw_event_pairs(sample)
         posts = time_live_posts(port, pairs, warmup=20)
         print(f"(d) POST /api/v1/behaviours live:           {summary(posts)}")
-        stop_server(server)
-        server = None
+    return Live(live, posts, pairs)
 
-        bare_after = time_bare(space, q_vectors, EF[10])
-        print(f"(a) bare HNSW top-10 ef {EF[10]} (ORM, after):   {summary(bare_after)}")
-        bare = bare_before + bare_after
 
-        bare_p50 = pct(bare, 50)
-        ratio_live = pct(live, 50) / bare_p50
-        ratio_in = pct(in_process, 50) / bare_p50
-        met = {
-            "ratio": ratio_live <= TARGETS["ratio"],
-            "recall": recall["r10_serving"] >= TARGETS["recall"],
-            "post": ms(pct(posts, 50)) < TARGETS["post_ms"],
-        }
-        results.update(bare=bare, live=live, in_process=in_process, posts=posts, recall=recall)
+def draw_event_pairs(sample: Sample) -> list[tuple[str, str]]:
+    """(user, item) pairs for the event POSTs: sampled users, random items."""
+    from recommender.models import Item
 
-        # Breakdown when a target is missed.
-        if not all(met.values()) or args.profile:
-            n_b = min(n_q, 200)
-            per_request, helper, totals, counts = [], [], [], []
-            connection.force_debug_cursor = True  # count statements even with DEBUG off
-            with recommendation_stages() as timer:
+    rng = sample.rng
+    items_ext = list(Item.objects.values_list("external_id", flat=True)[:50_000])
+    post_users = [sample.externals[pk] for pk in sample.picked]
+    return [
+        (
+            post_users[int(rng.integers(len(post_users)))],
+            items_ext[int(rng.integers(len(items_ext)))],
+        )
+        for _ in range(sample.queries + 20)
+    ]
 
-                def collect():
-                    per_request.append(timer.take())
-                    helper.append(timer.take_helper())
-                    counts.append(len(connection.queries))
-                    reset_queries()
 
-                timer.take()
-                reset_queries()
-                totals = time_client_recs(client, users[:n_b], warmup=0, each=collect)
-            connection.force_debug_cursor = False
-            print_stages("endpoint breakdown (in-process)", per_request, totals)
-            print(
-                f"  SQL statements per request: median {statistics.median(counts):.0f}, "
-                f"max {max(counts)} (on the request's connection)"
+def measure_bare_search_again(space, sample: Sample) -> list[float]:
+    """(a) Bare HNSW top-10 at EF[10], second half of the bracket."""
+    after = time_bare(space, sample.query_vectors, EF[10])
+    print(f"(a) bare HNSW top-10 ef {EF[10]} (ORM, after):   {summary(after)}")
+    return after
+
+
+def judge(bare: Bare, in_process: InProcess, live: Live, recall: dict) -> Verdict:
+    """The endpoint/bare ratios and whether each target is met."""
+    bare_p50 = pct(bare.both, 50)
+    ratio_live = pct(live.recs, 50) / bare_p50
+    ratio_in = pct(in_process.times, 50) / bare_p50
+    met = {
+        "ratio": ratio_live <= TARGETS["ratio"],
+        "recall": recall["r10_serving"] >= TARGETS["recall"],
+        "post": ms(pct(live.posts, 50)) < TARGETS["post_ms"],
+    }
+    return Verdict(ratio_live, ratio_in, met)
+
+
+def break_down(client, space, sample: Sample, live: Live) -> None:
+    """Where the in-process endpoint's and event POST's time goes (a target missed, or
+    --profile)."""
+    n_b = min(sample.queries, 200)
+    break_down_endpoint(client, sample.users[:n_b])
+    profile_endpoint(client, sample.users[: min(50, sample.queries)])
+    print("\nplan of nearest_rows' query (history exclusions, is_active filter):")
+    print(explain_serving_query(space, sample.picked[0], sample.query_vectors[0]))
+    break_down_events(client, live.pairs[:n_b])
+
+
+def break_down_endpoint(client, users: list[str]) -> None:
+    """Exclusive time per stage of the in-process endpoint, and its SQL statements."""
+    from django.db import connection, reset_queries
+
+    per_request, helper, counts = [], [], []
+    connection.force_debug_cursor = True  # count statements even with DEBUG off
+    with recommendation_stages() as timer:
+
+        def collect():
+            per_request.append(timer.take())
+            helper.append(timer.take_helper())
+            counts.append(len(connection.queries))
+            reset_queries()
+
+        timer.take()
+        reset_queries()
+        totals = time_client_recs(client, users, warmup=0, each=collect)
+    connection.force_debug_cursor = False
+    print_stages("endpoint breakdown (in-process)", per_request, totals)
+    print(
+        f"  SQL statements per request: median {statistics.median(counts):.0f}, "
+        f"max {max(counts)} (on the request's connection)"
+    )
+    for label in sorted({label for sample in helper for label in sample}):
+        values = [sample.get(label, 0.0) for sample in helper]
+        mean, p50 = ms(statistics.fmean(values)), ms(pct(values, 50))
+        print(f"  overlapped, helper thread: {label}: mean {mean:.2f}, p50 {p50:.2f} ms")
+
+
+def profile_endpoint(client, users: list[str]) -> None:
+    """cProfile over a few in-process requests."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    time_client_recs(client, users, warmup=0)
+    profiler.disable()
+    print_cprofile(profiler, len(users))
+
+
+def break_down_events(client, pairs: list[tuple[str, str]]) -> None:
+    """Exclusive time per stage of the in-process event POST, and its SQL statements."""
+    from django.db import connection, reset_queries
+
+    per_event, event_totals, event_counts = [], [], []
+    connection.force_debug_cursor = True
+    with event_stages() as timer:
+        timer.take()
+        reset_queries()
+        for user, item in pairs:
+            started = time.perf_counter()
+            response = client.post(
+                "/api/v1/behaviours",
+                event_body(user, item),
+                content_type="application/json",
+                HTTP_ACCEPT="application/json",
             )
-            for label in sorted({label for sample in helper for label in sample}):
-                values = [sample.get(label, 0.0) for sample in helper]
-                mean, p50 = ms(statistics.fmean(values)), ms(pct(values, 50))
-                print(f"  overlapped, helper thread: {label}: mean {mean:.2f}, p50 {p50:.2f} ms")
-            profiler = cProfile.Profile()
-            n_prof = min(50, n_q)
-            profiler.enable()
-            time_client_recs(client, users[:n_prof], warmup=0)
-            profiler.disable()
-            print_cprofile(profiler, n_prof)
-            print("\nplan of nearest_rows' query (history exclusions, is_active filter):")
-            print(explain_serving_query(space, picked[0], q_vectors[0]))
+            event_totals.append(time.perf_counter() - started)
+            per_event.append(timer.take())
+            event_counts.append(len(connection.queries))
+            reset_queries()
+            if response.status_code != 201:
+                raise SystemExit(f"POST answered {response.status_code}")
+    connection.force_debug_cursor = False
+    print_stages("event POST breakdown (in-process)", per_event, event_totals)
+    print(
+        f"  SQL statements per event: median {statistics.median(event_counts):.0f} "
+        "(SAVEPOINT/RELEASE included)"
+    )
 
-            per_event, event_totals, event_counts = [], [], []
-            connection.force_debug_cursor = True
-            with event_stages() as timer:
-                timer.take()
-                reset_queries()
-                for user, item in pairs[:n_b]:
-                    started = time.perf_counter()
-                    response = client.post(
-                        "/api/v1/behaviours",
-                        event_body(user, item),
-                        content_type="application/json",
-                        HTTP_ACCEPT="application/json",
-                    )
-                    event_totals.append(time.perf_counter() - started)
-                    per_event.append(timer.take())
-                    event_counts.append(len(connection.queries))
-                    reset_queries()
-                    if response.status_code != 201:
-                        raise SystemExit(f"POST answered {response.status_code}")
-            connection.force_debug_cursor = False
-            print_stages("event POST breakdown (in-process)", per_event, event_totals)
-            print(
-                f"  SQL statements per event: median {statistics.median(event_counts):.0f} "
-                "(SAVEPOINT/RELEASE included)"
-            )
 
-        removed = remove_bench_events()
-        print(f"\nremoved the {removed} posted events and recomputed those users' profiles")
+def clean_up_events() -> None:
+    """Delete the posted events and recompute the profiles they touched."""
+    removed = remove_bench_events()
+    print(f"\nremoved the {removed} posted events and recomputed those users' profiles")
 
-        load_end = load()
-        print("\nsummary")
-        rows = [
-            ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
-            ("load average", f"start {load_start}; end {load_end}"),
-            (
-                "data",
-                f"{args.items:,} items, {args.users:,} users, "
-                f"{args.users * args.events_per_user:,} events, {args.dim}d, "
-                f"{args.clusters} clusters, noise {args.noise}",
-            ),
-            (
-                "build (s)" if not ready else "build (s, earlier run)",
-                ", ".join(
-                    f"{k.removeprefix('seconds_')} {v}"
-                    for k, v in marker.items()
-                    if k.startswith("seconds_")
-                )
-                or "reused",
-            ),
-            ("SELECT 1 round trip", summary(floor["select1"])),
-            ("INSERT + COMMIT", summary(floor["commit"])),
-            (f"bare HNSW top-10 ef{EF[10]}", summary(bare)),
-            ("bare HNSW top-10 ef40", summary(bare40)),
-            (
-                "  before / after p50",
-                f"{ms(pct(bare_before, 50)):.2f} / {ms(pct(bare_after, 50)):.2f} ms",
-            ),
-            (f"bare HNSW top-100 ef{EF[100]}", summary(serving_sql)),
-            (
-                f"recall@10 ef40 / ef{EF[10]}",
-                f"{recall['r10_ef40']:.4f} / {recall['r10_serving']:.4f}",
-            ),
-            (f"recall@100 ef{EF[100]}", f"{recall['r100_serving']:.4f}"),
-            ("recall@10 ef1000", f"{recall['r10_ef1000']:.4f}"),
-            (
-                "recall@10 ef40 by clusters",
-                ", ".join(
-                    f"{n}: {mean:.3f} (n={count})"
-                    for n, (count, mean) in recall["by_interest"].items()
-                ),
-            ),
-            ("endpoint live (gunicorn)", summary(live)),
-            ("endpoint in-process", summary(in_process)),
-            ("  helper connection on", summary(helper_on)),
-            ("  helper connection off", summary(helper_off)),
-            ("event POST live", summary(posts)),
-            (
-                "ratio endpoint/bare p50",
-                f"live {ratio_live:.1f}x, in-process {ratio_in:.1f}x "
-                f"(target <= {TARGETS['ratio']:.0f}x: "
-                f"{'met' if met['ratio'] else 'MISSED'})",
-            ),
-            (
-                "recall target >= 0.95",
-                f"recall@10 at ef {EF[10]} (as served): {'met' if met['recall'] else 'MISSED'}",
-            ),
-            (
-                "event POST p50 < 15 ms",
-                f"{ms(pct(posts, 50)):.2f} ms ({'met' if met['post'] else 'MISSED'})",
-            ),
-        ]
-        width = max(len(label) for label, _ in rows)
-        for label, value in rows:
-            print(f"  {label:<{width}}  {value}")
-    finally:
-        stop_server(server)
-        connection.close()
-        if not args.keep_servers:
-            if not servers_were_up[0]:
-                services.stop_postgres(DATA_DIR)
-            if not servers_were_up[1]:
-                services.stop_redis(DATA_DIR)
+
+def report(
+    args,
+    load_start: str,
+    data: Dataset,
+    floor: dict,
+    bare: Bare,
+    recall: dict,
+    in_process: InProcess,
+    live: Live,
+    verdict: Verdict,
+) -> None:
+    """Print the summary table."""
+    load_end = load()
+    print("\nsummary")
+    rows = [
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("load average", f"start {load_start}; end {load_end}"),
+        *data_rows(args, data, floor),
+        *search_rows(bare, recall),
+        *endpoint_rows(in_process, live, verdict),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+
+
+def data_rows(args, data: Dataset, floor: dict) -> list[tuple[str, str]]:
+    """Summary rows: the data set, its build, and the floors."""
+    build = ", ".join(
+        f"{k.removeprefix('seconds_')} {v}"
+        for k, v in data.marker.items()
+        if k.startswith("seconds_")
+    )
+    return [
+        (
+            "data",
+            f"{args.items:,} items, {args.users:,} users, "
+            f"{args.users * args.events_per_user:,} events, {args.dim}d, "
+            f"{args.clusters} clusters, noise {args.noise}",
+        ),
+        ("build (s)" if not data.reused else "build (s, earlier run)", build or "reused"),
+        ("SELECT 1 round trip", summary(floor["select1"])),
+        ("INSERT + COMMIT", summary(floor["commit"])),
+    ]
+
+
+def search_rows(bare: Bare, recall: dict) -> list[tuple[str, str]]:
+    """Summary rows: (a) bare HNSW and (b) recall."""
+    before_after = f"{ms(pct(bare.before, 50)):.2f} / {ms(pct(bare.after, 50)):.2f} ms"
+    return [
+        (f"bare HNSW top-10 ef{EF[10]}", summary(bare.both)),
+        ("bare HNSW top-10 ef40", summary(bare.ef40)),
+        ("  before / after p50", before_after),
+        (f"bare HNSW top-100 ef{EF[100]}", summary(bare.top100)),
+        (
+            f"recall@10 ef40 / ef{EF[10]}",
+            f"{recall['r10_ef40']:.4f} / {recall['r10_serving']:.4f}",
+        ),
+        (f"recall@100 ef{EF[100]}", f"{recall['r100_serving']:.4f}"),
+        ("recall@10 ef1000", f"{recall['r10_ef1000']:.4f}"),
+        ("recall@10 ef40 by clusters", by_interest(recall)),
+    ]
+
+
+def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[tuple[str, str]]:
+    """Summary rows: (c) the endpoint, (d) the event POST, and the targets."""
+    met = verdict.met
+    return [
+        ("endpoint live (gunicorn)", summary(live.recs)),
+        ("endpoint in-process", summary(in_process.times)),
+        ("  helper connection on", summary(in_process.helper_on)),
+        ("  helper connection off", summary(in_process.helper_off)),
+        ("event POST live", summary(live.posts)),
+        (
+            "ratio endpoint/bare p50",
+            f"live {verdict.ratio_live:.1f}x, in-process {verdict.ratio_in:.1f}x "
+            f"(target <= {TARGETS['ratio']:.0f}x: "
+            f"{'met' if met['ratio'] else 'MISSED'})",
+        ),
+        (
+            "recall target >= 0.95",
+            f"recall@10 at ef {EF[10]} (as served): {'met' if met['recall'] else 'MISSED'}",
+        ),
+        (
+            "event POST p50 < 15 ms",
+            f"{ms(pct(live.posts, 50)):.2f} ms ({'met' if met['post'] else 'MISSED'})",
+        ),
+    ]
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    refuse_outside_servers()
+    with testing.own_services(DATA_DIR, keep=args.keep_servers):
+        load_start = load()
+        print(f"load average at start: {load_start}")
+        import django
+
+        django.setup()
+        from django.db import connection
+        from django.test import Client
+
+        try:
+            data = prepare_data(args)
+            floor = measure_floors()
+            sample = draw_sample(args, data.space)
+            EF.update(ef_search_as_served())
+            bare = measure_bare_search(data.space, sample)
+            recall = measure_ann_recall(args, data.space, sample)
+            client = Client()  # the in-process measures and the breakdown share it
+            in_process = measure_endpoint_in_process(client, sample)
+            live = measure_live_server(args, sample)
+            bare.after = measure_bare_search_again(data.space, sample)
+            verdict = judge(bare, in_process, live, recall)
+            if not all(verdict.met.values()) or args.profile:
+                break_down(client, data.space, sample, live)
+            clean_up_events()
+            report(args, load_start, data, floor, bare, recall, in_process, live, verdict)
+        finally:
+            connection.close()
 
 
 if __name__ == "__main__":

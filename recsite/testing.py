@@ -187,6 +187,24 @@ def stop_services(data_dir: Path) -> None:
     services.stop_postgres(data_dir)
 
 
+@contextmanager
+def own_services(data_dir: Path, *, keep: bool = False) -> Iterator[None]:
+    """On leaving the block, stop those embedded servers of ``data_dir`` that were not
+    running on entering it (none with ``keep``). Enter it before ``django.setup()``,
+    which starts them."""
+    from recsite import services
+
+    was_up = (services.postgres_status(data_dir).running, services.redis_status(data_dir).running)
+    try:
+        yield
+    finally:
+        if not keep:
+            if not was_up[0]:
+                services.stop_postgres(data_dir)
+            if not was_up[1]:
+                services.stop_redis(data_dir)
+
+
 def manage(*args: str, env: Mapping[str, str], check: bool = True) -> str:
     """``manage.py`` in a subprocess with ``env``; its stdout."""
     result = subprocess.run(
