@@ -94,6 +94,16 @@ def wait_until(process: Process, ready: Callable[[], bool], timeout: float, what
     raise process.fail(f"did not {what} within {timeout:.0f} s")
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, message: str = "it") -> None:
+    """Poll ``condition`` every 0.2 s until it holds; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
 def start_worker(
     env: Mapping[str, str],
     log: Path,

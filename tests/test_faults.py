@@ -14,6 +14,7 @@ from recommender import spaces
 from recommender.models import Item, ItemVector
 from recommender.spaces import embedding
 from recsite import services, testing
+from recsite.testing import wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -31,15 +32,6 @@ def start_worker(broker: str, log: Path) -> subprocess.Popen:
     )
     name = f"faults-{time.monotonic_ns()}"
     return testing.start_worker(env, log, name=name, wait=False, new_session=True).popen
-
-
-def wait_for(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 @pytest.fixture

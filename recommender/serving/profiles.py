@@ -258,6 +258,18 @@ def _columns(state: ProfileState) -> dict:
     }
 
 
+def _state_of(item_sum, text_sum, ref_time, rating_sum, rating_count, events) -> ProfileState:
+    """A profile's state from its stored columns (vectors in pgvector's binary form)."""
+    return ProfileState(
+        item_sum=vector_io.decode(item_sum),
+        text_sum=vector_io.decode(text_sum),
+        ref_time=ref_time,
+        rating_sum=rating_sum,
+        rating_count=rating_count,
+        events=events,
+    )
+
+
 def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False, item_id=None):
     """The stored profile's id and state in one binary round trip, or None; with
     ``item_id``, that item's vector in the space too (None when it has none)."""
@@ -270,16 +282,8 @@ def _stored(user_id: int, space: EncoderSpace, *, for_update: bool = False, item
     )
     if not rows:
         return None
-    pk, item_sum, text_sum, ref_time, rating_sum, rating_count, events, vector = rows[0]
-    state = ProfileState(
-        item_sum=vector_io.decode(item_sum),
-        text_sum=vector_io.decode(text_sum),
-        ref_time=ref_time,
-        rating_sum=rating_sum,
-        rating_count=rating_count,
-        events=events,
-    )
-    return pk, state, vector_io.decode(vector)
+    pk, *stored, vector = rows[0]
+    return pk, _state_of(*stored), vector_io.decode(vector)
 
 
 def load(user: EndUser | int, space: EncoderSpace) -> ProfileState:
@@ -378,14 +382,7 @@ def _stored_many(user_ids: Sequence[int], space: EncoderSpace) -> dict[int, Prof
         [space.pk, list(user_ids)],
     )
     return {
-        user_id: ProfileState(
-            item_sum=vector_io.decode(item_sum),
-            text_sum=vector_io.decode(text_sum),
-            ref_time=ref_time,
-            rating_sum=rating_sum,
-            rating_count=rating_count,
-            events=events,
-        )
+        user_id: _state_of(item_sum, text_sum, ref_time, rating_sum, rating_count, events)
         for user_id, item_sum, text_sum, ref_time, rating_sum, rating_count, events in rows
     }
 

@@ -1,7 +1,5 @@
 """Encoder spaces, vectors in pgvector, the embedding pipeline through a real worker."""
 
-import time
-
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
@@ -14,15 +12,7 @@ from recommender.models import EncoderSpace, EndUser, Item, ItemVector, UserProf
 from recommender.serving import nearest
 from recommender.spaces import embedding, vector_io
 from recommender.tasks import build_space, refresh_stale_vectors
-
-
-def wait_for(condition, timeout: float = 60.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
+from recsite.testing import wait_for
 
 
 def make_items(*titles_and_categories):
