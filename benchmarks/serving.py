@@ -36,7 +36,9 @@ Measured, in this order, so that the ratios come from one run on one machine sta
      sequential requests for random users, one new connection each (gunicorn's sync worker
      closes it); and the same requests through Django's test client in this process, then
      once more with serving's helper connection on and off (RECOMMENDER_PARALLEL_RETRIEVAL,
-     alternating per request: recommender/serving/helper_connection.py);
+     alternating per request: recommender/serving/helper_connection.py), and with the
+     served-list log on and off (RECOMMENDER_LOG_SERVED_LISTS: the cost of the
+     recommendation_id, target <= 1.1x and <= 1 ms at p50);
 (d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
      events are deleted and the profiles they touched recomputed at the end).
 
@@ -731,9 +733,10 @@ def time_client_recs(client, users: list[str], warmup: int, each=None) -> list[f
     return times
 
 
-def compare_helper(client, users: list[str]) -> tuple[list[float], list[float]]:
-    """The in-process endpoint with serving's helper connection on and off
-    (RECOMMENDER_PARALLEL_RETRIEVAL), alternating per request so both see the same load."""
+def compare_switch(client, users: list[str], setting: str) -> tuple[list[float], list[float]]:
+    """The in-process endpoint with a boolean setting on and off, alternating per request
+    so both see the same load: serving's helper connection (RECOMMENDER_PARALLEL_RETRIEVAL)
+    or the served-list log (RECOMMENDER_LOG_SERVED_LISTS)."""
     from django.conf import settings
 
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -741,14 +744,14 @@ def compare_helper(client, users: list[str]) -> tuple[list[float], list[float]]:
         for index, user in enumerate(users):
             order = (True, False) if index % 2 == 0 else (False, True)
             for flag in order:
-                settings.RECOMMENDER_PARALLEL_RETRIEVAL = flag
+                setattr(settings, setting, flag)
                 started = time.perf_counter()
                 response = client.get(rec_path(user), HTTP_ACCEPT="application/json")
                 times[flag].append(time.perf_counter() - started)
                 if response.status_code != 200:
                     raise SystemExit(f"recommendations answered {response.status_code}")
     finally:
-        settings.RECOMMENDER_PARALLEL_RETRIEVAL = True
+        setattr(settings, setting, True)
     return times[True], times[False]
 
 
@@ -1039,6 +1042,8 @@ class InProcess:
     times: list[float]
     helper_on: list[float]
     helper_off: list[float]
+    logging_on: list[float]
+    logging_off: list[float]
 
 
 @dataclass
@@ -1208,10 +1213,13 @@ def measure_endpoint_in_process(client, sample: Sample) -> InProcess:
     and off (it needs no server)."""
     times = time_client_recs(client, sample.users, warmup=20)
     print(f"(c) endpoint in-process (Django test client): {summary(times)}")
-    helper_on, helper_off = compare_helper(client, sample.users)
+    helper_on, helper_off = compare_switch(client, sample.users, "RECOMMENDER_PARALLEL_RETRIEVAL")
     print(f"    in-process, helper connection on  (interleaved): {summary(helper_on)}")
     print(f"    in-process, helper connection off (interleaved): {summary(helper_off)}")
-    return InProcess(times, helper_on, helper_off)
+    logging_on, logging_off = compare_switch(client, sample.users, "RECOMMENDER_LOG_SERVED_LISTS")
+    print(f"    in-process, served-list log on  (interleaved): {summary(logging_on)}")
+    print(f"    in-process, served-list log off (interleaved): {summary(logging_off)}")
+    return InProcess(times, helper_on, helper_off, logging_on, logging_off)
 
 
 def measure_live_server(args, sample: Sample) -> Live:
@@ -1423,6 +1431,16 @@ def search_rows(bare: Bare, recall: dict) -> list[tuple[str, str]]:
     ]
 
 
+def logging_cost(on: list[float], off: list[float]) -> str:
+    """What logging every list adds at p50 (target: at most 1.1x and 1 ms)."""
+    p50_on, p50_off = statistics.median(on), statistics.median(off)
+    ratio, added = p50_on / p50_off, (p50_on - p50_off) * 1000
+    met = ratio <= 1.1 and added <= 1.0
+    return (
+        f"{ratio:.2f}x, {added:+.2f} ms (target <= 1.1x and <= 1 ms: {'met' if met else 'MISSED'})"
+    )
+
+
 def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[tuple[str, str]]:
     """Summary rows: (c) the endpoint, (d) the event POST, and the targets."""
     met = verdict.met
@@ -1431,6 +1449,9 @@ def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[t
         ("endpoint in-process", summary(in_process.times)),
         ("  helper connection on", summary(in_process.helper_on)),
         ("  helper connection off", summary(in_process.helper_off)),
+        ("  served-list log on", summary(in_process.logging_on)),
+        ("  served-list log off", summary(in_process.logging_off)),
+        ("  log cost at p50", logging_cost(in_process.logging_on, in_process.logging_off)),
         ("event POST live", summary(live.posts)),
         (
             "ratio endpoint/bare p50",

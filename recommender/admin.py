@@ -16,6 +16,7 @@ from recommender.models import (
     EvaluationRun,
     Item,
     Scenario,
+    ServedList,
 )
 from recommender.serving import scenarios
 
@@ -321,3 +322,19 @@ class ScenarioAdmin(admin.ModelAdmin):
     form = ScenarioAdminForm
     list_display = ("name", "is_default", "k", "sources", "use_learned_ranker", "updated_at")
     search_fields = ("name", "description")
+
+
+@admin.register(ServedList)
+class ServedListAdmin(admin.ModelAdmin):
+    """Served lists are a log: readable here, written only by serving."""
+
+    list_display = ("served_at", "endpoint", "scenario", "user", "id")
+    list_filter = ("endpoint", "scenario")
+    date_hierarchy = "served_at"
+    raw_id_fields = ("user",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

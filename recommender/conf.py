@@ -236,6 +236,13 @@ SETTINGS: tuple[Setting, ...] = (
         "overrides of the fixed blend's feature weights (recommender/serving/ranking.py)",
     ),
     Setting(
+        "LOG_SERVED_LISTS",
+        True,
+        _bool,
+        "log every served list (its recommendation_id in the response), in batches off the "
+        "request path",
+    ),
+    Setting(
         "USE_LEARNED_RANKER", True, _bool, "serve with the latest trained ranker when there is one"
     ),
     Setting("POPULAR_WINDOW_DAYS", 30, int, "the days popularity counts"),

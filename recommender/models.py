@@ -438,3 +438,39 @@ class Scenario(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ServedList(models.Model):
+    """One list the API served: the trace an online loop needs (what was shown, to whom,
+    where, in which order, and why). Its ``id`` is the ``recommendation_id`` the response
+    carries. Rows arrive in batches from a buffer (``serving.served_lists``), so the user is
+    a relation without a database constraint: a row written after its user was forgotten
+    must not fail the batch (forgetting deletes the user's rows through this relation)."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    user = models.ForeignKey(
+        EndUser,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        db_constraint=False,
+        related_name="served_lists",
+        verbose_name=_("user"),
+    )
+    endpoint = models.CharField(_("endpoint"), max_length=32)
+    scenario = models.CharField(_("scenario"), max_length=64, blank=True)
+    variant = models.CharField(_("variant"), max_length=64, blank=True)
+    items = models.JSONField(
+        _("items"), default=list, help_text=_("item, position, score, sources")
+    )
+    context = models.JSONField(_("context"), default=dict, blank=True)
+    served_at = models.DateTimeField(_("served at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("served list")
+        verbose_name_plural = _("served lists")
+        ordering = ["-served_at"]
+        indexes = [models.Index(fields=["user", "-served_at"], name="servedlist_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.id}"

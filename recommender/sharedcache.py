@@ -33,6 +33,14 @@ def _failed(operation: str) -> None:
 UNAVAILABLE = object()
 
 
+def redis_client(key: str):
+    """The Redis client behind the default cache for ``key`` (for list and script
+    commands the cache API lacks), or None when the cache is not Redis."""
+    backend = getattr(cache, "_cache", None)
+    get_client = getattr(backend, "get_client", None)
+    return get_client(key, write=True) if get_client is not None else None
+
+
 def get(key: str, default: Any = None, *, unavailable: Any = None) -> Any:
     """``cache.get``; on a cache error, ``unavailable`` (by default None, a miss)."""
     try:

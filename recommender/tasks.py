@@ -109,6 +109,14 @@ def refresh_cooccurrence() -> dict:
     return {"pairs": cooccurrence.refresh_cooccurrence()}
 
 
+@shared_task(name="recommender.flush_served_lists", acks_late=True, **_RETRY)
+def flush_served_lists() -> dict:
+    """Write the served lists queued in Redis to the database (beat: every 5 seconds)."""
+    from recommender.serving import served_lists
+
+    return {"written": served_lists.drain()}
+
+
 @shared_task(name="recommender.recompute_profiles", acks_late=True, **_RETRY)
 def recompute_profiles(user_ids: list[int] | None = None) -> dict:
     """Rebuild stored profiles exactly from the log (drift from incremental updates, a new

@@ -12,7 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.settings import api_settings
 
-from recommender import apikeys, shopper_tokens
+from recommender import apikeys, sharedcache, shopper_tokens
 from recommender.conf import conf
 from recommender.models import ApiKey
 
@@ -177,13 +177,6 @@ return {n, redis.call('PTTL', KEYS[1])}
 """
 
 
-def _redis_client(key: str):
-    """The Redis client behind the default cache, or None when the cache is not Redis."""
-    backend = getattr(cache, "_cache", None)
-    get_client = getattr(backend, "get_client", None)
-    return get_client(key, write=True) if get_client is not None else None
-
-
 _last_fail_open_warning = 0.0
 
 
@@ -229,7 +222,7 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
             return True
         try:
             key = cache.make_and_validate_key(self.key)
-            client = _redis_client(key)
+            client = sharedcache.redis_client(key)
             if client is None:  # another cache backend: DRF's own (two round trips)
                 return super().allow_request(request, view)
             count, self.remaining_ms = client.eval(

@@ -420,11 +420,19 @@ class RecommendationListSerializer(serializers.Serializer):
     scenario = serializers.CharField(
         allow_null=True, help_text="the scenario that served the list (null: none)"
     )
+    recommendation_id = serializers.CharField(
+        allow_null=True,
+        help_text="this list's id: send it with the events it leads to (null: logging off)",
+    )
     items = RecommendedItemSerializer(many=True)
 
 
 def recommendation_list_data(
-    results, user: str | None, lang: str, scenario: str | None = None
+    results,
+    user: str | None,
+    lang: str,
+    scenario: str | None = None,
+    recommendation_id: str | None = None,
 ) -> dict:
     """What ``RecommendationListSerializer(...).data`` gives, built directly: every list the
     API serves goes through here, and DRF's field machinery costs ~1 ms per list of 10."""
@@ -432,6 +440,7 @@ def recommendation_list_data(
         "user": user,
         "lang": lang,
         "scenario": scenario,
+        "recommendation_id": recommendation_id,
         "items": [
             {
                 "id": str(result.item.external_id),

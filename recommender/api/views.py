@@ -23,7 +23,7 @@ from recommender.ingest import events, privacy
 from recommender.ingest.fields import ImportFailed, Row
 from recommender.ingest.items import import_items
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import explain, pipeline, scenarios
+from recommender.serving import explain, pipeline, scenarios, served_lists
 
 
 def _lang(request, value: str | None) -> str:
@@ -38,10 +38,16 @@ def _item_pks(external_ids: list[str], field: str) -> list[int]:
     return [found[external_id] for external_id in external_ids]
 
 
-def _list_response(results, user: str | None, lang: str, scenario=None) -> Response:
-    return Response(
-        s.recommendation_list_data(results, user, lang, scenario.name if scenario else None)
+def _list_response(
+    results, user: EndUser | None, lang: str, scenario, *, endpoint: str, context=None
+) -> Response:
+    """The list as JSON, logged (``recommendation_id``) for the online loop."""
+    name = scenario.name if scenario else None
+    recommendation_id = served_lists.record(
+        results, endpoint=endpoint, user=user, scenario=name or "", context=context
     )
+    external_id = user.external_id if user else None
+    return Response(s.recommendation_list_data(results, external_id, lang, name, recommendation_id))
 
 
 def _scenario(name: str | None):
@@ -214,7 +220,8 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         if scenario is not None and scenario.k and "k" not in request.query_params:
             k = min(scenario.k, s.max_k_explained())
         results = pipeline.similar_items(item, k, lang=lang)
-        return _list_response(results, None, lang, scenario)
+        context = {"item": item.external_id}
+        return _list_response(results, None, lang, scenario, endpoint="similar", context=context)
 
 
 class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
@@ -323,7 +330,9 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         capped = s.max_k_explained() if p["explain"] or p.get("q") else None
         wanted = scenarios.apply(scenario, wanted, _given(request.query_params), max_k=capped)
         results = pipeline.recommend(wanted)
-        return _list_response(results, user.external_id, lang, scenario)
+        return _list_response(
+            results, user, lang, scenario, endpoint="recommendations", context=wanted.context
+        )
 
 
 _DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
@@ -457,7 +466,7 @@ class SearchView(APIView):
             scenario, wanted, _given(request.query_params), max_k=s.max_k_explained()
         )
         results = pipeline.recommend(wanted)
-        return _list_response(results, user.external_id if user else None, lang, scenario)
+        return _list_response(results, user, lang, scenario, endpoint="search")
 
 
 class SessionRecommendationView(APIView):
@@ -491,4 +500,4 @@ class SessionRecommendationView(APIView):
         )
         wanted = scenarios.apply(scenario, wanted, _given(request.data), max_k=s.max_k_explained())
         results = pipeline.recommend(wanted)
-        return _list_response(results, user.external_id if user else None, lang, scenario)
+        return _list_response(results, user, lang, scenario, endpoint="session")

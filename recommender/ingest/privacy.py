@@ -23,7 +23,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from recommender.conf import conf
-from recommender.models import Behaviour, EndUser, ForgottenUser, UserProfile
+from recommender.models import Behaviour, EndUser, ForgottenUser, ServedList, UserProfile
 from recommender.serving import profiles
 
 # A long history is deleted this many behaviours per transaction before the final,
@@ -56,6 +56,17 @@ def export_user(user: EndUser) -> dict:
         "profiles": [
             {"space": p.space.name, "events": p.events, "updated_at": p.updated_at.isoformat()}
             for p in UserProfile.objects.filter(user=user).select_related("space")
+        ],
+        "served_lists": [
+            {
+                "recommendation_id": served.id.hex,
+                "endpoint": served.endpoint,
+                "scenario": served.scenario,
+                "items": served.items,
+                "context": served.context,
+                "served_at": served.served_at.isoformat(),
+            }
+            for served in ServedList.objects.filter(user=user)
         ],
     }
 

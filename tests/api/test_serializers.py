@@ -40,6 +40,12 @@ def test_the_list_answer_matches_its_documented_serializer(space, explained, mak
     )
     assert len(results) == 6
     assert any(r.reason and r.reason.keywords for r in results) == explained
-    direct = serializers.recommendation_list_data(results, "u1", "en")
-    payload = {"user": "u1", "lang": "en", "items": results}
+    direct = serializers.recommendation_list_data(results, "u1", "en", "home", "ab12")
+    payload = {
+        "user": "u1",
+        "lang": "en",
+        "scenario": "home",
+        "recommendation_id": "ab12",
+        "items": results,
+    }
     assert direct == serializers.RecommendationListSerializer(payload).data

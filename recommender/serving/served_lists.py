@@ -1,0 +1,140 @@
+"""Every served list leaves a trace: a ``recommendation_id`` in the response and, soon
+after, a :class:`~recommender.models.ServedList` row (who, where, which items in which
+order, with their scores and sources, and the request's context).
+
+Writing a row per request would put a database round trip and a commit on the request
+path. Instead the list is pushed onto a Redis list (one round trip, about 0.1 ms), and
+``drain()`` (the ``recommender.flush_served_lists`` task, every few seconds) moves batches
+into PostgreSQL. Redis keeps the queue on disk (append-only file), so a restart of a web
+process, a worker or Redis itself loses nothing; a drain killed half-way leaves its batch
+in a side list that the next drain writes first, and rows are keyed by the id, so writing
+a batch twice stores it once. Without Redis (an outage, another cache backend) the row is
+written at once instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.utils import timezone
+
+from recommender import sharedcache
+from recommender.conf import conf
+from recommender.models import EndUser, ServedList
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "recsite:served-lists"
+DRAINING = "recsite:served-lists:draining"
+LOCK = "recsite:served-lists:lock"
+BATCH = 2000
+
+# Move up to ARGV[1] entries from the queue to the side list, in one step.
+_MOVE = """
+local batch = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #batch > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(batch))
+  redis.call('LTRIM', KEYS[1], #batch, -1)
+end
+return #batch
+"""
+
+
+def enabled() -> bool:
+    return bool(conf.LOG_SERVED_LISTS)
+
+
+def record(
+    results: Sequence,
+    *,
+    endpoint: str,
+    user: EndUser | None = None,
+    scenario: str = "",
+    variant: str = "",
+    context: dict | None = None,
+) -> str | None:
+    """Log one served list; its ``recommendation_id`` (None when logging is off)."""
+    if not enabled():
+        return None
+    recommendation_id = uuid.uuid4().hex
+    entry = {
+        "id": recommendation_id,
+        "user": user.pk if user is not None else None,
+        "endpoint": endpoint,
+        "scenario": scenario or "",
+        "variant": variant or "",
+        "items": [
+            {
+                "item": result.item.pk,
+                "position": position,
+                "score": round(float(result.score), 6),
+                "sources": list(result.sources),
+            }
+            for position, result in enumerate(results, start=1)
+        ],
+        "context": context or {},
+        "served_at": timezone.now().isoformat(),
+    }
+    client = sharedcache.redis_client(QUEUE)
+    if client is not None:
+        try:
+            client.rpush(QUEUE, json.dumps(entry, separators=(",", ":")))
+            return recommendation_id
+        except Exception:  # noqa: BLE001 - Redis down: write it now rather than lose it
+            logger.warning("served-list queue unavailable; writing the list directly")
+    ServedList.objects.bulk_create([_row(entry)], ignore_conflicts=True)
+    return recommendation_id
+
+
+def _row(entry: dict) -> ServedList:
+    return ServedList(
+        id=uuid.UUID(entry["id"]),
+        user_id=entry["user"],
+        endpoint=entry["endpoint"],
+        scenario=entry["scenario"],
+        variant=entry["variant"],
+        items=entry["items"],
+        context=entry["context"],
+        served_at=datetime.fromisoformat(entry["served_at"]),
+    )
+
+
+def drain(batch: int = BATCH) -> int:
+    """Write the queued lists to the database, a batch per statement; how many were
+    written. One drain at a time (a Redis lock); safe to repeat after a crash."""
+    client = sharedcache.redis_client(QUEUE)
+    if client is None:
+        return 0
+    token = uuid.uuid4().hex
+    if not client.set(LOCK, token, nx=True, ex=300):
+        return 0  # another drain is running
+    written = 0
+    try:
+        while True:
+            pending = client.lrange(DRAINING, 0, -1)
+            if not pending:
+                if not client.eval(_MOVE, 2, QUEUE, DRAINING, batch):
+                    break
+                pending = client.lrange(DRAINING, 0, -1)
+            rows = [_row(json.loads(raw)) for raw in pending]
+            # Ignoring conflicts makes a batch written twice (a drain killed between the
+            # INSERT and the DEL below) count once: rows are keyed by their id.
+            ServedList.objects.bulk_create(rows, ignore_conflicts=True)
+            client.delete(DRAINING)
+            written += len(rows)
+    finally:
+        if client.get(LOCK) == token.encode():
+            client.delete(LOCK)
+    return written
+
+
+def pending() -> int:
+    """Lists queued and not yet written (0 without Redis)."""
+    client = sharedcache.redis_client(QUEUE)
+    if client is None:
+        return 0
+    return int(client.llen(QUEUE)) + int(client.llen(DRAINING))
