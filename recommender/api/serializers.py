@@ -132,6 +132,7 @@ class StrictSerializer(RejectUnknownFields, serializers.Serializer):
 def _scenario_field() -> serializers.SlugField:
     return serializers.SlugField(
         required=False,
+        allow_blank=True,  # scenario= with no value: as if not given
         max_length=64,
         help_text="a scenario's name (its defaults apply); without it the default scenario",
     )

@@ -49,6 +49,7 @@ def test_a_scenario_fills_what_the_request_left_unsaid(shop):
 def test_the_default_scenario_serves_requests_that_name_none(shop):
     client = APIClient()
     assert recs(client)["scenario"] is None
+    assert recs(client, scenario="")["scenario"] is None  # an empty value names none
     Scenario.objects.create(name="everywhere", k=2, is_default=True)
     body = recs(client)
     assert body["scenario"] == "everywhere" and len(body["items"]) == 2
