@@ -40,6 +40,10 @@ STRENGTH: tuple[str, ...] = (
     "purchase",
 )
 
+# Kinds that say nothing about interest: never in a profile, never "seen" (an impression
+# only says the item was on screen).
+SIGNALLESS: tuple[str, ...] = ("impression",)
+
 # Counting an engagement for popularity, no kind counts less than this (a view is a view).
 POPULARITY_FLOOR = 0.5
 

@@ -243,6 +243,13 @@ SETTINGS: tuple[Setting, ...] = (
         "request path",
     ),
     Setting(
+        "ATTRIBUTION_WINDOW_SECONDS",
+        86400,
+        int,
+        "a cart or purchase naming no list is attributed to the user's latest list-naming "
+        "event on the item this long before it",
+    ),
+    Setting(
         "USE_LEARNED_RANKER", True, _bool, "serve with the latest trained ranker when there is one"
     ),
     Setting("POPULAR_WINDOW_DAYS", 30, int, "the days popularity counts"),

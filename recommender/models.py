@@ -126,6 +126,8 @@ class BehaviourKind(models.TextChoices):
     SEARCH = "search", _("search")
     REVIEW = "review", _("review")
     SHARE = "share", _("share")
+    # The client saw the item in a served list (recommendation_id): no signal of interest.
+    IMPRESSION = "impression", _("impression")
 
 
 class Behaviour(models.Model):
@@ -156,6 +158,10 @@ class Behaviour(models.Model):
     )
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
     created_at = models.DateTimeField(_("received at"), default=timezone.now, editable=False)
+    # The served list this event came from (its recommendation_id), and the item's
+    # 1-based position in it, when the client says so: the key of attribution.
+    recommendation_id = models.UUIDField(_("recommendation id"), null=True, blank=True)
+    position = models.PositiveSmallIntegerField(_("position"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("behaviour")
@@ -165,6 +171,11 @@ class Behaviour(models.Model):
             models.Index(fields=["user", "-occurred_at"], name="behaviour_user_time"),
             models.Index(fields=["item", "-occurred_at"], name="behaviour_item_time"),
             models.Index(fields=["kind", "-occurred_at"], name="behaviour_kind_time"),
+            models.Index(
+                fields=["recommendation_id"],
+                name="behaviour_recommendation",
+                condition=models.Q(recommendation_id__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -229,6 +229,18 @@ class BehaviourInputSerializer(StrictSerializer):
     context = JSONObjectField(required=False, default=dict, max_bytes=limits.max_context_bytes)
     event_id = ExternalIdField(min_length=1, required=False, allow_null=True)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    recommendation_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="the list this event came from (the recommendation_id it was served with)",
+    )
+    position = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_K,
+        help_text="the item's 1-based position in that list",
+    )
 
     def validate_occurred_at(self, value):
         problem = eventbounds.time_problem(value)
@@ -246,6 +258,14 @@ class BehaviourInputSerializer(StrictSerializer):
         problem = eventbounds.value_problem(attrs["kind"], attrs.get("value"))
         if problem:
             raise serializers.ValidationError({"value": [problem]})
+        if attrs["kind"] == "impression" and not attrs.get("recommendation_id"):
+            raise serializers.ValidationError(
+                {"recommendation_id": ["an impression names the list it was shown in"]}
+            )
+        if attrs.get("position") is not None and not attrs.get("recommendation_id"):
+            raise serializers.ValidationError(
+                {"position": ["a position is within a list: give its recommendation_id"]}
+            )
         return attrs
 
 
@@ -256,10 +276,22 @@ class BehaviourBatchSerializer(StrictSerializer):
 class BehaviourSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.external_id")
     item = serializers.CharField(source="item.external_id", allow_null=True)
+    recommendation_id = serializers.UUIDField(format="hex", allow_null=True)
 
     class Meta:
         model = Behaviour
-        fields = ["event_id", "user", "item", "kind", "value", "text", "context", "occurred_at"]
+        fields = [
+            "event_id",
+            "user",
+            "item",
+            "kind",
+            "value",
+            "text",
+            "context",
+            "occurred_at",
+            "recommendation_id",
+            "position",
+        ]
 
 
 class RecordedSerializer(serializers.Serializer):
@@ -287,6 +319,10 @@ def recorded_data(recorded) -> dict:
             "text": behaviour.text,
             "context": behaviour.context,
             "occurred_at": _OCCURRED_AT.to_representation(behaviour.occurred_at),
+            "recommendation_id": (
+                None if behaviour.recommendation_id is None else behaviour.recommendation_id.hex
+            ),
+            "position": behaviour.position,
         },
     }
 

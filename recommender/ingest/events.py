@@ -11,6 +11,7 @@ refused (:class:`UserForgotten`) instead of recreating them.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from recommender import spaces
+from recommender.behaviour import SIGNALLESS
 from recommender.ingest import privacy
 from recommender.models import Behaviour, EndUser, Item
 from recommender.serving import profiles
@@ -71,6 +73,8 @@ class EventInput:
     context: dict = field(default_factory=dict)
     event_id: str | None = None
     occurred_at: datetime | None = None
+    recommendation_id: uuid.UUID | None = None  # the served list it came from
+    position: int | None = None  # 1-based, in that list
 
 
 @dataclass
@@ -227,6 +231,8 @@ def _record_event(data: EventInput) -> Recorded:
             context=data.context,
             event_id=data.event_id or None,
             occurred_at=data.occurred_at or timezone.now(),
+            recommendation_id=data.recommendation_id,
+            position=data.position,
         )
         inserted = _insert(behaviour, user_external_id=data.user, item_external_id=data.item)
         if not inserted:  # a repeated event_id, a new user, or an unknown item
@@ -249,7 +255,7 @@ def _record_event(data: EventInput) -> Recorded:
         if data.item is not None:
             behaviour.item = Item(pk=behaviour.item_id, external_id=data.item)
         updated = False
-        if space is not None:
+        if space is not None and behaviour.kind not in SIGNALLESS:
             profiles.record(behaviour, space)
             updated = True
     return Recorded(behaviour, created=True, profile_updated=updated)
@@ -410,12 +416,13 @@ def _insert_many(
         cursor.execute(
             f"""
             INSERT INTO {Behaviour._meta.db_table} (user_id, item_id, kind, value, text,
-                context, event_id, occurred_at, created_at)
+                context, event_id, occurred_at, created_at, recommendation_id, position)
             SELECT u.user_id, u.item_id, u.kind, u.value, u.text, u.context::jsonb, u.event_id,
-                u.occurred_at, %s
+                u.occurred_at, %s, u.recommendation_id, u.position
             FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::float8[], %s::text[],
-                %s::text[], %s::text[], %s::timestamptz[])
-                AS u(user_id, item_id, kind, value, text, context, event_id, occurred_at)
+                %s::text[], %s::text[], %s::timestamptz[], %s::uuid[], %s::smallint[])
+                AS u(user_id, item_id, kind, value, text, context, event_id, occurred_at,
+                     recommendation_id, position)
             ON CONFLICT (user_id, event_id) DO NOTHING
             RETURNING id, user_id, item_id, kind, value, text, event_id, occurred_at
             """,
@@ -429,6 +436,8 @@ def _insert_many(
                 [json.dumps(d.context or {}, ensure_ascii=False) for d in records],
                 [d.event_id or None for d in records],
                 [d.occurred_at or now for d in records],
+                [d.recommendation_id for d in records],
+                [d.position for d in records],
             ],
         )
         returned = cursor.fetchall()

@@ -53,7 +53,9 @@ class History:
     def load(cls, user: EndUser | None, as_of: datetime | None) -> History:
         if user is None:
             return cls([], set(), set())
-        events = Behaviour.objects.filter(user=user, item__isnull=False)
+        events = Behaviour.objects.filter(user=user, item__isnull=False).exclude(
+            kind__in=behaviour.SIGNALLESS
+        )
         if as_of is not None:
             events = events.filter(occurred_at__lt=as_of)
         rows = list(

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
-from recommender import spaces
+from recommender import behaviour, spaces
 from recommender.conf import conf
 from recommender.models import (
     Behaviour,
@@ -108,10 +108,12 @@ class HistoryExclusion:
         sql = (
             "SELECT b.item_id FROM (SELECT item_id, kind FROM "
             f"{Behaviour._meta.db_table} WHERE user_id = %s AND item_id IS NOT NULL "
+            "AND NOT (kind = ANY(%s)) "
             "AND (%s::timestamptz IS NULL OR occurred_at < %s::timestamptz) "
             "ORDER BY occurred_at DESC LIMIT %s) b WHERE (%s OR b.kind = 'dislike')"
         )
-        return sql, [self.user_id, self.before, self.before, seen_window(), self.seen]
+        params = [self.user_id, list(behaviour.SIGNALLESS), self.before, self.before]
+        return sql, [*params, seen_window(), self.seen]
 
 
 @dataclass(frozen=True)

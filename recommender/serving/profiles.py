@@ -26,6 +26,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
+from recommender.behaviour import SIGNALLESS
 from recommender.behaviour import weight as behaviour_weight
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, ItemVector, UserProfile
@@ -145,9 +146,9 @@ def _log(user_ids: Sequence[int], as_of: datetime | None) -> list[tuple]:
     """The behaviour log of several users in one query, per user in replay order."""
     sql = (
         "SELECT user_id, kind, item_id, value, text, occurred_at "
-        f"FROM {Behaviour._meta.db_table} WHERE user_id = ANY(%s)"
+        f"FROM {Behaviour._meta.db_table} WHERE user_id = ANY(%s) AND NOT (kind = ANY(%s))"
     )
-    params: list = [list(user_ids)]
+    params: list = [list(user_ids), list(SIGNALLESS)]
     if as_of is not None:
         sql += " AND occurred_at < %s"
         params.append(as_of)
@@ -399,7 +400,8 @@ def fold(behaviours: Sequence[Behaviour], space: EncoderSpace) -> int:
     """
     per_user: dict[int, list[Behaviour]] = defaultdict(list)
     for behaviour in behaviours:
-        per_user[behaviour.user_id].append(behaviour)
+        if behaviour.kind not in SIGNALLESS:  # an impression says nothing about taste
+            per_user[behaviour.user_id].append(behaviour)
     if not per_user:
         return 0
     lock_users(per_user)
