@@ -15,6 +15,9 @@ urlpatterns = [
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
     re_path(r"^health/detail/?$", views.HealthDetailView.as_view(), name="health-detail"),
     re_path(r"^tokens/?$", views.TokenView.as_view(), name="tokens"),
+    re_path(
+        r"^metrics/scenarios/?$", views.ScenarioMetricsView.as_view(), name="metrics-scenarios"
+    ),
     re_path(r"^search/?$", views.SearchView.as_view(), name="search"),
     re_path(
         r"^recommendations/?$",

@@ -22,6 +22,7 @@ from recommender.api import serializers as s
 from recommender.ingest import events, privacy
 from recommender.ingest.fields import ImportFailed, Row
 from recommender.ingest.items import import_items
+from recommender.learning import online_metrics
 from recommender.models import Behaviour, EndUser, Item
 from recommender.serving import explain, pipeline, scenarios, served_lists
 
@@ -501,3 +502,41 @@ class SessionRecommendationView(APIView):
         wanted = scenarios.apply(scenario, wanted, _given(request.data), max_k=s.max_k_explained())
         results = pipeline.recommend(wanted)
         return _list_response(results, user, lang, scenario, endpoint="session")
+
+
+class RateSerializer(serializers.Serializer):
+    value = serializers.FloatField()
+    low = serializers.FloatField(help_text="95% Wilson interval")
+    high = serializers.FloatField()
+
+
+class ScenarioDaySerializer(serializers.Serializer):
+    scenario = serializers.CharField(help_text='"" for lists served without a scenario')
+    day = serializers.DateField()
+    lists = serializers.IntegerField()
+    shown = serializers.IntegerField(help_text="items in the lists served")
+    impressions = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    carts = serializers.IntegerField()
+    purchases = serializers.IntegerField()
+    ctr = RateSerializer(help_text="clicks per impression (per item shown without impressions)")
+    conversion = RateSerializer(help_text="purchases per click")
+
+
+class MetricsQuerySerializer(s.StrictSerializer):
+    days = serializers.IntegerField(min_value=1, max_value=366, default=14)
+
+
+class ScenarioMetricsView(APIView):
+    """Online metrics per scenario and day, from the served lists and the events that
+    name them (admin key or staff)."""
+
+    required_scopes = {"get": "admin"}
+    throttle_scope = "admin"
+
+    @extend_schema(parameters=[MetricsQuerySerializer], responses=ScenarioDaySerializer(many=True))
+    def get(self, request):
+        params = MetricsQuerySerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        rows = online_metrics.scenario_days(params.validated_data["days"])
+        return Response(ScenarioDaySerializer(rows, many=True).data)

@@ -114,3 +114,46 @@ def test_a_batch_keeps_each_events_list_and_position(shop):
     assert sorted(stored.values_list("position", flat=True)) == [1, 2, 3, 4]
     assert {b.recommendation_id.hex for b in stored} == {rid}
     assert not UserProfile.objects.filter(user__external_id="bob").exists()  # no signal
+
+
+def test_online_metrics_count_lists_impressions_clicks_and_purchases_per_scenario(shop):
+    from recommender.apikeys import create_key
+    from recommender.learning import online_metrics
+
+    client = APIClient()
+    for _ in range(3):
+        body = served(client)
+        rid = body["recommendation_id"]
+        for n, entry in enumerate(body["items"], start=1):
+            post(client, item=entry["id"], kind="impression", recommendation_id=rid, position=n)
+        post(client, item=body["items"][0]["id"], kind="click", recommendation_id=rid, position=1)
+    post(client, item=body["items"][0]["id"], kind="purchase", recommendation_id=rid)
+    client.get(f"{API}/users/alice/recommendations", {"k": 2})  # no scenario
+    served_lists.drain()
+    rows = {row.scenario: row for row in online_metrics.scenario_days()}
+    home = rows["home"]
+    assert (home.lists, home.shown, home.impressions, home.clicks, home.purchases) == (
+        3,
+        12,
+        12,
+        3,
+        1,
+    )
+    assert home.ctr.value == pytest.approx(3 / 12) and home.ctr.low < 0.25 < home.ctr.high
+    assert home.conversion.value == pytest.approx(1 / 3)
+    assert rows[""].lists == 1 and rows[""].ctr.value == 0.0
+    admin = APIClient()
+    admin.credentials(HTTP_AUTHORIZATION=f"Api-Key {create_key('m', 'admin')[1]}")
+    answer = admin.get(f"{API}/metrics/scenarios", {"days": 1}).json()
+    assert {row["scenario"] for row in answer} == {"home", ""}
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Api-Key {create_key('r', 'read')[1]}")
+    assert reader.get(f"{API}/metrics/scenarios").status_code == 403
+
+
+def test_wilson_interval_brackets_the_rate():
+    from recommender.learning.online_metrics import wilson
+
+    low, high = wilson(30, 100)
+    assert 0.21 < low < 0.30 < high < 0.40
+    assert wilson(0, 0) == (0.0, 0.0) and wilson(0, 10)[0] == 0.0
