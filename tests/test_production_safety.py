@@ -205,7 +205,7 @@ def test_shopper_token_cannot_reach_another_shopper_or_the_catalogue(shop):
     assert client.get(f"{API}/users").status_code == 403
     assert client.get(f"{API}/users/alice/export").status_code == 403
     assert client.delete(f"{API}/users/alice").status_code == 403
-    batch = {"events": [{"user": "alice", "item": "tea", "kind": "view"}]}
+    batch = {"events": [{"user": "bob", "item": "tea", "kind": "view"}]}
     assert client.post(f"{API}/behaviours/batch", batch, format="json").status_code == 403
     bulk = {"items": [{"id": "tea", "title": "cheap"}]}
     assert client.post(f"{API}/items/bulk", bulk, format="json").status_code == 403
@@ -383,3 +383,14 @@ def test_popularity_kept_during_an_outage_is_not_served_after_it(served):
     cache.clear()
     after = popularity.popularity()
     assert fresh.pk not in during and fresh.pk in after
+
+
+def test_a_shopper_token_may_batch_only_its_own_events(shop):
+    client = _shopper_client("alice")
+    own = {"events": [{"user": "alice", "item": "tea", "kind": "view"}] * 2}
+    assert client.post(f"{API}/behaviours/batch", own, format="json").status_code == 201
+    mixed = {"events": [{"user": "alice", "item": "tea", "kind": "view"},
+                        {"user": "bob", "item": "tea", "kind": "purchase"}]}  # fmt: skip
+    assert client.post(f"{API}/behaviours/batch", mixed, format="json").status_code == 403
+    assert client.post(f"{API}/behaviours/batch", {"events": []}, format="json").status_code == 403
+    assert not Behaviour.objects.filter(user__external_id="bob").exists()

@@ -117,6 +117,14 @@ def shopper_allows(request, view, token: shopper_tokens.ShopperToken) -> bool:
         return False
     if where == "any":
         return True
+    if where == "events":  # a batch: every event must be the shopper's own
+        data = request.data if isinstance(request.data, dict) else {}
+        batch = data.get("events")
+        return (
+            isinstance(batch, list)
+            and bool(batch)
+            and all(isinstance(e, dict) and e.get("user") == token.user for e in batch)
+        )
     optional, user = _shopper_user(request, view, where)
     return user == token.user or (optional and user is None)
 

@@ -345,8 +345,9 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.BehaviourSerializer
     required_scopes = {"create": "events", "batch": "events"}
     throttle_scopes = {"create": "events", "batch": "batch"}
-    # A shopper may post their own events and read their own history.
-    shopper_access = {"create": "body", "list": "query"}
+    # A shopper may post their own events (one, or a batch: a page's impressions) and read
+    # their own history.
+    shopper_access = {"create": "body", "batch": "events", "list": "query"}
 
     def get_queryset(self):
         return Behaviour.objects.select_related("user", "item").order_by("-occurred_at", "-pk")

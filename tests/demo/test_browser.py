@@ -399,6 +399,39 @@ def test_intent_puts_long_down_jackets_on_top(page, lang, intent, noun, long):
     page.screenshot(f"storefront-intent-{lang}.png")
 
 
+def _list_events(user: str, kind: str) -> list[tuple]:
+    return list(
+        Behaviour.objects.filter(user__external_id=user, kind=kind, recommendation_id__isnull=False)
+        .order_by("position")
+        .values_list("recommendation_id", "position", "item__external_id")
+    )
+
+
+def test_the_shop_reports_impressions_and_clicks_with_the_list_id(page):
+    tab = open_shop(page, user="u-0005")
+    shown = card_ids(tab)
+    # The page reports what it showed: one impression per card, all naming the list.
+    impressions = []
+    for _ in range(50):
+        impressions = orm(_list_events, "u-0005", "impression")
+        if len(impressions) >= len(shown):
+            break
+        tab.wait_for_timeout(100)
+    assert [item for _, _, item in impressions] == shown
+    assert len({rid for rid, _, _ in impressions}) == 1
+    assert [position for _, position, _ in impressions] == list(range(1, len(shown) + 1))
+    # Opening the second card is a click on that list's item at position 2.
+    tab.locator(f"{ROW} [data-testid=card-title]").nth(1).click()
+    tab.wait_for_url("**/item/**")
+    clicks = []
+    for _ in range(50):
+        clicks = orm(_list_events, "u-0005", "click")
+        if clicks:
+            break
+        tab.wait_for_timeout(100)
+    assert clicks == [(impressions[0][0], 2, shown[1])]
+
+
 def test_item_page_shows_details_and_similar_items(page):
     tab = page.open("/item/sku-00001/")
     wait_for_row(tab, 0, grid="[data-testid=similar-items]")

@@ -194,11 +194,42 @@
     }
   }
 
-  function recordBehaviour(item, kind) {
-    return api("/behaviours", {
-      method: "POST",
-      json: { user: state.user, item, kind, context: { page: body.dataset.page, device: "web" } },
-    });
+  // `from`: the list the item was shown in ({id: its recommendation_id, position}), so the
+  // shop's metrics can attribute the event to the list, its scenario and the position.
+  function recordBehaviour(item, kind, from) {
+    const event = { user: state.user, item, kind, context: { page: body.dataset.page, device: "web" } };
+    if (from && from.id) Object.assign(event, { recommendation_id: from.id, position: from.position });
+    return api("/behaviours", { method: "POST", json: event });
+  }
+
+  // Which items of a served list were on screen: one batch of impression events.
+  function reportImpressions(items) {
+    const shown = items.filter((item) => item.list && item.list.id);
+    if (!state.user || !shown.length) return;
+    const events = shown.map((item) => ({
+      user: state.user,
+      item: item.id,
+      kind: "impression",
+      recommendation_id: item.list.id,
+      position: item.list.position,
+      context: { page: body.dataset.page, device: "web" },
+    }));
+    api("/behaviours/batch", { method: "POST", json: { events } }).catch(() => {});
+  }
+
+  // A list's items, each knowing the list it came from and its position in it.
+  function listed(list) {
+    return list.items.map((item, index) => ({
+      ...item,
+      list: { id: list.recommendation_id, position: index + 1 },
+    }));
+  }
+
+  // Opening an item from a list: the item page learns which list and position (a click).
+  function itemLink(item) {
+    const url = itemUrl(item.id);
+    if (!item.list || !item.list.id) return url;
+    return `${url}?rid=${encodeURIComponent(item.list.id)}&pos=${item.list.position}`;
   }
 
   // --- Presentation helpers -----------------------------------------------------------
@@ -379,7 +410,7 @@
 
   function card(item, onAction) {
     const attributes = item.attributes || {};
-    const thumb = el("a", { class: "thumb", href: itemUrl(item.id), tabindex: "-1", "aria-hidden": "true" });
+    const thumb = el("a", { class: "thumb", href: itemLink(item), tabindex: "-1", "aria-hidden": "true" });
     paintThumb(thumb, item.category, attributes, item.id);
     const actions = ["view", "cart", "like", "dislike"].map((kind) =>
       el(
@@ -404,7 +435,7 @@
             el("span", { class: "chip", text: categoryLabel(item.category, attributes) }),
             attributes.brand ? el("span", { class: "card-brand", text: attributes.brand }) : null,
           ]),
-          el("h3", { class: "card-title" }, el("a", { href: itemUrl(item.id), "data-testid": "card-title", text: titleOf(item) })),
+          el("h3", { class: "card-title" }, el("a", { href: itemLink(item), "data-testid": "card-title", text: titleOf(item) })),
           el("p", { class: "price", "data-testid": "card-price", text: price(attributes.price) }),
           item.reason
             ? el("p", { class: `reason reason-${item.reason.type}`, "data-testid": "card-reason", text: item.reason.text })
@@ -440,6 +471,7 @@
       if (request !== state.request) return;
       grid.replaceChildren(...(items.length ? items.map((item) => card(item, onAction)) : [el("p", { class: "empty", text: emptyText })]));
       grid.dataset.state = "ready";
+      reportImpressions(items);
     } catch (error) {
       if (request !== state.request) return;
       grid.replaceChildren(el("p", { class: "empty error", text: t("error") + error.message }));
@@ -452,7 +484,7 @@
     if (!state.user) return toast(t("noShoppers"), true);
     button.disabled = true;
     try {
-      await recordBehaviour(item.id, kind);
+      await recordBehaviour(item.id, kind, item.list);
       if (kind === "cart") $("[data-testid=cart-count]").textContent = String(++state.cart);
       toast(t("recorded")[kind]);
       await refreshPage();
@@ -525,7 +557,7 @@
             page: "storefront",
           },
         });
-        return list.items;
+        return listed(list);
       },
       onCardAction,
       t("empty"),
@@ -561,12 +593,12 @@
   async function refreshSimilar() {
     await fill(
       $("[data-testid=similar-items]"),
-      async () => (await api(`/items/${encodeURIComponent(body.dataset.item)}/similar`, { params: { k: 8, lang: state.lang } })).items,
+      async () => listed(await api(`/items/${encodeURIComponent(body.dataset.item)}/similar`, { params: { k: 8, lang: state.lang } })),
       async (item, kind, button) => {
         if (!state.user) return toast(t("noShoppers"), true);
         button.disabled = true;
         try {
-          await recordBehaviour(item.id, kind);
+          await recordBehaviour(item.id, kind, item.list);
           if (kind === "cart") $("[data-testid=cart-count]").textContent = String(++state.cart);
           toast(t("recorded")[kind]);
         } catch (error) {
@@ -678,7 +710,15 @@
         toast(t("error") + error.message, true);
       }
       // Opening an item page is a view, as on any shop.
-      if (state.user) recordBehaviour(body.dataset.item, "view").catch(() => {});
+      if (state.user) {
+        recordBehaviour(body.dataset.item, "view").catch(() => {});
+        // Arriving from a list (?rid=…&pos=…) is a click on that list's item.
+        const from = new URLSearchParams(location.search);
+        if (from.get("rid")) {
+          const clicked = { id: from.get("rid"), position: Number(from.get("pos")) || null };
+          recordBehaviour(body.dataset.item, "click", clicked).catch(() => {});
+        }
+      }
     }
     await refreshPage();
   }
