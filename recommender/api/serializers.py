@@ -350,6 +350,10 @@ class RecommendationQuerySerializer(StrictSerializer):
     price_min = FiniteFloatField(required=False, min_value=0, max_value=1e12)
     price_max = FiniteFloatField(required=False, min_value=0, max_value=1e12)
     category_cap = serializers.IntegerField(required=False, min_value=1, max_value=MAX_K)
+    recommendation_id = serializers.UUIDField(
+        required=False,
+        help_text="the next page of this list: its next items, none it or its earlier pages served",
+    )
     device = CleanCharField(required=False, max_length=50)
     page = CleanCharField(required=False, max_length=200)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -40,12 +42,24 @@ def _item_pks(external_ids: list[str], field: str) -> list[int]:
 
 
 def _list_response(
-    results, user: EndUser | None, lang: str, scenario, *, endpoint: str, context=None
+    results,
+    user: EndUser | None,
+    lang: str,
+    scenario,
+    *,
+    endpoint: str,
+    context=None,
+    earlier: frozenset[int] = frozenset(),
 ) -> Response:
     """The list as JSON, logged (``recommendation_id``) for the online loop."""
     name = scenario.name if scenario else None
     recommendation_id = served_lists.record(
-        results, endpoint=endpoint, user=user, scenario=name or "", context=context
+        results,
+        endpoint=endpoint,
+        user=user,
+        scenario=name or "",
+        context=context,
+        earlier=earlier,
     )
     external_id = user.external_id if user else None
     return Response(s.recommendation_list_data(results, external_id, lang, name, recommendation_id))
@@ -330,9 +344,23 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         )
         capped = s.max_k_explained() if p["explain"] or p.get("q") else None
         wanted = scenarios.apply(scenario, wanted, _given(request.query_params), max_k=capped)
+        earlier: frozenset[int] = frozenset()
+        if p.get("recommendation_id"):  # the next page of a list
+            try:
+                earlier = served_lists.served_in(p["recommendation_id"].hex)
+            except served_lists.UnknownList as exc:
+                raise ValidationError({"recommendation_id": [str(exc)]}) from None
+            wanted = replace(wanted, exclude=earlier)
+            wanted.context["continues"] = p["recommendation_id"].hex
         results = pipeline.recommend(wanted)
         return _list_response(
-            results, user, lang, scenario, endpoint="recommendations", context=wanted.context
+            results,
+            user,
+            lang,
+            scenario,
+            endpoint="recommendations",
+            context=wanted.context,
+            earlier=earlier,
         )
 
 

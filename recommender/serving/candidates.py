@@ -159,7 +159,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         history_share = 1.0 - float(conf.INTENT_WEIGHT)
 
     filters = Filters(category=request.category, attribute_ranges=dict(request.attribute_ranges))
-    filters.exclude_ids |= set(request.positive) | set(request.negative)
+    filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
     profile_vector = _profile_vector(request, space, query_vector, history_share)
     cosine = CosineFeatures(
         profile=profile_vector,

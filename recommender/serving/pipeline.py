@@ -55,6 +55,8 @@ class RecommendationRequest:
     # Restrict candidate sources (offline baselines): history, positive, query, keyword,
     # co_occurrence, popular, trending, new. None means all.
     sources: frozenset[str] | None = None
+    # Items never to return (e.g. those earlier pages of the same list already served).
+    exclude: frozenset[int] = frozenset()
 
 
 @dataclass

@@ -29,6 +29,9 @@ from recommender.models import EndUser, ServedList
 logger = logging.getLogger(__name__)
 
 QUEUE = "recsite:served-lists"
+# Per list, the items served in it and in the pages before it (the next page's exclusions).
+CHAIN = "recsite:served-list-items:{}"
+CHAIN_SECONDS = 86400
 DRAINING = "recsite:served-lists:draining"
 LOCK = "recsite:served-lists:lock"
 BATCH = 2000
@@ -48,6 +51,37 @@ def enabled() -> bool:
     return bool(conf.LOG_SERVED_LISTS)
 
 
+class UnknownList(LookupError):
+    """A next page was asked of a list this site did not serve, or served too long ago."""
+
+    def __init__(self, recommendation_id: str):
+        super().__init__(
+            f"no list {recommendation_id!r} to continue (unknown, or served over a day ago)"
+        )
+
+
+def served_in(recommendation_id: str) -> frozenset[int]:
+    """The items a list and the pages before it served (for its next page)."""
+    try:
+        key = uuid.UUID(str(recommendation_id))
+    except ValueError:
+        raise UnknownList(recommendation_id) from None
+    client = sharedcache.redis_client(QUEUE)
+    if client is not None:
+        try:
+            members = client.smembers(CHAIN.format(key.hex))
+            if members:
+                return frozenset(int(member) for member in members)
+        except Exception:  # noqa: BLE001 - Redis down: the written log still knows the list
+            logger.warning("served-list chain unavailable; reading the log")
+    row = ServedList.objects.filter(pk=key).first()
+    if row is None:
+        raise UnknownList(recommendation_id)
+    before = (row.context or {}).get("continues")
+    earlier = served_in(before) if before else frozenset()
+    return earlier | {entry["item"] for entry in row.items}
+
+
 def record(
     results: Sequence,
     *,
@@ -56,8 +90,10 @@ def record(
     scenario: str = "",
     variant: str = "",
     context: dict | None = None,
+    earlier: frozenset[int] = frozenset(),
 ) -> str | None:
-    """Log one served list; its ``recommendation_id`` (None when logging is off)."""
+    """Log one served list; its ``recommendation_id`` (None when logging is off).
+    ``earlier``: items the pages before it served (kept for its own next page)."""
     if not enabled():
         return None
     recommendation_id = uuid.uuid4().hex
@@ -82,7 +118,14 @@ def record(
     client = sharedcache.redis_client(QUEUE)
     if client is not None:
         try:
-            client.rpush(QUEUE, json.dumps(entry, separators=(",", ":")))
+            chain = CHAIN.format(recommendation_id)
+            members = set(earlier) | {served["item"] for served in entry["items"]}
+            with client.pipeline(transaction=False) as pipe:  # one round trip
+                pipe.rpush(QUEUE, json.dumps(entry, separators=(",", ":")))
+                if members:
+                    pipe.sadd(chain, *members)
+                    pipe.expire(chain, CHAIN_SECONDS)
+                pipe.execute()
             return recommendation_id
         except Exception:  # noqa: BLE001 - Redis down: write it now rather than lose it
             logger.warning("served-list queue unavailable; writing the list directly")

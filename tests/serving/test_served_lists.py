@@ -127,3 +127,29 @@ def test_the_admin_shows_served_lists_read_only(shop, admin_client):
     page = admin_client.get("/admin/recommender/servedlist/")
     assert page.status_code == 200 and rid in page.content.decode().replace("-", "")
     assert admin_client.get("/admin/recommender/servedlist/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_next_page_never_repeats_an_item_the_list_served(shop):
+    first = recs(k=2, exclude_seen="false")
+    second = recs(k=2, exclude_seen="false", recommendation_id=first["recommendation_id"])
+    third = recs(k=2, exclude_seen="false", recommendation_id=second["recommendation_id"])
+    pages = [[item["id"] for item in page["items"]] for page in (first, second, third)]
+    assert all(len(page) == 2 for page in pages)
+    assert len({item for page in pages for item in page}) == 6  # no item twice
+    # With the queue flushed and Redis emptied, the written log still knows the chain.
+    served_lists.drain()
+    served_lists.sharedcache.redis_client(served_lists.QUEUE).flushdb()
+    fourth = recs(k=2, exclude_seen="false", recommendation_id=third["recommendation_id"])
+    assert not {item["id"] for item in fourth["items"]} & {i for page in pages for i in page}
+    row = ServedList.objects.get(id=second["recommendation_id"])
+    assert row.context["continues"] == first["recommendation_id"]
+
+
+@pytest.mark.django_db
+def test_a_next_page_of_an_unknown_list_is_a_400(shop):
+    response = APIClient().get(
+        f"{API}/users/alice/recommendations",
+        {"recommendation_id": "0" * 32},
+    )
+    assert response.status_code == 400 and "recommendation_id" in response.json()
