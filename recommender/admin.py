@@ -3,22 +3,27 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from recommender import apikeys, spaces
 from recommender.ingest import limits, privacy
+from recommender.learning import experiment_results
 from recommender.models import (
     ApiKey,
     Behaviour,
     EncoderSpace,
     EndUser,
     EvaluationRun,
+    Experiment,
     Item,
     Scenario,
     ServedList,
+    Variant,
 )
-from recommender.serving import scenarios
+from recommender.serving import experiments, scenarios
 
 
 def _checked(check, value, **kwargs):
@@ -338,3 +343,93 @@ class ServedListAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    extra = 2
+    fields = ("position", "name", "share", "configuration")
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """A/B tests on scenarios: start, stop, read the results, promote the winner."""
+
+    list_display = ("name", "scenario", "is_running", "started_at", "stopped_at")
+    list_filter = ("is_running",)
+    readonly_fields = ("is_running", "started_at", "stopped_at", "results")
+    inlines = [VariantInline]
+    actions = ("start_experiments", "stop_experiments", "promote_winner")
+
+    @admin.display(description=_("results"))
+    def results(self, obj):
+        if obj.pk is None:
+            return "-"
+        found = experiment_results.results(obj)
+        # Numbers formatted first: format_html escapes its arguments into text.
+        rows = [
+            format_html(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                "<td>{}</td><td>{}</td></tr>",
+                v.name,
+                v.lists,
+                v.impressions,
+                v.clicks,
+                f"{v.ctr.value:.2%} [{v.ctr.low:.2%}, {v.ctr.high:.2%}]",
+                f"{v.conversion.value:.2%}",
+                f"{v.revenue_per_mille:.1f}",
+                "-" if v.p_value_vs_control is None else f"{v.p_value_vs_control:.4f}",
+            )
+            for v in found.variants
+        ]
+        srm = (
+            _("sample ratio mismatch (p = %(p).4f): check the assignment")
+            % {"p": found.srm_p_value}
+            if found.sample_ratio_mismatch
+            else _("no sample ratio mismatch")
+        )
+        header = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>"
+            "<th>{}</th></tr>",
+            _("variant"), _("lists"), _("impressions"), _("clicks"), _("CTR [95% CI]"),
+            _("conversion"), _("revenue / 1000 impressions"), _("p vs control"),
+        )  # fmt: skip
+        body = format_html_join("", "{}", ((row,) for row in rows))
+        return format_html("<table>{}{}</table><p>{}</p>", header, body, srm)
+
+    @admin.action(description=_("Start the selected experiments"))
+    def start_experiments(self, request, queryset):
+        for experiment in queryset:
+            try:
+                experiments.start(experiment)
+            except IntegrityError:
+                self.message_user(
+                    request,
+                    _("%(name)s: its scenario already has a running experiment")
+                    % {"name": experiment.name},
+                    messages.ERROR,
+                )
+
+    @admin.action(description=_("Stop the selected experiments"))
+    def stop_experiments(self, request, queryset):
+        for experiment in queryset:
+            experiments.stop(experiment)
+
+    @admin.action(description=_("Promote the winner (best CTR, significantly above control)"))
+    def promote_winner(self, request, queryset):
+        for experiment in queryset:
+            found = experiment_results.winner(experiment)
+            if found is None:
+                self.message_user(
+                    request,
+                    _("%(name)s: no variant beats the control significantly yet")
+                    % {"name": experiment.name},
+                    messages.WARNING,
+                )
+                continue
+            experiments.promote(experiment, found)
+            self.message_user(
+                request,
+                _("%(name)s: %(variant)s now serves %(scenario)s")
+                % {"name": experiment.name, "variant": found.name, "scenario": experiment.scenario},
+            )

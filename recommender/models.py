@@ -485,3 +485,65 @@ class ServedList(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.id}"
+
+
+class Experiment(models.Model):
+    """An A/B test on a scenario: while it runs, each user is assigned one variant (by a
+    hash of the user and the experiment, the same in every request and process), and the
+    variant's configuration serves instead of the scenario's own."""
+
+    name = models.SlugField(_("name"), max_length=64, unique=True)
+    scenario = models.ForeignKey(
+        Scenario, on_delete=models.CASCADE, related_name="experiments", verbose_name=_("scenario")
+    )
+    is_running = models.BooleanField(_("running"), default=False)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("experiment")
+        verbose_name_plural = _("experiments")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scenario"],
+                condition=models.Q(is_running=True),
+                name="one_running_experiment_per_scenario",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variant(models.Model):
+    """One arm of an experiment: a share of the traffic and the scenario configuration it
+    serves with (the first variant, by position, is the control)."""
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="variants", verbose_name=_("experiment")
+    )
+    name = models.SlugField(_("name"), max_length=64)
+    share = models.PositiveIntegerField(_("traffic share"), default=1)
+    configuration = models.ForeignKey(
+        Scenario,
+        on_delete=models.PROTECT,
+        related_name="as_variant",
+        verbose_name=_("configuration"),
+        help_text=_("the scenario whose settings this variant serves with"),
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("variant")
+        verbose_name_plural = _("variants")
+        ordering = ["experiment", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "name"], name="variant_name_per_experiment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.name}/{self.name}"

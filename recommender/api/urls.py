@@ -18,6 +18,11 @@ urlpatterns = [
     re_path(
         r"^metrics/scenarios/?$", views.ScenarioMetricsView.as_view(), name="metrics-scenarios"
     ),
+    re_path(
+        r"^metrics/experiments/(?P<name>[^/]+)/?$",
+        views.ExperimentMetricsView.as_view(),
+        name="metrics-experiment",
+    ),
     re_path(r"^search/?$", views.SearchView.as_view(), name="search"),
     re_path(
         r"^recommendations/?$",

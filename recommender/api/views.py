@@ -24,9 +24,9 @@ from recommender.api import serializers as s
 from recommender.ingest import events, privacy
 from recommender.ingest.fields import ImportFailed, Row
 from recommender.ingest.items import import_items
-from recommender.learning import online_metrics
-from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import explain, pipeline, scenarios, served_lists
+from recommender.learning import experiment_results, online_metrics
+from recommender.models import Behaviour, EndUser, Experiment, Item
+from recommender.serving import experiments, explain, pipeline, scenarios, served_lists
 
 
 def _lang(request, value: str | None) -> str:
@@ -50,6 +50,7 @@ def _list_response(
     endpoint: str,
     context=None,
     earlier: frozenset[int] = frozenset(),
+    variant: str = "",
 ) -> Response:
     """The list as JSON, logged (``recommendation_id``) for the online loop."""
     name = scenario.name if scenario else None
@@ -58,6 +59,7 @@ def _list_response(
         endpoint=endpoint,
         user=user,
         scenario=name or "",
+        variant=variant,
         context=context,
         earlier=earlier,
     )
@@ -231,12 +233,15 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         params.is_valid(raise_exception=True)
         lang = _lang(request, params.validated_data.get("lang"))
         scenario = _scenario(params.validated_data.get("scenario"))
+        config, variant = experiments.assign(scenario, None)
         k = params.validated_data["k"]
-        if scenario is not None and scenario.k and "k" not in request.query_params:
-            k = min(scenario.k, s.max_k_explained())
+        if config is not None and config.k and "k" not in request.query_params:
+            k = min(config.k, s.max_k_explained())
         results = pipeline.similar_items(item, k, lang=lang)
         context = {"item": item.external_id}
-        return _list_response(results, None, lang, scenario, endpoint="similar", context=context)
+        return _list_response(
+            results, None, lang, scenario, endpoint="similar", context=context, variant=variant
+        )
 
 
 class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
@@ -329,6 +334,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         if p.get("price_min") is not None or p.get("price_max") is not None:
             ranges["price"] = (p.get("price_min"), p.get("price_max"))
         scenario = _scenario(p.get("scenario"))
+        config, variant = experiments.assign(scenario, user)
         wanted = pipeline.RecommendationRequest(
             user=user,
             k=p["k"],
@@ -343,7 +349,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
             context={key: p[key] for key in ("device", "page") if key in p},
         )
         capped = s.max_k_explained() if p["explain"] or p.get("q") else None
-        wanted = scenarios.apply(scenario, wanted, _given(request.query_params), max_k=capped)
+        wanted = scenarios.apply(config, wanted, _given(request.query_params), max_k=capped)
         earlier: frozenset[int] = frozenset()
         if p.get("recommendation_id"):  # the next page of a list
             try:
@@ -361,6 +367,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
             endpoint="recommendations",
             context=wanted.context,
             earlier=earlier,
+            variant=variant,
         )
 
 
@@ -491,12 +498,13 @@ class SearchView(APIView):
             user = get_object_or_404(EndUser, external_id=p["user"])
         lang = _lang(request, p.get("lang"))
         scenario = _scenario(p.get("scenario"))
+        config, variant = experiments.assign(scenario, user)
         wanted = pipeline.search_request(p["q"], user, p["k"], lang, category=p.get("category"))
         wanted = scenarios.apply(
-            scenario, wanted, _given(request.query_params), max_k=s.max_k_explained()
+            config, wanted, _given(request.query_params), max_k=s.max_k_explained()
         )
         results = pipeline.recommend(wanted)
-        return _list_response(results, user, lang, scenario, endpoint="search")
+        return _list_response(results, user, lang, scenario, endpoint="search", variant=variant)
 
 
 class SessionRecommendationView(APIView):
@@ -518,6 +526,7 @@ class SessionRecommendationView(APIView):
             user = get_object_or_404(EndUser, external_id=p["user"])
         lang = _lang(request, p.get("lang"))
         scenario = _scenario(p.get("scenario"))
+        config, variant = experiments.assign(scenario, user)
         wanted = pipeline.RecommendationRequest(
             user=user,
             k=p["k"],
@@ -528,9 +537,9 @@ class SessionRecommendationView(APIView):
             positive=_item_pks(p["positive"], "positive"),
             negative=_item_pks(p["negative"], "negative"),
         )
-        wanted = scenarios.apply(scenario, wanted, _given(request.data), max_k=s.max_k_explained())
+        wanted = scenarios.apply(config, wanted, _given(request.data), max_k=s.max_k_explained())
         results = pipeline.recommend(wanted)
-        return _list_response(results, user, lang, scenario, endpoint="session")
+        return _list_response(results, user, lang, scenario, endpoint="session", variant=variant)
 
 
 class RateSerializer(serializers.Serializer):
@@ -569,3 +578,40 @@ class ScenarioMetricsView(APIView):
         params.is_valid(raise_exception=True)
         rows = online_metrics.scenario_days(params.validated_data["days"])
         return Response(ScenarioDaySerializer(rows, many=True).data)
+
+
+class VariantResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    share = serializers.IntegerField()
+    lists = serializers.IntegerField()
+    impressions = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    purchases = serializers.IntegerField()
+    revenue = serializers.FloatField()
+    ctr = RateSerializer()
+    conversion = RateSerializer()
+    revenue_per_mille = serializers.FloatField(help_text="revenue per 1000 impressions")
+    p_value_vs_control = serializers.FloatField(
+        allow_null=True, help_text="two-proportion z-test of CTR against the control"
+    )
+
+
+class ExperimentResultsSerializer(serializers.Serializer):
+    experiment = serializers.CharField()
+    scenario = serializers.CharField()
+    variants = VariantResultSerializer(many=True)
+    srm_p_value = serializers.FloatField(allow_null=True)
+    sample_ratio_mismatch = serializers.BooleanField()
+
+
+class ExperimentMetricsView(APIView):
+    """An experiment's results per variant, with significance and a sample-ratio check
+    (admin key or staff)."""
+
+    required_scopes = {"get": "admin"}
+    throttle_scope = "admin"
+
+    @extend_schema(responses=ExperimentResultsSerializer)
+    def get(self, request, name: str):
+        experiment = get_object_or_404(Experiment, name=name)
+        return Response(ExperimentResultsSerializer(experiment_results.results(experiment)).data)
