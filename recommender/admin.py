@@ -312,6 +312,8 @@ class ScenarioAdminForm(forms.ModelForm):
             "diversity",
             "category_cap",
             "exclude_seen",
+            "demote_after",
+            "demotion",
         ]
 
     def clean(self):

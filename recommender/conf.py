@@ -243,6 +243,12 @@ SETTINGS: tuple[Setting, ...] = (
         "request path",
     ),
     Setting(
+        "EXPOSURE_WINDOW_DAYS",
+        7,
+        int,
+        "the days of impressions a scenario's rotation (demote_after) counts",
+    ),
+    Setting(
         "ATTRIBUTION_WINDOW_SECONDS",
         86400,
         int,

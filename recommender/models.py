@@ -432,6 +432,18 @@ class Scenario(models.Model):
     exclude_seen = models.BooleanField(
         _("exclude seen items"), null=True, blank=True, help_text=_("empty: the request's")
     )
+    demote_after = models.PositiveSmallIntegerField(
+        _("demote after impressions"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "an item shown to a user this many times without an engagement is demoted "
+            "(empty: never)"
+        ),
+    )
+    demotion = models.FloatField(
+        _("demotion"), default=0.5, help_text=_("the share of its score a demoted item keeps")
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

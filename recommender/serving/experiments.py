@@ -63,6 +63,8 @@ CONFIG_FIELDS = (
     "diversity",
     "category_cap",
     "exclude_seen",
+    "demote_after",
+    "demotion",
 )
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from recommender import spaces
 from recommender.models import EndUser, Item
-from recommender.serving import explain
+from recommender.serving import explain, exposure
 from recommender.serving.candidates import (
     MAX_K,
     anchors_of,
@@ -57,6 +57,10 @@ class RecommendationRequest:
     sources: frozenset[str] | None = None
     # Items never to return (e.g. those earlier pages of the same list already served).
     exclude: frozenset[int] = frozenset()
+    # Rotation: items shown to the user this many times without an engagement keep only
+    # ``demotion`` of their score (None: no rotation). A scenario sets them.
+    demote_after: int | None = None
+    demotion: float = 0.5
 
 
 @dataclass
@@ -78,6 +82,8 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     if scorer is None and request.mode == "search":
         scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
     score(pool, scorer)
+    if request.demote_after and request.user is not None:
+        exposure.demote(pool, request.user.pk, request.demote_after, request.demotion)
     chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
     anchors: dict[int, str] = {}
     closest: dict[int, int] = {}

@@ -65,6 +65,8 @@ def problems(scenario: Scenario) -> dict[str, str]:
         found["diversity"] = "between 0 and 1"
     if scenario.k is not None and not 1 <= scenario.k <= 200:
         found["k"] = "between 1 and 200"
+    if scenario.demotion is not None and not 0.0 <= scenario.demotion <= 1.0:
+        found["demotion"] = "between 0 and 1"
     if scenario.category_cap is not None and not 1 <= scenario.category_cap <= 200:
         found["category_cap"] = "between 1 and 200"
     return found
@@ -95,6 +97,9 @@ def apply(
             changes[name] = value
     if scenario.sources:
         changes["sources"] = frozenset(scenario.sources)
+    if scenario.demote_after:
+        changes["demote_after"] = scenario.demote_after
+        changes["demotion"] = scenario.demotion
     if scenario.blend_weights:
         changes["scorer"] = BlendScorer(dict(scenario.blend_weights))
     elif not scenario.use_learned_ranker:
