@@ -4,8 +4,10 @@ Run by hand:  .venv/bin/python benchmarks/load.py [--clients 50] [--seconds 60]
 
 Uses its own embedded servers (.recsite/bench-load, loaded with the demo shop), starts
 gunicorn and a worker, then runs N client threads for S seconds, each looping over a mix
-of requests (60% recommendations, 10% with free-text intent, 20% behaviour events, 10%
-search), and stops by itself. Prints errors (target 0), p50/p99 per kind and throughput.
+of requests (45% recommendations, 10% with free-text intent, 10% impressions (a batch for
+the client's last list), 10% clicks naming that list (recommendation_id and position),
+15% other behaviour events, 10% search), and stops by itself. Prints errors (target 0),
+p50/p99 per kind and throughput.
 
 Production settings (benchmarks/_production.py: DEBUG off, a generated SECRET_KEY, keys
 required; HTTPS redirect and secure cookies off for plain HTTP; throttle rates raised so
@@ -152,13 +154,19 @@ def client(seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally:
     """One client: random requests of the mix as random shoppers until ``stop_at``."""
     rng = random.Random(seed)
     session = requests.Session()
+    last: dict = {}  # the client's last list: what impressions and clicks name
     while time.monotonic() < stop_at:
         roll = rng.random()
-        user = rng.choice(USERS)
         kind = kind_of(roll)
+        if kind in ("impressions", "click") and last:
+            user = last["user"]
+        else:
+            user = rng.choice(USERS)
+            if kind in ("impressions", "click"):
+                kind = "recommend"  # nothing shown yet to report
         started = time.perf_counter()
         try:
-            response = send(session, rng, kind, user, shopper[user])
+            response = send(session, rng, kind, user, shopper[user], last)
             outcome = str(response.status_code)
             ok = response.status_code < 400
         except requests.RequestException as exc:
@@ -168,25 +176,50 @@ def client(seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally:
 
 
 def kind_of(roll: float) -> str:
-    """The mix: 60% recommendations, 10% with free-text intent, 20% events, 10% search."""
-    if roll < 0.6:
-        return "recommend"
-    if roll < 0.7:
-        return "recommend+intent"
-    if roll < 0.9:
-        return "event"
+    """The mix: 45% recommendations, 10% with free-text intent, 10% impressions, 10% clicks
+    naming their list, 15% other events, 10% search."""
+    for share, kind in (
+        (0.45, "recommend"),
+        (0.55, "recommend+intent"),
+        (0.65, "impressions"),
+        (0.75, "click"),
+        (0.90, "event"),
+    ):
+        if roll < share:
+            return kind
     return "search"
 
 
-def send(session, rng: random.Random, kind: str, user: str, headers: dict[str, str]):
-    """One request of ``kind`` as ``user``."""
+def send(session, rng: random.Random, kind: str, user: str, headers: dict[str, str], last: dict):
+    """One request of ``kind`` as ``user``; ``last`` keeps the client's last list."""
     if kind in ("recommend", "recommend+intent"):
         params: dict = {"k": 10}
         if kind == "recommend+intent":
             params["q"] = rng.choice(INTENTS)
-        return session.get(
+        response = session.get(
             f"{BASE}/users/{user}/recommendations", params=params, headers=headers, timeout=30
         )
+        if response.status_code == 200:
+            body = response.json()
+            ids = [item["id"] for item in body["items"]]
+            last.update(user=user, rid=body["recommendation_id"], items=ids)
+        return response
+    if kind == "impressions":
+        events = [
+            {"user": user, "item": item, "kind": "impression",
+             "recommendation_id": last["rid"], "position": n}
+            for n, item in enumerate(last["items"], start=1)
+        ]  # fmt: skip
+        return session.post(
+            f"{BASE}/behaviours/batch", headers=headers, timeout=30, json={"events": events}
+        )
+    if kind == "click":
+        position = rng.randrange(len(last["items"])) + 1 if last["items"] else None
+        item = last["items"][position - 1] if position else rng.choice(ITEMS)
+        event = {"user": user, "item": item, "kind": "click", "event_id": f"load-{uuid.uuid4()}"}
+        if position:
+            event.update(recommendation_id=last["rid"], position=position)
+        return session.post(f"{BASE}/behaviours", headers=headers, timeout=30, json=event)
     if kind == "event":
         return session.post(
             f"{BASE}/behaviours",
