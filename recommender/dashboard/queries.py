@@ -16,8 +16,16 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from recommender import behaviour, spaces
+from recommender.learning import online_metrics
 from recommender.learning.reports import TABLE_METRICS
-from recommender.models import Behaviour, EndUser, EvaluationRun, Item, WorkerHeartbeat
+from recommender.models import (
+    Behaviour,
+    EndUser,
+    EvaluationRun,
+    Experiment,
+    Item,
+    WorkerHeartbeat,
+)
 
 QUEUES = ("default", "embed")
 ACTIVITY_DAYS = 30
@@ -273,3 +281,28 @@ def task_state(task_id: str) -> TaskState:
     if state == "SUCCESS":
         return TaskState(task_id, state, True, result.result)
     return TaskState(task_id, state, state == "REVOKED")
+
+
+def online(days: int = 14) -> dict:
+    """Served lists per scenario and day with their CTR (``learning.online_metrics``), and
+    the running experiments, for the dashboard's online section."""
+    rows = []
+    for row in online_metrics.scenario_days(days):
+        rows.append(
+            {
+                "day": row.day,
+                "scenario": row.scenario,
+                "lists": row.lists,
+                "impressions": row.impressions,
+                "clicks": row.clicks,
+                "purchases": row.purchases,
+                "ctr_text": f"{row.ctr.value:.1%} [{row.ctr.low:.1%}, {row.ctr.high:.1%}]",
+                "ctr_pct": round(row.ctr.value * 1000),
+            }
+        )
+    running = Experiment.objects.filter(is_running=True).select_related("scenario")
+    return {
+        "rows": rows,
+        "peak_pct": max((row["ctr_pct"] for row in rows), default=0) or 1,
+        "experiments": list(running),
+    }

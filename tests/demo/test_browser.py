@@ -407,7 +407,7 @@ def _list_events(user: str, kind: str) -> list[tuple]:
     )
 
 
-def test_the_shop_reports_impressions_and_clicks_with_the_list_id(page):
+def test_the_shop_reports_impressions_and_clicks_with_the_list_id(page, superuser):
     tab = open_shop(page, user="u-0005")
     shown = card_ids(tab)
     # The page reports what it showed: one impression per card, all naming the list.
@@ -430,6 +430,19 @@ def test_the_shop_reports_impressions_and_clicks_with_the_list_id(page):
             break
         tab.wait_for_timeout(100)
     assert clicks == [(impressions[0][0], 2, shown[1])]
+    # The dashboard's online section counts them once the log is flushed.
+    from recommender.serving import served_lists
+
+    orm(served_lists.drain)
+    login(page, superuser)
+    dashboard = page.open("/admin/dashboard/")
+    online = dashboard.locator("[data-testid=online]")
+    row = online.locator("tbody tr").first.inner_text().split("\t")
+    # The shop's list and the item page's similar items, their impressions, one click.
+    scenario, lists, impressions_seen, clicks_seen = row[1], *map(int, row[2:5])
+    assert (scenario, lists, clicks_seen) == ("—", 2, 1) and impressions_seen >= len(shown), row
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    online.screenshot(path=str(SCREENSHOTS / "online.png"))
 
 
 def test_item_page_shows_details_and_similar_items(page):
