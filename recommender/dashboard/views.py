@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, JsonResponse
@@ -32,9 +31,6 @@ def index(request):
         "top_items": queries.top_items(),
         "actions": queries.ACTIONS,
         "online": queries.online(),
-        # The demo storefront is mounted only with DEBUG or RECSITE_STOREFRONT: link to
-        # item pages only where they exist.
-        "storefront": settings.RECSITE_STOREFRONT,
     }
     return TemplateResponse(request, "admin/recommender/dashboard.html", context)
 

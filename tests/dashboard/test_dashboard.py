@@ -1,6 +1,7 @@
 """The operators' dashboard: online figures per scenario, and no dependency on the demo."""
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from recommender.models import Experiment, Scenario, Variant
@@ -40,8 +41,13 @@ def test_the_dashboard_shows_online_figures_per_scenario(served, admin_client):
     assert f"/admin/recommender/experiment/{served.pk}/change/" in section
 
 
-def test_the_dashboard_works_without_the_demo_storefront(served, admin_client, settings):
-    settings.RECSITE_STOREFRONT = False
-    response = admin_client.get("/admin/dashboard/")
-    assert response.status_code == 200
-    assert 'href="/item/' not in response.content.decode()  # no storefront item links
+@override_settings(ROOT_URLCONF="tests.production_urls")
+def test_the_admin_works_without_the_demo_storefront(served, admin_client):
+    for path in ("/admin/", "/admin/dashboard/"):
+        response = admin_client.get(path)
+        assert response.status_code == 200, path
+        assert 'href="/item/' not in response.content.decode()  # no storefront links
+        assert (
+            'href="/"'
+            not in response.content.decode().split("recommender-dashboard-link")[-1][:600]
+        )
