@@ -301,20 +301,7 @@ class ScenarioAdminForm(forms.ModelForm):
 
     class Meta:
         model = Scenario
-        fields = [
-            "name",
-            "description",
-            "is_default",
-            "k",
-            "sources",
-            "blend_weights",
-            "use_learned_ranker",
-            "diversity",
-            "category_cap",
-            "exclude_seen",
-            "demote_after",
-            "demotion",
-        ]
+        fields = ["name", "description", "is_default", *experiments.CONFIG_FIELDS]
 
     def clean(self):
         cleaned = super().clean()
