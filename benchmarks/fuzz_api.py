@@ -170,12 +170,13 @@ def report(tally: Tally, load_before: list[str], load_after: list[str]) -> None:
 
 def main() -> None:
     args = parse_args()
-    key = prepare_data()
-    headers = {"Authorization": f"Api-Key {key}"}
-    server = start_gunicorn(DATA, PORT, env=NO_EMBED_ON_SAVE)
-    load_before = load_average()
-    with testing.running(server):
-        tally = fuzz(args, headers)
+    with testing.own_services(DATA):  # stops the servers this run started
+        key = prepare_data()
+        headers = {"Authorization": f"Api-Key {key}"}
+        server = start_gunicorn(DATA, PORT, env=NO_EMBED_ON_SAVE)
+        load_before = load_average()
+        with testing.running(server):
+            tally = fuzz(args, headers)
     report(tally, load_before, load_average())
 
 

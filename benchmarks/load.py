@@ -269,11 +269,12 @@ def report(args, run: Run) -> None:
 
 def main() -> None:
     args = parse_args()
-    key = prepare_data()
-    with testing.running(*start_servers(args)):
-        shopper = issue_tokens(key)
-        warm_up(args, shopper)
-        run = run_clients(args, shopper)
+    with testing.own_services(DATA):  # stops the servers this run started
+        key = prepare_data()
+        with testing.running(*start_servers(args)):
+            shopper = issue_tokens(key)
+            warm_up(args, shopper)
+            run = run_clients(args, shopper)
     report(args, run)
 
 
