@@ -28,7 +28,7 @@ from django.db import transaction
 from recommender.conf import conf
 from recommender.learning import evaluation
 from recommender.models import EndUser
-from recommender.serving import candidates, cooccurrence, pipeline, profiles
+from recommender.serving import candidates, cooccurrence, exposure, pipeline, profiles
 from recommender.serving.learned import LearnedScorer, save
 from recommender.serving.ranking import DEFAULT_WEIGHTS, FEATURES
 
@@ -100,7 +100,14 @@ def build_examples(
             if positives:
                 others = [c for c in pool if c.item_id not in case.targets]
                 if negatives is not None:
-                    others = rng.sample(others, min(negatives, len(others)))
+                    # Shown and ignored before the cut (impressions, no engagement): the
+                    # surest negatives there are, always kept; the rest sampled.
+                    ignored = exposure.ignored_items(case.user_id, 1, as_of=case.as_of)
+                    shown = [c for c in others if c.item_id in ignored]
+                    rest = [c for c in others if c.item_id not in ignored]
+                    others = shown + rng.sample(
+                        rest, min(max(negatives - len(shown), 0), len(rest))
+                    )
                 for candidate, label in [(c, 1.0) for c in positives] + [(c, 0.0) for c in others]:
                     rows.append(candidate.feature_vector())
                     labels.append(label)

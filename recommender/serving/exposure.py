@@ -8,7 +8,7 @@ only ``demotion`` of its score, so the next list makes room for something not ye
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -18,16 +18,19 @@ from recommender.conf import conf
 from recommender.models import Behaviour
 
 
-def ignored_items(user_id: int, after: int) -> set[int]:
-    """Items shown to the user ``after`` times or more in the window, never engaged with."""
-    since = timezone.now() - timedelta(days=float(conf.EXPOSURE_WINDOW_DAYS))
+def ignored_items(user_id: int, after: int, *, as_of: datetime | None = None) -> set[int]:
+    """Items shown to the user ``after`` times or more in the window before ``as_of``
+    (now by default), never engaged with in it."""
+    end = as_of or timezone.now()
+    since = end - timedelta(days=float(conf.EXPOSURE_WINDOW_DAYS))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT item_id FROM {Behaviour._meta.db_table} "
-            "WHERE user_id = %s AND occurred_at >= %s AND item_id IS NOT NULL "
+            "WHERE user_id = %s AND occurred_at >= %s AND occurred_at < %s "
+            "AND item_id IS NOT NULL "
             "GROUP BY item_id HAVING count(*) FILTER (WHERE kind = 'impression') >= %s "
             "AND count(*) FILTER (WHERE kind = ANY(%s)) = 0",
-            [user_id, since, after, list(behaviour.ENGAGED)],
+            [user_id, since, end, after, list(behaviour.ENGAGED)],
         )
         return {row[0] for row in cursor.fetchall()}
 

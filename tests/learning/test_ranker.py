@@ -164,3 +164,21 @@ def test_the_nightly_task_trains_the_measured_setup_by_default(shop, settings):
     assert report["trained"], report
     scorer = learned.load_latest_scorer()
     assert (scorer.kind, scorer.loss) == ("fm", "pairwise")
+
+
+def test_items_shown_and_ignored_before_the_cut_are_kept_as_negatives(shop):
+    # user-0 was shown a keyboard twice, long before their cases, and never engaged with it.
+    user = EndUser.objects.get(external_id="user-0")
+    keyboard = shop["keyboard"][0]
+    first = Behaviour.objects.filter(user=user).order_by("occurred_at").first()
+    for minutes in (1, 2):
+        Behaviour.objects.create(
+            user=user, item=keyboard, kind="impression",
+            occurred_at=first.occurred_at - timedelta(minutes=minutes),
+        )  # fmt: skip
+    features, labels, groups, users = ranker.build_examples(max_users=None, negatives=0)
+    # With no sampled negatives at all, a pool of user-0 still holds the ignored keyboard.
+    mine = np.flatnonzero(users == user.pk)
+    assert len(mine) and (labels[mine] == 0).sum() >= 1
+    others = np.flatnonzero(users != user.pk)
+    assert (labels[others] == 0).sum() == 0  # nobody else was shown anything
