@@ -1,5 +1,14 @@
 """Importing behaviours: validated rows appended with ``COPY``, users created on the fly,
-event ids per user, forgotten users skipped."""
+event ids per user, forgotten users skipped.
+
+The online loop's columns are checked as ``POST behaviours`` checks them
+(``api.serializers.BehaviourInputSerializer``, which this layer may not import: the rules
+are restated in ``fields.uuid_cell``/``position_cell`` and here, and
+tests/ingest/test_importing.py holds both to the same answers): an optional
+``recommendation_id`` (a UUID, the served list the event came from) and the item's 1-based
+``position`` in it (1 to ``fields.MAX_POSITION``, the API's ``MAX_K``); an ``impression``
+must name its list, and a position needs a list.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +38,9 @@ from recommender.ingest.fields import (
     json_object_cell,
     mapped_column,
     number_cell,
+    position_cell,
     text_cell,
+    uuid_cell,
 )
 from recommender.models import Behaviour, EndUser, Item
 
@@ -42,6 +53,8 @@ BEHAVIOUR_FIELDS = (
     "text",
     "context",
     "occurred_at",
+    "recommendation_id",
+    "position",
 )
 
 
@@ -80,6 +93,16 @@ def parse_behaviour(
     event_id = text_cell(
         row, col["event_id"], v.get(col["event_id"]), required=False, max_length=200
     )
+    recommendation_id = uuid_cell(row, col["recommendation_id"], v.get(col["recommendation_id"]))
+    position = position_cell(row, col["position"], v.get(col["position"]))
+    if kind == "impression" and recommendation_id is None:
+        raise ImportFailed(
+            row.where, "an impression names the list it was shown in", col["recommendation_id"]
+        )
+    if position is not None and recommendation_id is None:
+        raise ImportFailed(
+            row.where, "a position is within a list: give its recommendation_id", col["position"]
+        )
     return {
         "event_id": event_id or None,
         "user": external_id_cell(row, col["user"], v.get(col["user"]), required=True),
@@ -89,6 +112,8 @@ def parse_behaviour(
         "text": text_cell(row, col["text"], v.get(col["text"]), required=False, max_length=20000),
         "context": json_object_cell(row, col["context"], v.get(col["context"])),
         "occurred_at": occurred_at,
+        "recommendation_id": recommendation_id,
+        "position": position,
     }
 
 
@@ -108,6 +133,16 @@ def import_behaviours(
     ``skip_existing`` (then the row is skipped). Rows of users forgotten within the grace
     period are skipped (``report.extra["forgotten"]``), so an old export does not bring
     them back.
+
+    Online-loop columns are stored as ``POST behaviours`` stores them: ``recommendation_id``
+    and ``position`` as given, ``impression`` rows like any other kind. Nothing is linked
+    or looked up at import time, as the API does not either: attribution
+    (``serving.attribution.attribute``) joins an event to the served-list log when it is
+    read, so an imported event naming a list this site logged is attributed like a live
+    one, and one naming a list it never logged (another system's history, a list purged
+    since) is stored and simply attributed to nothing. Profiles are not touched here at
+    all; they are rebuilt from the log (``profiles.rebuild``), which skips the kinds of
+    ``behaviour.SIGNALLESS``, so an imported impression moves no profile, like a live one.
     """
     mapping = mapping or {}
     check_mapping(mapping, BEHAVIOUR_FIELDS)
@@ -211,7 +246,7 @@ def _write_behaviours(parsed, users, new_users, items, progress) -> None:
     # COPY is several times faster than INSERT for the large append-only behaviour table.
     sql = (
         f'COPY "{table}" (user_id, item_id, kind, value, text, context, event_id, '
-        "occurred_at, created_at) FROM STDIN"
+        "occurred_at, created_at, recommendation_id, position) FROM STDIN"
     )
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for count, (_, record) in enumerate(parsed, start=1):
@@ -229,6 +264,8 @@ def _write_behaviours(parsed, users, new_users, items, progress) -> None:
                     record["event_id"],
                     record["occurred_at"],
                     received,
+                    record["recommendation_id"],
+                    record["position"],
                 )
             )
             if progress and count % 5000 == 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +21,11 @@ from django.db import connection
 from recommender.ingest import limits
 
 BATCH_SIZE = 2000
+
+# The longest list the API serves (``recommender.api.serializers.MAX_K``, which this layer
+# may not import; tests/ingest/test_importing.py keeps the two equal): an item's 1-based
+# position in a served list lies between 1 and this.
+MAX_POSITION = 200
 
 
 Progress = Callable[[str, int], None]
@@ -100,6 +107,51 @@ def number_cell(row: Row, column: str, value: Any) -> float | None:
     if isinstance(value, bool) or not math.isfinite(number):
         raise ImportFailed(row.where, f"not a finite number: {value!r}", column)
     return number
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+(\.0*)?")
+
+
+def integer_cell(row: Row, column: str, value: Any, *, minimum: int, maximum: int) -> int | None:
+    """A whole number within ``minimum``..``maximum``, as the API's integer fields take it:
+    ``3``, ``"3"`` or ``"3.0"``, but not ``3.5`` nor ``true``."""
+    if is_blank(value):
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not _INTEGER.fullmatch(text) or len(text) > 50:
+        raise ImportFailed(row.where, f"not a whole number: {value!r}", column)
+    number = int(text.partition(".")[0])
+    if not minimum <= number <= maximum:
+        raise ImportFailed(row.where, f"{number}: must lie between {minimum} and {maximum}", column)
+    return number
+
+
+def position_cell(row: Row, column: str, value: Any) -> int | None:
+    """An item's 1-based position in a served list, bounded like the API's ``position``."""
+    if is_blank(value):
+        return None
+    try:
+        return integer_cell(row, column, value, minimum=1, maximum=MAX_POSITION)
+    except ImportFailed as exc:
+        raise ImportFailed(
+            row.where, f"{exc.message} (the item's 1-based position in its list)", column
+        ) from None
+
+
+def uuid_cell(row: Row, column: str, value: Any) -> uuid.UUID | None:
+    """A UUID (a ``recommendation_id``) in the forms the API's ``UUIDField`` takes: 32 hex
+    digits, with or without hyphens, braces or ``urn:uuid:``; from JSONL also an integer.
+    Surrounding spaces, common in files, are dropped first."""
+    if is_blank(value):
+        return None
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return uuid.UUID(int=value)
+        if isinstance(value, str):
+            return uuid.UUID(hex=value.strip())
+    except ValueError:
+        pass
+    raise ImportFailed(row.where, f"not a UUID: {value!r}", column)
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}

@@ -11,7 +11,9 @@ from recommender.management.import_command import ImportCommand, parse_mapping
 class Command(ImportCommand):
     help = (
         "Append behaviour events from a CSV (header row) or JSONL file. Users are created on "
-        "the fly; items must exist. The first bad row stops the import; nothing is written."
+        "the fly; items must exist. Optional recommendation_id (the served list's UUID) and "
+        "position (1-based) columns tie events to lists; an impression needs its list. The "
+        "first bad row stops the import; nothing is written."
     )
     fields = BEHAVIOUR_FIELDS
 
