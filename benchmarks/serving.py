@@ -4,6 +4,7 @@ endpoint and event ingestion, measured in one run against the same data.
 Run by hand:
     .venv/bin/python benchmarks/serving.py [--items 100000] [--users 10000] [--dim 384]
         [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--keep-servers]
+        [--filtered | --only-filtered] [--filtered-queries 200]
 
 Uses its own embedded PostgreSQL and Redis under .recsite/bench-serving (it refuses to run
 with DATABASE_URL or CELERY_BROKER_URL set, because it empties its database).
@@ -40,12 +41,35 @@ Measured, in this order, so that the ratios come from one run on one machine sta
      served-list log on and off (RECOMMENDER_LOG_SERVED_LISTS: the cost of the
      recommendation_id, target <= 1.1x and <= 1 ms at p50);
 (d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
-     events are deleted and the profiles they touched recomputed at the end).
+     events are deleted and the profiles they touched recomputed at the end);
+(e)  filtered serving (business rules, ``recommender/serving/rules.py``; with
+     ``--filtered``, after the rest, or ``--only-filtered``, nothing else, on the existing
+     data set; ~10 minutes on the 2-CPU development machine, so not by default): two rule
+     filters computed from the data's own prices, a selective one (``price > <99th
+     percentile>``, ~1 % of the items) and a broad one (``price < <median>``, ~50 %), each
+     measured twice: without an index on the price and with the expression index
+     ``index_attributes()`` builds for ``{"price": {"type": "number", "indexed": true}}``
+     (the planner then knows the filter's selectivity and may prefer the btree and an
+     exact sort to the HNSW index). Per filter and index state: the bare filtered query
+     ``nearest.nearest_rows(v, 10, filters=business.with_rules(Filters(), [rule]))`` (the
+     SQL serving runs: the item join, the compiled rule, iterative scan in relaxed order,
+     ``ef_search(10)``), p50/p95 before and after the endpoint runs, and at serving's own
+     k (RECOMMENDER_CANDIDATES_PER_SOURCE); its recall@10 against the exact filtered
+     top-10 (numpy brute force over the vectors of the items that pass, cross-checked
+     against PostgreSQL with ``enable_indexscan = off``), and how many lists came back
+     short; ``GET …/recommendations?k=10&filter=<rule>`` in-process and through gunicorn
+     (every item returned is checked against the rule); and the ratio endpoint p50 / bare
+     filtered p50. Targets: recall@10 >= 0.95 and the ratio <= 2x (PASS/MISS). For
+     reference, the bare query without a rule and the endpoint without a filter, for the
+     same users, before and after. The index is dropped again at the end, so every run
+     starts without it.
 
 When a target is missed (or with --profile), the in-process endpoint is broken down by
 wrapping each stage of ``candidates.candidate_pool`` / ``pipeline.recommend`` and of the
 view in a timer (exclusive times), and cProfile is run over a few requests; the event POST
-likewise. Library code is not changed; the wrappers are removed afterwards.
+likewise; in (e), the bare and the served filtered queries are run under EXPLAIN ANALYZE
+and the filtered endpoint is broken down the same way. Library code is not changed; the
+wrappers are removed afterwards.
 
 gunicorn is stopped once (d) is done, or on any failure (SIGTERM, SIGKILL after 20 s), and
 the embedded servers at the end too if this script started them (--keep-servers leaves them
@@ -59,6 +83,7 @@ import cProfile
 import http.client
 import inspect
 import io
+import itertools
 import json
 import os
 import pstats
@@ -70,12 +95,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -103,6 +129,12 @@ EVENT_PREFIX = "bench-serving-"
 EF_SWEEP = (40, 100, 200, 400, 600, 800, 1000)
 EF: dict[int, int] = {}  # k → the ef_search nearest_items uses (filled in by main)
 TARGETS = {"ratio": 3.0, "recall": 0.95, "post_ms": 15.0}
+# (e): recall@10 of the filtered HNSW query against exact filtered search, and the filtered
+# endpoint's p50 against the bare filtered query's.
+FILTERED_TARGETS = {"recall": 0.95, "ratio": 2.0}
+# The attribute schema (e) builds its expression index with (price indexed, brand as the
+# default declares it).
+PRICE_INDEXED = {"price": {"type": "number", "indexed": True}, "brand": "string"}
 
 CATEGORY_NAMES = (
     "羽绒服 运动鞋 连衣裙 牛仔裤 衬衫 卫衣 风衣 西装 毛衣 T恤 "
@@ -145,7 +177,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the data set")
     parser.add_argument("--profile", action="store_true", help="break down even if targets met")
     parser.add_argument("--keep-servers", action="store_true")
+    parser.add_argument(
+        "--filtered",
+        action="store_true",
+        help="also run (e), filtered serving with business-rule filters (~10 min here)",
+    )
+    parser.add_argument(
+        "--only-filtered",
+        action="store_true",
+        help="run only (e), on the existing data set (built first if missing)",
+    )
+    parser.add_argument(
+        "--filtered-queries",
+        type=int,
+        default=200,
+        help="(e): timed queries and requests per filter and index state",
+    )
     args = parser.parse_args()
+    args.filtered = args.filtered or args.only_filtered
+    if args.filtered_queries > args.queries + 60:
+        parser.error("--filtered-queries at most --queries + 60 (the users drawn)")
     if args.categories > len(CATEGORY_NAMES):
         parser.error(f"--categories at most {len(CATEGORY_NAMES)}")
     return args
@@ -580,18 +631,8 @@ def interests(user_pks: list[int]) -> list[int]:
 
 
 def measure_recall(space, vectors, user_pks: list[int]) -> dict:
-    from recommender.models import ItemVector
-
     started = time.perf_counter()
-    with raw_connection() as conn, conn.cursor(binary=True) as cursor:
-        cursor.execute(
-            f"SELECT item_id, embedding FROM {table(ItemVector)} WHERE space_id = %s",
-            [space.pk],
-        )
-        rows = cursor.fetchall()
-    ids = np.array([row[0] for row in rows], dtype=np.int64)
-    matrix = np.stack([row[1].to_numpy() for row in rows]).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    ids, matrix = space_matrix(space)
     loaded_s = time.perf_counter() - started
     queries = np.stack(vectors)
     sims = queries @ matrix.T
@@ -700,34 +741,48 @@ def start_server(args, port: int) -> testing.Process:
     )
 
 
-def rec_path(external_id: str) -> str:
-    return f"/api/v1/users/{external_id}/recommendations?k=10"
+def rec_path(external_id: str, query: str = "") -> str:
+    """The list of 10 for a user; ``query`` adds parameters (``&filter=…``, encoded)."""
+    return f"/api/v1/users/{external_id}/recommendations?k=10{query}"
 
 
-def time_live_recs(port: int, users: list[str], warmup: int) -> list[float]:
+def time_live_recs(
+    port: int, users: list[str], warmup: int, query: str = "", check=None
+) -> list[float]:
+    """Sequential GETs through gunicorn; ``check`` sees each decoded answer."""
     for user in users[:warmup]:
-        status, body, _ = call(port, "GET", rec_path(user))
+        status, body, _ = call(port, "GET", rec_path(user, query))
         if status != 200:
             raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
     times = []
     for user in users:
-        status, body, elapsed = call(port, "GET", rec_path(user))
+        status, body, elapsed = call(port, "GET", rec_path(user, query))
         if status != 200:
             raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
         times.append(elapsed)
+        if check is not None:
+            check(json.loads(body))
     return times
 
 
-def time_client_recs(client, users: list[str], warmup: int, each=None) -> list[float]:
+def time_client_recs(
+    client, users: list[str], warmup: int, each=None, query: str = "", check=None
+) -> list[float]:
+    """Sequential GETs through Django's test client; ``each`` runs after each timed one,
+    ``check`` sees each decoded answer."""
     for user in users[:warmup]:
-        client.get(rec_path(user), HTTP_ACCEPT="application/json")
+        client.get(rec_path(user, query), HTTP_ACCEPT="application/json")
     times = []
     for user in users:
         started = time.perf_counter()
-        response = client.get(rec_path(user), HTTP_ACCEPT="application/json")
+        response = client.get(rec_path(user, query), HTTP_ACCEPT="application/json")
         times.append(time.perf_counter() - started)
         if response.status_code != 200:
-            raise SystemExit(f"recommendations answered {response.status_code}")
+            raise SystemExit(
+                f"recommendations answered {response.status_code}: {response.content[:300]!r}"
+            )
+        if check is not None:
+            check(response.json())
         if each is not None:
             each()
     return times
@@ -957,37 +1012,639 @@ def print_cprofile(profiler: cProfile.Profile, n: int, limit: int = 25) -> None:
 
 def explain_serving_query(space, user_pk: int, vector) -> str:
     """The plan of nearest_rows' query for one user (filters and exclusions as served)."""
-    from django.db import connection, transaction
-
     from recommender.conf import conf
-    from recommender.models import EndUser
-    from recommender.serving import filters, nearest
+    from recommender.serving import filters
+
+    return explain_nearest(space, vector, conf.CANDIDATES_PER_SOURCE, filters.Filters(), user_pk)
+
+
+@contextmanager
+def captured_fetches() -> Iterator[list[tuple[str, Any]]]:
+    """The statements ``vector_io.fetch`` is given in the block, instead of running them."""
     from recommender.spaces import vector_io
 
-    user = EndUser.objects.get(pk=user_pk)
-    exclusion = nearest.HistoryExclusion(user.pk)  # the user's items, in SQL
-    filters = filters.Filters()
-    cosine = nearest.CosineFeatures(vector, dislikes_of=user.pk)
-    captured = []
+    captured: list[tuple[str, Any]] = []
     fetch = vector_io.fetch
     vector_io.fetch = lambda sql, params=(): captured.append((sql, params)) or []
     try:
-        n = conf.CANDIDATES_PER_SOURCE
-        nearest.nearest_rows(
-            vector, n, space=space, filters=filters, history=exclusion, cosine=cosine
-        )
+        yield captured
     finally:
         vector_io.fetch = fetch
+
+
+def explain_nearest(
+    space, vector, k: int, filters, user_pk: int | None = None, analyze: bool = True
+) -> str:
+    """The plan of ``nearest_rows``' statement, under the settings it runs with (iterative
+    scan, ``ef_search(k)``): as served (history exclusion and cosine features) for
+    ``user_pk``, else the bare query (``columns=False``)."""
+    from django.db import connection, transaction
+
+    from recommender.models import EndUser
+    from recommender.serving import nearest
+    from recommender.spaces import vector_io
+
+    with captured_fetches() as captured:
+        if user_pk is None:
+            nearest.nearest_rows(vector, k, space=space, filters=filters, columns=False)
+        else:
+            user = EndUser.objects.get(pk=user_pk)
+            exclusion = nearest.HistoryExclusion(user.pk)  # the user's items, in SQL
+            cosine = nearest.CosineFeatures(vector, dislikes_of=user.pk)
+            nearest.nearest_rows(
+                vector, k, space=space, filters=filters, history=exclusion, cosine=cosine
+            )
     sql, params = captured[-1]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [EF[100]])
-        rows = vector_io.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [nearest.ef_search(k)])
+        how = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
+        rows = vector_io.fetch(how + sql, params)
     plan = "\n".join(row[0] for row in rows)
     plan = re.sub(r"'\[[^']{60,}\]'", "'[...]'", plan)  # the query vector literal
     plan = re.sub(r"'\{[^']{60,}\}'", "'{...}'", plan)  # a long id list
     return "\n".join("    " + line for line in plan.splitlines())
+
+
+# --- (e) filtered serving (business rules) ------------------------------------------------
+
+
+@dataclass
+class RuleFilter:
+    """A rule filter of (e): its label, its text as the API takes it, the same test in
+    Python (the answers are checked with it), and, once compiled, what passes."""
+
+    label: str
+    text: str
+    passes: Callable[[Any], bool]
+    filters: Any = None  # serving.filters.Filters with the compiled rule
+    passing: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per vector
+    share: float = 0.0  # of the space's vectors whose item passes
+
+    @property
+    def query(self) -> str:
+        return "&" + urlencode({"filter": self.text})
+
+
+@dataclass
+class FilteredRun:
+    """(e) for one filter in one index state; times in seconds."""
+
+    state: str
+    rule: RuleFilter
+    plan: str  # the indexes the planner chose for the bare query
+    before: list[float]  # bare top-10, before the endpoint runs
+    served_k: int
+    served: list[float]  # bare, at serving's k
+    recall: dict  # see filtered_recall
+    exact: list[float]  # the exact filtered query (enable_indexscan off)
+    exact_plan: str
+    in_process: list[float]
+    answers: AnswerCheck
+    live: list[float] = field(default_factory=list)
+    live_answers: AnswerCheck | None = None
+    after: list[float] = field(default_factory=list)  # bare top-10, after
+
+    @property
+    def bare(self) -> list[float]:
+        return self.before + self.after
+
+    def ratio(self, endpoint: list[float]) -> float:
+        return pct(endpoint, 50) / pct(self.bare, 50)
+
+    @property
+    def met(self) -> dict[str, bool]:
+        met = {
+            "recall": self.recall["mean"] >= FILTERED_TARGETS["recall"],
+            "ratio in-process": self.ratio(self.in_process) <= FILTERED_TARGETS["ratio"],
+        }
+        if self.live:
+            met["ratio live"] = self.ratio(self.live) <= FILTERED_TARGETS["ratio"]
+        return met
+
+
+class AnswerCheck:
+    """Counts the lists an endpoint answered and the items in them that break the rule."""
+
+    def __init__(self, rule: RuleFilter):
+        self.rule = rule
+        self.lists = self.items = self.short = 0
+        self.failing: list[tuple[str, Any]] = []
+
+    def __call__(self, answer: dict) -> None:
+        self.lists += 1
+        self.items += len(answer["items"])
+        self.short += len(answer["items"]) < 10
+        for item in answer["items"]:
+            price = (item.get("attributes") or {}).get("price")
+            if not self.rule.passes(price):
+                self.failing.append((item["id"], price))
+
+    def __str__(self) -> str:
+        verdict = (
+            f"{len(self.failing)} BREAK THE RULE, e.g. {self.failing[:3]}"
+            if self.failing
+            else "all pass the rule"
+        )
+        return f"{self.items} items in {self.lists} lists ({self.short} short of 10), {verdict}"
+
+
+_MATRIX: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def space_matrix(space) -> tuple[np.ndarray, np.ndarray]:
+    """Every vector of ``space``, L2-normalised, and their item ids (read once)."""
+    from recommender.models import ItemVector
+
+    if space.pk not in _MATRIX:
+        with raw_connection() as conn, conn.cursor(binary=True) as cursor:
+            cursor.execute(
+                f"SELECT item_id, embedding FROM {table(ItemVector)} WHERE space_id = %s",
+                [space.pk],
+            )
+            rows = cursor.fetchall()
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        matrix = np.stack([row[1].to_numpy() for row in rows]).astype(np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        _MATRIX[space.pk] = (ids, matrix)
+    return _MATRIX[space.pk]
+
+
+def price_filters() -> list[RuleFilter]:
+    """The selective (~1 %) and broad (~50 %) filters, from the data's own prices."""
+    from django.db import connection
+
+    from recommender.models import Item
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT recommender_attr_number(attributes -> 'price') FROM {table(Item)} "
+            "WHERE is_active"
+        )
+        prices = np.array([row[0] for row in cursor.fetchall() if row[0] is not None])
+    high = round(float(np.percentile(prices, 99)), 2)
+    median = round(float(np.percentile(prices, 50)), 2)
+    return [
+        RuleFilter(
+            "selective", f"price > {high}", lambda price: price is not None and price > high
+        ),
+        RuleFilter(
+            "broad", f"price < {median}", lambda price: price is not None and price < median
+        ),
+    ]
+
+
+def compile_filter(space, rule: RuleFilter) -> None:
+    """``rule`` compiled as serving compiles a request's filter, and the space's vectors
+    whose items pass it (the exact search's candidates)."""
+    from django.db import connection
+
+    from recommender.models import Item, ItemVector
+    from recommender.serving import business
+    from recommender.serving.filters import Filters, item_where
+
+    rule.filters = business.with_rules(Filters(), [rule.text])
+    where, params = item_where(rule.filters)
+    item = table(Item)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT v.item_id FROM {table(ItemVector)} v JOIN {item} ON {item}.id = v.item_id "
+            f"WHERE v.space_id = %s AND {where}",
+            [space.pk, *params],
+        )
+        passing = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+    ids, _ = space_matrix(space)
+    rule.passing = np.isin(ids, passing)
+    rule.share = float(rule.passing.mean())
+
+
+@contextmanager
+def price_index(on: bool) -> Iterator[str]:
+    """The item table without an index on the price, or with the expression index
+    ``tasks.index_attributes()`` builds for an indexed number attribute (settings
+    overridden for the block, so that in-process requests see the same schema); ANALYZE
+    either way, so the planner's statistics follow. Dropped again on leaving."""
+    from django.db import connection
+    from django.test import override_settings
+
+    from recommender import attributes, tasks
+    from recommender.models import Item
+
+    name = attributes.index_name("price")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    if not on:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {table(Item)}")
+        yield "no index on the price"
+        return
+    with override_settings(RECOMMENDER_ITEM_ATTRIBUTES=PRICE_INDEXED):
+        try:
+            started = time.perf_counter()
+            built = tasks.index_attributes()
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {table(Item)}")
+                cursor.execute("SELECT pg_relation_size(%s)", [name])
+                size = cursor.fetchone()[0]
+            print(
+                f"(e) index_attributes() built {built['indexes']} index ({name}, "
+                f"{size / 2**20:.1f} MiB) + ANALYZE in {time.perf_counter() - started:.1f}s"
+            )
+            yield "expression index on the price"
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+                cursor.execute(f"ANALYZE {table(Item)}")
+
+
+def filtered_top(space, vector, k: int, filters) -> list[int]:
+    """The bare filtered query: ``nearest_rows`` (serving's SQL, iterative scan)."""
+    from recommender.serving import nearest
+
+    rows = nearest.nearest_rows(vector, k, space=space, filters=filters, columns=False)
+    return [row.item_id for row in rows]
+
+
+def time_filtered(space, vectors, k: int, filters, warmup: int = 20):
+    """Times and results of the bare filtered query over ``vectors``."""
+    for vector in vectors[:warmup]:
+        filtered_top(space, vector, k, filters)
+    times, found = [], []
+    for vector in vectors:
+        started = time.perf_counter()
+        found.append(filtered_top(space, vector, k, filters))
+        times.append(time.perf_counter() - started)
+    return times, found
+
+
+def exact_filtered_sql(space, vector, k: int, filters) -> list[int]:
+    """The same statement with index scans off: PostgreSQL's exact filtered top-k."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        return filtered_top(space, vector, k, filters)
+
+
+def exact_filtered(space, rule: RuleFilter, vectors, k: int) -> tuple[list, np.ndarray]:
+    """numpy brute force: the ``k`` passing items nearest to each vector, and the cosine
+    of the k-th."""
+    ids, matrix = space_matrix(space)
+    sub_ids, sub = ids[rule.passing], matrix[rule.passing]
+    sims = np.stack(vectors).astype(np.float32) @ sub.T
+    k = min(k, sub.shape[0])
+    top = np.argsort(-sims, axis=1)[:, :k]
+    return [sub_ids[row] for row in top], np.take_along_axis(sims, top[:, -1:], axis=1)[:, 0]
+
+
+def filtered_recall(space, rule, vectors, found, served, user_pks) -> dict:
+    """recall@10 of the bare filtered query (``found``) and of the first 10 of serving's k
+    (``served``) against exact filtered search; lists that came back short; recall by the
+    user's number of interest clusters."""
+    exact, kth = exact_filtered(space, rule, vectors, 10)
+    hits = [
+        len(set(got[:10]) & set(want.tolist())) / len(want)
+        for got, want in zip(found, exact, strict=True)
+    ]
+    hits_served = [
+        len(set(got[:10]) & set(want.tolist())) / len(want)
+        for got, want in zip(served, exact, strict=True)
+    ]
+    ids, matrix = space_matrix(space)
+    position = {int(item_id): index for index, item_id in enumerate(ids)}
+    found_kth = [
+        float(matrix[position[got[-1]]] @ np.asarray(vector, dtype=np.float32))
+        for got, vector in zip(found, vectors, strict=True)
+        if got
+    ]
+    by_interest: dict[int, list[float]] = defaultdict(list)
+    for n_clusters, hit in zip(interests(user_pks), hits, strict=True):
+        by_interest[n_clusters].append(hit)
+    checks = min(3, len(vectors))
+    agree = sum(
+        set(exact_filtered_sql(space, vectors[i], 10, rule.filters)) == set(exact[i].tolist())
+        for i in range(checks)
+    )
+    return {
+        "mean": statistics.fmean(hits),
+        "min": min(hits),
+        "served": statistics.fmean(hits_served),
+        "short": sum(len(got) < 10 for got in found),
+        "n": len(hits),
+        "sql_check": f"{agree}/{checks}",
+        "exact_kth": float(np.mean(kth)),
+        "found_kth": statistics.fmean(found_kth) if found_kth else float("nan"),
+        "by_interest": {
+            n: (len(values), statistics.fmean(values)) for n, values in sorted(by_interest.items())
+        },
+    }
+
+
+def plan_indexes(space, vector, k: int, filters, exact: bool = False) -> str:
+    """Which indexes the planner picks for the bare filtered query (EXPLAIN, no run)."""
+    from django.db import connection, transaction
+
+    from recommender import attributes, spaces
+
+    if exact:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_indexscan = off")
+            plan = explain_nearest(space, vector, k, filters, analyze=False)
+    else:
+        plan = explain_nearest(space, vector, k, filters, analyze=False)
+    used = []
+    if spaces.index_name(space) in plan:
+        used.append("HNSW")
+    if attributes.index_name("price") in plan:
+        used.append("price index")
+    if "Seq Scan" in plan:
+        used.append("seq scan")
+    if "Sort" in plan:
+        used.append("sort")
+    return " + ".join(used) or "?"
+
+
+def summary95(values_s) -> str:
+    values = [ms(v) for v in values_s]
+    return (
+        f"p50 {pct(values, 50):7.2f} ms   p95 {pct(values, 95):7.2f}   "
+        f"p99 {pct(values, 99):7.2f}   (n={len(values)})"
+    )
+
+
+@dataclass
+class Unfiltered:
+    """(e)'s reference: the same queries and requests without a rule, in seconds, before
+    and after the filtered ones."""
+
+    bare: list[float]  # nearest_rows top-10, no rule
+    in_process: list[float]  # the endpoint in-process, no filter
+    bare_after: list[float] = field(default_factory=list)
+    in_process_after: list[float] = field(default_factory=list)
+
+
+def measure_unfiltered(space, vectors, users, client, when: str) -> tuple[list, list]:
+    """(e)'s reference, once: the bare query without a rule, the endpoint without one."""
+    from recommender.serving.filters import Filters
+
+    bare, _ = time_filtered(space, vectors, 10, Filters())
+    print(f"(e) reference ({when}): bare top-10 without a rule:   {summary95(bare)}")
+    in_process = time_client_recs(client, users, warmup=20)
+    print(f"(e) reference ({when}): endpoint in-process, no filter: {summary95(in_process)}")
+    return bare, in_process
+
+
+def measure_filtered(args, space, sample: Sample, client) -> tuple[Unfiltered, list[FilteredRun]]:
+    """(e) Both filters without and with the price's expression index, after the same
+    queries and requests without a rule (the reference)."""
+    from recommender.conf import conf
+
+    n = args.filtered_queries
+    user_pks = sample.picked[:n]
+    users = [sample.externals[pk] for pk in user_pks]
+    vectors = sample.vectors[:n]
+    served_k = max(int(conf.CANDIDATES_PER_SOURCE), 30)  # as candidate_pool asks for k=10
+    rules = price_filters()
+    runs: list[FilteredRun] = []
+    print(
+        f"\n(e) filtered serving: {n} profile queries / requests per filter and index state; "
+        f"hnsw.max_scan_tuples {show('hnsw.max_scan_tuples')}, "
+        f"hnsw.scan_mem_multiplier {show('hnsw.scan_mem_multiplier')}"
+    )
+    reference = Unfiltered(*measure_unfiltered(space, vectors, users, client, "before"))
+    for on in (False, True):
+        with price_index(on) as state:
+            state_runs = []
+            for rule in rules:
+                compile_filter(space, rule)
+                print(
+                    f"(e) [{state}] {rule.label} filter {rule.text!r}: "
+                    f"{rule.share:.2%} of the items pass"
+                )
+                state_runs.append(
+                    measure_filter(space, rule, state, vectors, users, user_pks, client, served_k)
+                )
+            measure_filtered_live(args, state_runs, users)
+            for run in state_runs:
+                run.after, _ = time_filtered(space, vectors, 10, run.rule.filters)
+                print(f"    [{state}] {run.rule.label}: bare top-10 after:  {summary95(run.after)}")
+                print(f"    {verdict_line(run)}")
+            if any(not all(run.met.values()) for run in state_runs) or args.profile:
+                for run in state_runs:
+                    investigate_filtered(client, space, run, sample, users)
+            runs.extend(state_runs)
+    reference.bare_after, reference.in_process_after = measure_unfiltered(
+        space, vectors, users, client, "after"
+    )
+    return reference, runs
+
+
+def show(setting: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {setting}")
+        return cursor.fetchone()[0]
+
+
+def measure_filter(space, rule, state, vectors, users, user_pks, client, served_k) -> FilteredRun:
+    """(e) One filter in one index state: bare, recall, exact, the endpoint in-process."""
+    plan = plan_indexes(space, vectors[0], 10, rule.filters)
+    before, found = time_filtered(space, vectors, 10, rule.filters)
+    print(f"    bare top-10 (plan: {plan}):{'':<4} {summary95(before)}")
+    served, served_found = time_filtered(space, vectors[:100], served_k, rule.filters)
+    print(f"    bare top-{served_k} (serving's k):{'':<8} {summary95(served)}")
+    served_found += [filtered_top(space, v, served_k, rule.filters) for v in vectors[100:]]
+    recall = filtered_recall(space, rule, vectors, found, served_found, user_pks)
+    print(
+        f"    recall@10 {recall['mean']:.4f} (min {recall['min']:.1f}, "
+        f"{recall['short']} lists short of 10; first 10 of serving's k: "
+        f"{recall['served']:.4f}); numpy exact agrees with SQL on {recall['sql_check']}"
+    )
+    print(
+        f"    by interest clusters: {by_interest(recall)}; cosine of the 10th: exact "
+        f"{recall['exact_kth']:.3f}, found {recall['found_kth']:.3f}"
+    )
+    exact_plan = plan_indexes(space, vectors[0], 10, rule.filters, exact=True)
+    exact = []
+    for vector in vectors[:20]:
+        started = time.perf_counter()
+        exact_filtered_sql(space, vector, 10, rule.filters)
+        exact.append(time.perf_counter() - started)
+    print(f"    exact top-10 (index scans off: {exact_plan}): {summary95(exact)}")
+    answers = AnswerCheck(rule)
+    in_process = time_client_recs(client, users, warmup=20, query=rule.query, check=answers)
+    print(f"    endpoint in-process:{'':<14} {summary95(in_process)}")
+    print(f"    answers in-process: {answers}")
+    return FilteredRun(
+        state, rule, plan, before, served_k, served, recall, exact, exact_plan, in_process, answers
+    )
+
+
+def measure_filtered_live(args, runs: list[FilteredRun], users: list[str]) -> None:
+    """(e) The filtered endpoint through gunicorn, both filters on one server."""
+    from django.db import connection
+
+    from recommender.serving import helper_connection
+
+    connection.close()  # the helper's too: gunicorn must not inherit them
+    helper_connection.shutdown()
+    port = free_port()
+    with testing.running(start_server(args, port)):
+        for run in runs:
+            run.live_answers = AnswerCheck(run.rule)
+            run.live = time_live_recs(
+                port, users, warmup=20, query=run.rule.query, check=run.live_answers
+            )
+            print(f"    [{run.state}] {run.rule.label}: endpoint live:  {summary95(run.live)}")
+            print(f"    answers live: {run.live_answers}")
+
+
+def verdict_line(run: FilteredRun) -> str:
+    met = run.met
+    live = (
+        f", live {run.ratio(run.live):.2f}x {'PASS' if met['ratio live'] else 'MISS'}"
+        if run.live
+        else ""
+    )
+    return (
+        f"[{run.state}] {run.rule.label}: recall@10 {run.recall['mean']:.4f} "
+        f"{'PASS' if met['recall'] else 'MISS'} (>= {FILTERED_TARGETS['recall']}); "
+        f"endpoint/bare p50 in-process {run.ratio(run.in_process):.2f}x "
+        f"{'PASS' if met['ratio in-process'] else 'MISS'}{live} "
+        f"(<= {FILTERED_TARGETS['ratio']:.0f}x)"
+    )
+
+
+def investigate_filtered(client, space, run: FilteredRun, sample: Sample, users) -> None:
+    """Why a filtered target is missed: the bare and the served statements under EXPLAIN
+    ANALYZE, and the filtered endpoint broken down by stage."""
+    from recommender.conf import conf
+
+    rule = run.rule
+    vector, user_pk = sample.vectors[0], sample.picked[0]
+    print(f"\n(e) [{run.state}] {rule.label} filter {rule.text!r}: where the time goes")
+    print(f"plan of the bare filtered query (k 10, ef_search {EF[10]}):")
+    print(explain_nearest(space, vector, 10, rule.filters))
+    k = int(conf.CANDIDATES_PER_SOURCE)
+    print(f"plan of the served filtered query (k {k}, history exclusion, cosine features):")
+    print(explain_nearest(space, vector, k, rule.filters, user_pk))
+    break_down_endpoint(
+        client,
+        users[:60],
+        query=rule.query,
+        title=f"filtered endpoint breakdown [{run.state}, {rule.label}] (in-process)",
+    )
+    print(f"plan of top_items' filter check (popular head of {4 * k // 2}, this rule):")
+    print(explain_top_items(rule.filters, 4 * k // 2))
+    orm, raw = time_top_items(rule.filters, k // 2)
+    print(
+        f"popularity.top_items(popular, {k // 2}, filters) as it is (ORM over item_q()): "
+        f"{summary95(orm)}\n"
+        f"the same check as one precompiled statement (item_where, as candidate_rows): "
+        f"{summary95(raw)}"
+    )
+
+
+def explain_top_items(filters, head: int) -> str:
+    """The plan of ``popularity.top_items``' check of the popular head against the rule
+    (the ORM query it runs when a filter narrows the items)."""
+    from recommender.models import Item
+    from recommender.serving import popularity
+
+    ranked = popularity.popularity().head()
+    ids = [item_id for item_id, _ in itertools.islice(ranked, head)]
+    query = Item.objects.filter(filters.item_q()).filter(pk__in=ids).values_list("pk", flat=True)
+    plan = query.explain(analyze=True, buffers=True)
+    plan = re.sub(r"'\{[^']{60,}\}'", "'{...}'", plan)
+    return "\n".join("    " + line for line in plan.splitlines())
+
+
+def time_top_items(filters, k: int, n: int = 200) -> tuple[list[float], list[float]]:
+    """``popularity.top_items`` with a narrowing filter (it checks 4k of the popular head
+    through the ORM), against the same check with ``item_where``'s precompiled SQL."""
+    from django.db import connection
+
+    from recommender.models import Item
+    from recommender.serving import popularity
+    from recommender.serving.filters import item_where
+
+    popular = popularity.popularity()
+    orm, raw = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        expected = popularity.top_items(popular, k, filters)
+        orm.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        head = [
+            (item_id, score)
+            for item_id, score in itertools.islice(popular.head(), 4 * k)
+            if item_id not in filters.exclude_ids
+        ]
+        where, params = item_where(filters)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {table(Item)} WHERE id = ANY(%s) AND {where}",
+                [[item_id for item_id, _ in head], *params],
+            )
+            allowed = {row[0] for row in cursor.fetchall()}
+        found = dict([(item_id, score) for item_id, score in head if item_id in allowed][:k])
+        raw.append(time.perf_counter() - started)
+        if found != expected:
+            raise SystemExit("the precompiled top_items check differs from top_items")
+    return orm, raw
+
+
+def report_filtered(reference: Unfiltered, runs: list[FilteredRun]) -> None:
+    """Print (e)'s summary table."""
+    print(
+        f"\nsummary (e): filtered serving, targets recall@10 >= {FILTERED_TARGETS['recall']} "
+        f"and endpoint p50 <= {FILTERED_TARGETS['ratio']:.0f}x bare filtered p50"
+    )
+    both_bare = reference.bare + reference.bare_after
+    both_in_process = reference.in_process + reference.in_process_after
+    print(
+        f"  reference, no rule: bare top-10 {summary95(both_bare)}; before / after p50 "
+        f"{ms(pct(reference.bare, 50)):.2f} / {ms(pct(reference.bare_after, 50)):.2f} ms"
+    )
+    print(
+        f"                      endpoint in-process {summary95(both_in_process)}; before / "
+        f"after p50 {ms(pct(reference.in_process, 50)):.2f} / "
+        f"{ms(pct(reference.in_process_after, 50)):.2f} ms"
+    )
+    base = pct(both_in_process, 50)
+    for run in runs:
+        rule, recall = run.rule, run.recall
+        print(f"  [{run.state}] {rule.label} {rule.text!r} ({rule.share:.2%} pass)")
+        rows = [
+            (f"bare top-10 ({run.plan})", summary95(run.bare)),
+            (
+                "  before / after p50",
+                f"{ms(pct(run.before, 50)):.2f} / {ms(pct(run.after, 50)):.2f} ms",
+            ),
+            (f"bare top-{run.served_k} (serving's k)", summary95(run.served)),
+            (f"exact top-10 ({run.exact_plan})", summary95(run.exact)),
+            (
+                "recall@10 vs exact filtered",
+                f"{recall['mean']:.4f} (min {recall['min']:.1f}, {recall['short']} short lists; "
+                f"first 10 of serving's k {recall['served']:.4f})",
+            ),
+            ("endpoint in-process", summary95(run.in_process)),
+            (
+                "  vs no filter at p50",
+                f"{ms(pct(run.in_process, 50) - base):+.2f} ms "
+                f"({pct(run.in_process, 50) / base:.2f}x the unfiltered endpoint)",
+            ),
+            ("endpoint live (gunicorn)", summary95(run.live) if run.live else "not run"),
+            ("answers", f"in-process: {run.answers}; live: {run.live_answers}"),
+            ("verdict", verdict_line(run).split(": ", 1)[1]),
+        ]
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            print(f"    {label:<{width}}  {value}")
 
 
 # --- Stages -----------------------------------------------------------------------------
@@ -1292,7 +1949,9 @@ def break_down(client, space, sample: Sample, live: Live) -> None:
     break_down_events(client, live.pairs[:n_b])
 
 
-def break_down_endpoint(client, users: list[str]) -> None:
+def break_down_endpoint(
+    client, users: list[str], query: str = "", title: str = "endpoint breakdown (in-process)"
+) -> None:
     """Exclusive time per stage of the in-process endpoint, and its SQL statements."""
     from django.db import connection, reset_queries
 
@@ -1308,9 +1967,9 @@ def break_down_endpoint(client, users: list[str]) -> None:
 
         timer.take()
         reset_queries()
-        totals = time_client_recs(client, users, warmup=0, each=collect)
+        totals = time_client_recs(client, users, warmup=0, each=collect, query=query)
     connection.force_debug_cursor = False
-    print_stages("endpoint breakdown (in-process)", per_request, totals)
+    print_stages(title, per_request, totals)
     print(
         f"  SQL statements per request: median {statistics.median(counts):.0f}, "
         f"max {max(counts)} (on the request's connection)"
@@ -1487,20 +2146,26 @@ def main() -> None:
 
         try:
             data = prepare_data(args)
-            floor = measure_floors()
             sample = draw_sample(args, data.space)
             EF.update(ef_search_as_served())
-            bare = measure_bare_search(data.space, sample)
-            recall = measure_ann_recall(args, data.space, sample)
-            client = Client()  # the in-process measures and the breakdown share it
-            in_process = measure_endpoint_in_process(client, sample)
-            live = measure_live_server(args, sample)
-            bare.after = measure_bare_search_again(data.space, sample)
-            verdict = judge(bare, in_process, live, recall)
-            if not all(verdict.met.values()) or args.profile:
-                break_down(client, data.space, sample, live)
-            clean_up_events()
-            report(args, load_start, data, floor, bare, recall, in_process, live, verdict)
+            client = Client()  # the in-process measures and the breakdowns share it
+            if not args.only_filtered:
+                floor = measure_floors()
+                bare = measure_bare_search(data.space, sample)
+                recall = measure_ann_recall(args, data.space, sample)
+                in_process = measure_endpoint_in_process(client, sample)
+                live = measure_live_server(args, sample)
+                bare.after = measure_bare_search_again(data.space, sample)
+                verdict = judge(bare, in_process, live, recall)
+                if not all(verdict.met.values()) or args.profile:
+                    break_down(client, data.space, sample, live)
+                clean_up_events()
+            filtered = measure_filtered(args, data.space, sample, client) if args.filtered else None
+            if not args.only_filtered:
+                report(args, load_start, data, floor, bare, recall, in_process, live, verdict)
+            if filtered is not None:
+                print(f"\nload average: start {load_start}; end {load()}")
+                report_filtered(*filtered)
         finally:
             connection.close()
 

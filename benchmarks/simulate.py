@@ -1,6 +1,7 @@
 """Simulated shoppers drive A/B experiments through the online loop.
 
 Run by hand:  .venv/bin/python benchmarks/simulate.py [--shoppers 1500] [--aa-runs 8]
+                                                      [--skip-ab]
 
 Own embedded servers (.recsite/bench-simulate) with the demo shop. Shoppers with hidden
 persona tastes (recommender/demo/simulator.py) browse the API in this process: each visit
@@ -11,7 +12,9 @@ is a list, a batch of impressions, clicks and purchases with known probabilities
    The full pipeline sees each shopper's views, so it should win on CTR.
 2. A/A: ``--aa-runs`` experiments whose two variants serve the same configuration, each
    with fresh shoppers: the share with p < 0.05 is the false-positive rate (about 5 %
-   expected).
+   expected), printed with its 95 % Wilson and Clopper-Pearson intervals, and a
+   Kolmogorov-Smirnov test of the p-values against the uniform distribution they follow
+   when the test is calibrated.
 
 Prints per variant the lists, impressions, clicks, CTR with its 95 % interval, the
 p-value against the control and the sample-ratio check, as the dashboard and
@@ -51,6 +54,7 @@ def parse_args():
     parser.add_argument("--aa-runs", type=int, default=8)
     parser.add_argument("--aa-shoppers", type=int, default=400, help="shoppers per A/A run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-ab", action="store_true", help="run the A/A experiments only")
     return parser.parse_args()
 
 
@@ -109,7 +113,8 @@ def run_aa(args) -> None:
     from recommender.demo.simulator import Simulator
     from recommender.learning import experiment_results
 
-    significant = 0
+    significant, p_values = 0, []
+    started = time.perf_counter()
     for run in range(args.aa_runs):
         experiment = experiment_on("sim-aa", f"a-a-{run}-{int(time.time())}", {}, {})
         Simulator("sim-aa", seed=args.seed * 100 + run).run(
@@ -119,9 +124,42 @@ def run_aa(args) -> None:
         found = experiment_results.results(experiment)
         p_value = found.variants[1].p_value_vs_control
         significant += p_value is not None and p_value < 0.05
-        print(f"A/A run {run}: " + ", ".join(variant_line(v) for v in found.variants))
-    rate = significant / args.aa_runs if args.aa_runs else 0.0
-    print(f"A/A: {significant} of {args.aa_runs} runs significant at 0.05 (rate {rate:.2f})")
+        if p_value is not None:
+            p_values.append(p_value)
+        print(f"A/A run {run}: " + ", ".join(variant_line(v) for v in found.variants), flush=True)
+    print(f"A/A: {args.aa_runs} runs in {time.perf_counter() - started:.0f}s")
+    print(false_positive_line(significant, args.aa_runs, p_values))
+
+
+def false_positive_line(significant: int, runs: int, p_values: list[float]) -> str:
+    """The false-positive rate with its 95 % intervals, and a uniformity test of the
+    p-values (a calibrated test gives uniform p-values under the null)."""
+    from scipy import stats
+
+    from recommender.learning.online_metrics import wilson
+
+    if not runs:
+        return "A/A: no run"
+    rate = significant / runs
+    low, high = wilson(significant, runs)
+    cp_low = (
+        float(stats.beta.ppf(0.025, significant, runs - significant + 1)) if significant else 0.0
+    )
+    cp_high = (
+        float(stats.beta.ppf(0.975, significant + 1, runs - significant))
+        if significant < runs
+        else 1.0
+    )
+    line = (
+        f"A/A: {significant} of {runs} runs significant at 0.05: false-positive rate "
+        f"{rate:.3f}, 95 % Wilson [{low:.3f}, {high:.3f}], "
+        f"Clopper-Pearson [{cp_low:.3f}, {cp_high:.3f}]"
+    )
+    if len(p_values) >= 2:
+        uniform = stats.kstest(p_values, "uniform").pvalue
+        line += f"; p-values uniform? KS p = {uniform:.3f}"
+        line += "; p-values: " + ", ".join(f"{p:.2f}" for p in sorted(p_values))
+    return line
 
 
 def flush() -> None:
@@ -167,7 +205,8 @@ def main() -> None:
 
         django.setup()
         prepare_data()
-        run_ab(args)
+        if not args.skip_ab:
+            run_ab(args)
         run_aa(args)
 
 

@@ -2,8 +2,11 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -19,11 +22,13 @@ from recommender.models import (
     EvaluationRun,
     Experiment,
     Item,
+    ItemAttribute,
+    Promotion,
     Scenario,
     ServedList,
     Variant,
 )
-from recommender.serving import experiments, scenarios
+from recommender.serving import business, experiments, pipeline, scenarios
 
 
 def _checked(check, value, **kwargs):
@@ -47,10 +52,20 @@ class ItemAdminForm(forms.ModelForm):
             "tags",
             "attributes",
             "is_active",
+            "available_from",
+            "available_until",
+            "is_hidden",
         ]
 
     def clean_external_id(self):
         return _checked(limits.check_external_id, self.cleaned_data["external_id"])
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("available_from"), cleaned.get("available_until")
+        if start and end and end <= start:
+            self.add_error("available_until", _("must be later than “available from”"))
+        return cleaned
 
     def clean_attributes(self):
         # An emptied field is no attributes, not a JSON null.
@@ -79,8 +94,11 @@ class EndUserAdminForm(forms.ModelForm):
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
     form = ItemAdminForm
-    list_display = ("title", "external_id", "category", "is_active", "updated_at")
-    list_filter = ("is_active", "category")
+    list_display = (
+        "title", "external_id", "category", "is_active", "is_hidden", "available_until",
+        "updated_at",
+    )  # fmt: skip
+    list_filter = ("is_active", "is_hidden", "category")
     search_fields = ("external_id", "title", "description", "category")
     readonly_fields = ("created_at", "updated_at")
     list_per_page = 50
@@ -305,10 +323,32 @@ class ScenarioAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        candidate = Scenario(**{name: cleaned.get(name) for name in self.Meta.fields})
+        # The base Meta's fields: the admin's subclass adds read-only ones (the preview).
+        names = ScenarioAdminForm.Meta.fields
+        candidate = Scenario(**{name: cleaned.get(name) for name in names})
         for field, reason in scenarios.problems(candidate).items():
             self.add_error(field, reason)
         return cleaned
+
+
+class PromotionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Promotion
+        fields = ["name", "filter", "share", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        candidate = Promotion(**{name: cleaned.get(name) for name in self.Meta.fields})
+        for field, reason in scenarios.promotion_problems(candidate).items():
+            if field in cleaned or field in self.errors:
+                self.add_error(field, reason)
+        return cleaned
+
+
+class PromotionInline(admin.TabularInline):
+    model = Promotion
+    form = PromotionAdminForm
+    extra = 0
 
 
 @admin.register(Scenario)
@@ -316,6 +356,77 @@ class ScenarioAdmin(admin.ModelAdmin):
     form = ScenarioAdminForm
     list_display = ("name", "is_default", "k", "sources", "use_learned_ranker", "updated_at")
     search_fields = ("name", "description")
+    inlines = [PromotionInline]
+    readonly_fields = ("preview_link",)
+
+    @admin.display(description=_("preview"))
+    def preview_link(self, obj):
+        if obj is None or obj.pk is None:
+            return _("save the scenario first")
+        url = reverse("admin:recommender_scenario_preview", args=[obj.pk])
+        return format_html(
+            '<a class="button" href="{}">{}</a>', url, _("Preview this scenario for a user")
+        )
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("<int:pk>/preview/", preview, name="recommender_scenario_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, pk):
+        """The list this scenario (its rules, promotions, sources and scorer) serves a
+        user now, as the API would, without logging it."""
+        scenario = get_object_or_404(scenarios.with_promotions(Scenario.objects), pk=pk)
+        if not self.has_view_permission(request, scenario):
+            raise PermissionDenied
+        user_id = request.GET.get("user", "").strip()
+        results, error, user = None, None, None
+        if user_id:
+            user = EndUser.objects.filter(external_id=user_id).first()
+            if user is None:
+                error = _("no user with the id %(id)s") % {"id": user_id}
+            else:
+                wanted = scenarios.apply(
+                    scenario, pipeline.RecommendationRequest(user=user, lang="en")
+                )
+                try:
+                    results = pipeline.recommend(wanted)
+                except business.RuleFailure as exc:
+                    error = exc.message
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Preview of %(name)s") % {"name": scenario.name},
+            "scenario": scenario,
+            "user_id": user_id,
+            "results": results,
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/recommender/scenario_preview.html", context)
+
+
+@admin.register(ItemAttribute)
+class ItemAttributeAdmin(admin.ModelAdmin):
+    """The typed attribute schema: every write path checks it, rule filters are typed by
+    it; an indexed number or timestamp gets an expression index (queued on save)."""
+
+    list_display = ("name", "type", "required", "indexed", "description")
+    list_filter = ("type", "indexed")
+
+    def get_readonly_fields(self, request, obj=None):
+        # A declared attribute keeps its name and type: stored values were checked
+        # against them, and compiled filters read them so.
+        return ("name", "type") if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.indexed and obj.type in ("number", "timestamp"):
+            from recommender.tasks import index_attributes
+
+            transaction.on_commit(index_attributes.delay)
+            self.message_user(request, _("Its index is being built in the background."))
 
 
 @admin.register(ServedList)

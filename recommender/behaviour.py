@@ -8,7 +8,10 @@ engagement" or "a like counts three views" is decided once.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db.models import Case, FloatField, Q, Value, When
+from django.utils import timezone
 
 from recommender.conf import conf
 from recommender.models import BehaviourKind
@@ -95,3 +98,12 @@ def popularity_weight_sql() -> Case:
         default=Value(0.0),
         output_field=FloatField(),
     )
+
+
+def retention_start(now: datetime | None = None) -> datetime | None:
+    """The oldest time an event still counts from (``RECOMMENDER_BEHAVIOUR_RETENTION_DAYS``
+    before ``now``), or None when events count forever."""
+    days = conf.BEHAVIOUR_RETENTION_DAYS
+    if days is None:
+        return None
+    return (now or timezone.now()) - timedelta(days=float(days))

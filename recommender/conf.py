@@ -116,6 +116,13 @@ SETTINGS: tuple[Setting, ...] = (
         "item attributes recommendation lists return ('*': all)",
     ),
     Setting(
+        "ITEM_ATTRIBUTES",
+        {"price": "number", "brand": "string"},
+        None,
+        "typed item attributes, name → number | string | set | boolean | timestamp "
+        "(or {type, required, indexed}); the admin declares more",
+    ),
+    Setting(
         "MAX_ATTRIBUTES_BYTES",
         16384,
         int,
@@ -191,6 +198,18 @@ SETTINGS: tuple[Setting, ...] = (
         "PROFILE_TEXT_WEIGHT", 0.3, float, "the share of searches and reviews in a profile vector"
     ),
     Setting(
+        "BEHAVIOUR_RETENTION_DAYS",
+        None,
+        int,
+        "events older than this stop counting for profiles and co-occurrence (empty: forever)",
+    ),
+    Setting(
+        "DELETE_EXPIRED_BEHAVIOURS",
+        False,
+        _bool,
+        "the nightly task deletes events older than the retention (never without one)",
+    ),
+    Setting(
         "SEEN_WINDOW",
         1000,
         int,
@@ -259,6 +278,13 @@ SETTINGS: tuple[Setting, ...] = (
         "USE_LEARNED_RANKER", True, _bool, "serve with the latest trained ranker when there is one"
     ),
     Setting("POPULAR_WINDOW_DAYS", 30, int, "the days popularity counts"),
+    Setting(
+        "SEGMENT_ATTRIBUTE",
+        "segment",
+        str,
+        "the end-user attribute whose value groups users for the segment_category_affinity "
+        "ranking feature",
+    ),
     Setting(
         "COOCCURRENCE_WINDOW",
         10,

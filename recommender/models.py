@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import MD5, Cast, Concat, Upper
 from django.utils import timezone
@@ -65,6 +66,19 @@ class Item(models.Model):
         _("attributes"), default=dict, blank=True, help_text=_("e.g. price, brand")
     )
     is_active = models.BooleanField(_("active"), default=True, db_index=True)
+    # Lifecycle: outside its window an item is never recommended (nor found by search),
+    # without a re-index; a hidden item stays searchable but is never recommended.
+    available_from = models.DateTimeField(
+        _("available from"), null=True, blank=True, help_text=_("empty: from now on")
+    )
+    available_until = models.DateTimeField(
+        _("available until"), null=True, blank=True, help_text=_("empty: without end")
+    )
+    is_hidden = models.BooleanField(
+        _("hidden from recommendations"),
+        default=False,
+        help_text=_("searchable, but never in a recommended list"),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     # Computed by PostgreSQL from the fields encoders read, so every write path (ORM save,
@@ -95,6 +109,11 @@ class Item(models.Model):
             # The keyword source's index: the character bigrams of the title and tags
             # (``retrieval.keyword_matches``); stock PostgreSQL has no pg_trgm everywhere.
             GinIndex(KeywordBigrams(KEYWORD_TEXT), name="item_keyword_bigrams"),
+            # Rule filters on string and set attributes compile to ``attributes @> …``.
+            GinIndex(
+                fields=["attributes"], name="item_attributes_path", opclasses=["jsonb_path_ops"]
+            ),
+            GinIndex(fields=["tags"], name="item_tags_path", opclasses=["jsonb_path_ops"]),
         ]
 
     def __str__(self) -> str:
@@ -444,6 +463,25 @@ class Scenario(models.Model):
     demotion = models.FloatField(
         _("demotion"), default=0.5, help_text=_("the share of its score a demoted item keeps")
     )
+    space = models.ForeignKey(
+        "EncoderSpace",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("encoder space"),
+        help_text=_("empty: the active space"),
+    )
+    filter = models.TextField(
+        _("filter"),
+        blank=True,
+        help_text=_('a rule every item must pass, e.g. price < 300 and "organic" in tags'),
+    )
+    boost = models.TextField(
+        _("booster"),
+        blank=True,
+        help_text=_('multiplies each score, e.g. if(brand == "Lumetra", 1.2, 1.0)'),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -461,6 +499,73 @@ class Scenario(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Promotion(models.Model):
+    """Slots of a scenario's lists kept for items matching a filter (a campaign, the
+    shop's own brand), ranked by the same model and labelled in the response."""
+
+    scenario = models.ForeignKey(
+        Scenario, on_delete=models.CASCADE, related_name="promotions", verbose_name=_("scenario")
+    )
+    name = models.SlugField(_("name"), max_length=64)
+    filter = models.TextField(_("filter"), help_text=_('e.g. "autumn" in tags'))
+    share = models.FloatField(
+        _("share of slots"), default=0.2, help_text=_("0 to 1: e.g. 0.2 keeps 2 of 10 slots")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("promotion")
+        verbose_name_plural = _("promotions")
+        ordering = ["scenario", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["scenario", "name"], name="promotion_per_scenario"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AttributeType(models.TextChoices):
+    NUMBER = "number", _("number")
+    STRING = "string", _("string")
+    SET = "set", _("set of strings")
+    BOOLEAN = "boolean", _("boolean")
+    TIMESTAMP = "timestamp", _("timestamp")
+
+
+class ItemAttribute(models.Model):
+    """One typed item attribute: checked on every write, typed in rule expressions.
+    ``RECOMMENDER_ITEM_ATTRIBUTES`` declares more in settings; attributes declared in
+    neither stay free-form."""
+
+    name = models.CharField(
+        _("name"),
+        max_length=64,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z_][A-Za-z0-9_]*\Z", _("letters, digits and _, not starting with a digit")
+            )
+        ],
+    )
+    type = models.CharField(_("type"), max_length=16, choices=AttributeType.choices)
+    required = models.BooleanField(_("required"), default=False)
+    indexed = models.BooleanField(
+        _("indexed"),
+        default=False,
+        help_text=_("a number or timestamp compared in filters on a large catalogue"),
+    )
+    description = models.CharField(_("description"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("item attribute")
+        verbose_name_plural = _("item attributes")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
 
 
 class ServedList(models.Model):

@@ -1,5 +1,6 @@
 """Saving an item queues its embedding after commit, only when its text changed; saving or
-deleting an encoder space invalidates the cached active space in every process."""
+deleting an encoder space invalidates the cached active space in every process, and an
+attribute declaration the attribute schema."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from recommender.conf import conf
-from recommender.models import EncoderSpace, Item
+from recommender.models import EncoderSpace, Item, ItemAttribute, Scenario
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.item_text_changed")
@@ -28,9 +29,21 @@ def queue_embedding_on_text_change(sender, instance: Item, created: bool, **kwar
 
 @receiver(post_save, sender=EncoderSpace, dispatch_uid="recommender.space_saved")
 @receiver(post_delete, sender=EncoderSpace, dispatch_uid="recommender.space_deleted")
+# A scenario may name a space, which then keeps user profiles too (spaces.profile_spaces).
+@receiver(post_save, sender=Scenario, dispatch_uid="recommender.scenario_saved")
+@receiver(post_delete, sender=Scenario, dispatch_uid="recommender.scenario_deleted")
 def forget_serving_space(sender, **kwargs) -> None:
     from recommender import spaces
 
     spaces.spaces_changed()
     # Also after commit: another process may have re-read the old row in between.
     transaction.on_commit(spaces.spaces_changed)
+
+
+@receiver(post_save, sender=ItemAttribute, dispatch_uid="recommender.attribute_saved")
+@receiver(post_delete, sender=ItemAttribute, dispatch_uid="recommender.attribute_deleted")
+def forget_attribute_schema(sender, **kwargs) -> None:
+    from recommender import attributes
+
+    attributes.invalidate()
+    transaction.on_commit(attributes.invalidate)

@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from recommender import spaces
+from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, WorkerHeartbeat
 from recommender.spaces import embedding
 
@@ -117,14 +118,49 @@ def flush_served_lists() -> dict:
     return {"written": served_lists.drain()}
 
 
+@shared_task(name="recommender.expire_behaviours", acks_late=True, **_RETRY)
+def expire_behaviours(batch: int = 10_000) -> dict:
+    """Delete events older than ``RECOMMENDER_BEHAVIOUR_RETENTION_DAYS``, in batches, when
+    ``RECOMMENDER_DELETE_EXPIRED_BEHAVIOURS`` is on (deleting history is never a default:
+    expired events already stop counting without it)."""
+    from recommender.behaviour import retention_start
+
+    start = retention_start()
+    if start is None or not conf.DELETE_EXPIRED_BEHAVIOURS:
+        return {"deleted": 0, "enabled": False}
+    deleted = 0
+    while True:
+        ids = list(
+            Behaviour.objects.filter(occurred_at__lt=start).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return {"deleted": deleted, "enabled": True}
+        deleted += Behaviour.objects.filter(pk__in=ids).delete()[0]
+
+
+@shared_task(name="recommender.index_attributes", acks_late=True, **_RETRY)
+def index_attributes() -> dict:
+    """Build the expression indexes of indexed number and timestamp attributes (without
+    locking the item table; an index that exists is left as it is)."""
+    from django.db import connection
+
+    from recommender import attributes
+
+    statements = attributes.index_statements()
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+    return {"indexes": len(statements)}
+
+
 @shared_task(name="recommender.recompute_profiles", acks_late=True, **_RETRY)
 def recompute_profiles(user_ids: list[int] | None = None) -> dict:
     """Rebuild stored profiles exactly from the log (drift from incremental updates, a new
     active space). Without ids: every user, fanned out in batches of 500."""
     from recommender.serving import profiles
 
-    space = spaces.current_space()
-    if space is None:
+    kept = spaces.profile_spaces()
+    if not kept:
         return {"users": 0}
     if user_ids is None:
         ids = list(EndUser.objects.order_by("pk").values_list("pk", flat=True))
@@ -133,7 +169,9 @@ def recompute_profiles(user_ids: list[int] | None = None) -> dict:
         return {"queued": len(ids)}
     # Under each user's profile lock (see profiles.lock_users): an event recorded meanwhile
     # is either in the log read here or folded in after this write, never lost.
-    return {"users": profiles.rebuild(user_ids, space)}
+    for space in kept:  # the active space and those scenarios serve from
+        users = profiles.rebuild(user_ids, space)
+    return {"users": users}
 
 
 @shared_task(name="recommender.forget_user", acks_late=True, **_RETRY)

@@ -119,10 +119,11 @@ def _fresh_cache():
     """Each test starts with an empty shared cache (per-minute aggregates, throttles)."""
     from django.core.cache import cache
 
-    from recommender import spaces
+    from recommender import attributes, spaces
 
     cache.clear()
     spaces.spaces_changed()
+    attributes._cached = None
 
 
 @pytest.fixture(scope="session", autouse=True)

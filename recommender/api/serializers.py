@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 
@@ -13,7 +14,7 @@ from recommender.api.parsers import depth, problems
 from recommender.conf import conf
 from recommender.ingest import eventbounds, limits
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import explain
+from recommender.serving import business, explain, rules
 
 MAX_TEXT = 2000
 MAX_K = 200
@@ -138,6 +139,79 @@ def _scenario_field() -> serializers.SlugField:
     )
 
 
+class RuleParamsField(JSONObjectField):
+    """The ``$parameters`` of filter and booster expressions: a JSON object (in a query
+    string, its JSON text) of numbers, strings, booleans and lists of them."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_bytes", 4096)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "help_text",
+            'values of the expressions\' $parameters, a JSON object: {"max_price": 300}',
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("must be a JSON object") from None
+        value = super().to_internal_value(data)
+        for name, item in value.items():
+            members = item if isinstance(item, list) else [item]
+            if not all(isinstance(m, str | int | float | bool) for m in members):
+                raise serializers.ValidationError(
+                    f"{name}: a number, a string, a boolean or a list of them"
+                )
+        return value
+
+
+class RuleFields(serializers.Serializer):
+    """``filter``, ``boost`` and ``params``: business rules for one request
+    (``docs/rules.md``), checked against the attribute schema here (400 with the column
+    and the reason); the scenario's own rules apply as well."""
+
+    filter = CleanCharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text='every item must pass it, e.g. price < 300 and "organic" in tags',
+    )
+    boost = CleanCharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text='multiplies scores, e.g. if(brand == "Lumetra", 1.2, 1.0)',
+    )
+    params = RuleParamsField()
+
+    def validate_filter(self, value):
+        return _checked_rule(value, "filter")
+
+    def validate_boost(self, value):
+        return _checked_rule(value, "boost")
+
+
+def _checked_rule(text: str, kind: str) -> str:
+    if text and text.strip():
+        try:
+            business.parse(text, kind)
+        except rules.RuleError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+    return text
+
+
+def rule_request(p: Mapping) -> dict:
+    """The ``RecommendationRequest`` fields of validated rule parameters."""
+    return {
+        "rules": (p["filter"],) if p.get("filter") else (),
+        "boosts": (p["boost"],) if p.get("boost") else (),
+        "params": dict(p.get("params") or {}),
+    }
+
+
 def max_k_explained() -> int:
     """The longest list served with reasons and blurbs (``RECOMMENDER_MAX_K_EXPLAINED``)."""
     return int(conf.MAX_K_EXPLAINED)
@@ -188,10 +262,23 @@ class ItemSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializ
             "tags",
             "attributes",
             "is_active",
+            "available_from",
+            "available_until",
+            "is_hidden",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        start = attrs.get("available_from", getattr(self.instance, "available_from", None))
+        end = attrs.get("available_until", getattr(self.instance, "available_until", None))
+        if start and end and end <= start:
+            raise serializers.ValidationError(
+                {"available_until": ["must be later than available_from"]}
+            )
+        return attrs
 
 
 class UpsertItemSerializer(ItemSerializer):
@@ -336,7 +423,7 @@ class BatchResultSerializer(serializers.Serializer):
     )
 
 
-class RecommendationQuerySerializer(StrictSerializer):
+class RecommendationQuerySerializer(RuleFields, StrictSerializer):
     """Query parameters of ``GET users/{id}/recommendations`` (and search)."""
 
     scenario = _scenario_field()
@@ -368,7 +455,7 @@ class RecommendationQuerySerializer(StrictSerializer):
         return attrs
 
 
-class SearchQuerySerializer(StrictSerializer):
+class SearchQuerySerializer(RuleFields, StrictSerializer):
     scenario = _scenario_field()
     q = CleanCharField(min_length=1, max_length=500)
     user = CleanCharField(required=False, min_length=1, max_length=200)
@@ -381,7 +468,7 @@ class SearchQuerySerializer(StrictSerializer):
         return attrs
 
 
-class SimilarQuerySerializer(StrictSerializer):
+class SimilarQuerySerializer(RuleFields, StrictSerializer):
     scenario = _scenario_field()
     k = _k_field()
     lang = serializers.ChoiceField(choices=explain.LANGUAGES, required=False)
@@ -391,7 +478,7 @@ class SimilarQuerySerializer(StrictSerializer):
         return attrs
 
 
-class SessionRecommendationSerializer(StrictSerializer):
+class SessionRecommendationSerializer(RuleFields, StrictSerializer):
     """Body of ``POST recommendations``: recommendations for an anonymous session."""
 
     scenario = _scenario_field()
@@ -453,6 +540,9 @@ class RecommendedItemSerializer(serializers.Serializer):
     sources = serializers.ListField(child=serializers.CharField())
     reason = ReasonSerializer(allow_null=True)
     blurb = serializers.CharField(allow_null=True)
+    promotion = serializers.CharField(
+        allow_null=True, help_text="the promotion whose slot this item fills (null: none)"
+    )
 
 
 class RecommendationListSerializer(serializers.Serializer):
@@ -500,6 +590,7 @@ def recommendation_list_data(
                     else None
                 ),
                 "blurb": None if result.blurb is None else str(result.blurb),
+                "promotion": result.promotion,
             }
             for result in results
         ],

@@ -18,6 +18,12 @@ urlpatterns = [
     re_path(
         r"^metrics/scenarios/?$", views.ScenarioMetricsView.as_view(), name="metrics-scenarios"
     ),
+    re_path(r"^metrics/variants/?$", views.VariantMetricsView.as_view(), name="metrics-variants"),
+    re_path(r"^metrics/sources/?$", views.SourceMetricsView.as_view(), name="metrics-sources"),
+    re_path(
+        r"^metrics/positions/?$", views.PositionMetricsView.as_view(), name="metrics-positions"
+    ),
+    re_path(r"^metrics/coverage/?$", views.CoverageMetricsView.as_view(), name="metrics-coverage"),
     re_path(
         r"^metrics/experiments/(?P<name>[^/]+)/?$",
         views.ExperimentMetricsView.as_view(),

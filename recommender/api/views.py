@@ -26,7 +26,14 @@ from recommender.ingest.fields import ImportFailed, Row
 from recommender.ingest.items import import_items
 from recommender.learning import experiment_results, online_metrics
 from recommender.models import Behaviour, EndUser, Experiment, Item
-from recommender.serving import experiments, explain, pipeline, scenarios, served_lists
+from recommender.serving import (
+    business,
+    experiments,
+    explain,
+    pipeline,
+    scenarios,
+    served_lists,
+)
 
 
 def _lang(request, value: str | None) -> str:
@@ -73,6 +80,15 @@ def _scenario(name: str | None):
         return scenarios.resolve(name)
     except scenarios.UnknownScenario as exc:
         raise ValidationError({"scenario": [str(exc)]}) from None
+
+
+def _served(serve, *args, **kwargs):
+    """``serve(*args)``; a rule that cannot bind to this request (a ``$parameter`` not
+    given, a user attribute of the wrong type) is the caller's 400, not a 500."""
+    try:
+        return serve(*args, **kwargs)
+    except business.RuleFailure as exc:
+        raise ValidationError({exc.field: [exc.message]}) from None
 
 
 def _given(data) -> set[str]:
@@ -237,8 +253,12 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         k = params.validated_data["k"]
         if config is not None and config.k and "k" not in request.query_params:
             k = min(config.k, s.max_k_explained())
-        results = pipeline.similar_items(item, k, lang=lang)
         context = {"item": item.external_id}
+        wanted = pipeline.RecommendationRequest(
+            k=k, lang=lang, context=context, **s.rule_request(params.validated_data)
+        )
+        wanted = scenarios.apply(config, wanted, {"k"})
+        results = _served(pipeline.similar_items, item, k, lang=lang, request=wanted)
         return _list_response(
             results, None, lang, scenario, endpoint="similar", context=context, variant=variant
         )
@@ -347,6 +367,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
             explain=p["explain"],
             category_cap=p.get("category_cap"),
             context={key: p[key] for key in ("device", "page") if key in p},
+            **s.rule_request(p),
         )
         capped = s.max_k_explained() if p["explain"] or p.get("q") else None
         wanted = scenarios.apply(config, wanted, _given(request.query_params), max_k=capped)
@@ -358,7 +379,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
                 raise ValidationError({"recommendation_id": [str(exc)]}) from None
             wanted = replace(wanted, exclude=earlier)
             wanted.context["continues"] = p["recommendation_id"].hex
-        results = pipeline.recommend(wanted)
+        results = _served(pipeline.recommend, wanted)
         return _list_response(
             results,
             user,
@@ -499,11 +520,13 @@ class SearchView(APIView):
         lang = _lang(request, p.get("lang"))
         scenario = _scenario(p.get("scenario"))
         config, variant = experiments.assign(scenario, user)
-        wanted = pipeline.search_request(p["q"], user, p["k"], lang, category=p.get("category"))
+        wanted = pipeline.search_request(
+            p["q"], user, p["k"], lang, category=p.get("category"), **s.rule_request(p)
+        )
         wanted = scenarios.apply(
             config, wanted, _given(request.query_params), max_k=s.max_k_explained()
         )
-        results = pipeline.recommend(wanted)
+        results = _served(pipeline.recommend, wanted)
         return _list_response(results, user, lang, scenario, endpoint="search", variant=variant)
 
 
@@ -536,9 +559,10 @@ class SessionRecommendationView(APIView):
             lang=lang,
             positive=_item_pks(p["positive"], "positive"),
             negative=_item_pks(p["negative"], "negative"),
+            **s.rule_request(p),
         )
         wanted = scenarios.apply(config, wanted, _given(request.data), max_k=s.max_k_explained())
-        results = pipeline.recommend(wanted)
+        results = _served(pipeline.recommend, wanted)
         return _list_response(results, user, lang, scenario, endpoint="session", variant=variant)
 
 
@@ -562,7 +586,25 @@ class ScenarioDaySerializer(serializers.Serializer):
 
 
 class MetricsQuerySerializer(s.StrictSerializer):
-    days = serializers.IntegerField(min_value=1, max_value=366, default=14)
+    days = serializers.IntegerField(
+        min_value=1, max_value=366, default=14, help_text="lists served in the last days"
+    )
+    scenario = serializers.SlugField(
+        required=False,
+        allow_blank=True,  # scenario= with no value: as if not given
+        max_length=64,
+        help_text="only the lists of this scenario; without it every scenario",
+    )
+
+
+def _online_breakdown(request, breakdown, serializer) -> Response:
+    """A breakdown of ``online_metrics`` over the query's window and scenario."""
+    params = MetricsQuerySerializer(data=request.query_params.dict())
+    params.is_valid(raise_exception=True)
+    found = breakdown(
+        params.validated_data["days"], scenario=params.validated_data.get("scenario") or None
+    )
+    return Response(serializer(found, many=True).data)
 
 
 class ScenarioMetricsView(APIView):
@@ -574,10 +616,109 @@ class ScenarioMetricsView(APIView):
 
     @extend_schema(parameters=[MetricsQuerySerializer], responses=ScenarioDaySerializer(many=True))
     def get(self, request):
-        params = MetricsQuerySerializer(data=request.query_params.dict())
-        params.is_valid(raise_exception=True)
-        rows = online_metrics.scenario_days(params.validated_data["days"])
-        return Response(ScenarioDaySerializer(rows, many=True).data)
+        return _online_breakdown(request, online_metrics.scenario_days, ScenarioDaySerializer)
+
+
+_SHOWN_HELP = "items shown (in the lists served)"
+_CTR_HELP = "clicks per impression (per item shown without impressions)"
+
+
+class VariantMetricsSerializer(serializers.Serializer):
+    scenario = serializers.CharField(help_text='"" for lists served without a scenario')
+    variant = serializers.CharField(help_text='"" for lists served outside an experiment')
+    lists = serializers.IntegerField()
+    shown = serializers.IntegerField(help_text=_SHOWN_HELP)
+    impressions = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    carts = serializers.IntegerField()
+    purchases = serializers.IntegerField()
+    ctr = RateSerializer(help_text=_CTR_HELP)
+    conversion = RateSerializer(help_text="purchases per click")
+
+
+class VariantMetricsView(APIView):
+    """Online metrics per scenario and variant (admin key or staff)."""
+
+    required_scopes = {"get": "admin"}
+    throttle_scope = "admin"
+
+    @extend_schema(
+        parameters=[MetricsQuerySerializer], responses=VariantMetricsSerializer(many=True)
+    )
+    def get(self, request):
+        return _online_breakdown(request, online_metrics.variants, VariantMetricsSerializer)
+
+
+class SourceMetricsSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text='a candidate source; "" for items without one')
+    shown = serializers.IntegerField(help_text=_SHOWN_HELP)
+    impressions = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    carts = serializers.IntegerField()
+    purchases = serializers.IntegerField()
+    ctr = RateSerializer(help_text=_CTR_HELP)
+    conversion = RateSerializer(help_text="purchases per click")
+
+
+class SourceMetricsView(APIView):
+    """Online metrics per candidate source: an event counts for every source of the item
+    it names, so an item two sources proposed counts for both (admin key or staff)."""
+
+    required_scopes = {"get": "admin"}
+    throttle_scope = "admin"
+
+    @extend_schema(
+        parameters=[MetricsQuerySerializer], responses=SourceMetricsSerializer(many=True)
+    )
+    def get(self, request):
+        return _online_breakdown(request, online_metrics.sources, SourceMetricsSerializer)
+
+
+class PositionMetricsSerializer(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1-based position in the list")
+    shown = serializers.IntegerField(help_text="lists with an item at this position")
+    impressions = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    carts = serializers.IntegerField()
+    purchases = serializers.IntegerField()
+    ctr = RateSerializer(help_text=_CTR_HELP)
+
+
+class PositionMetricsView(APIView):
+    """The position curve: per position 1..N, items shown, impressions, clicks and CTR
+    (admin key or staff)."""
+
+    required_scopes = {"get": "admin"}
+    throttle_scope = "admin"
+
+    @extend_schema(
+        parameters=[MetricsQuerySerializer], responses=PositionMetricsSerializer(many=True)
+    )
+    def get(self, request):
+        return _online_breakdown(request, online_metrics.position_curve, PositionMetricsSerializer)
+
+
+class CoverageMetricsSerializer(serializers.Serializer):
+    scenario = serializers.CharField(help_text='"" for lists served without a scenario')
+    lists = serializers.IntegerField()
+    items_shown = serializers.IntegerField(help_text="distinct items shown, active or not")
+    active_items_shown = serializers.IntegerField(help_text="of them, the active ones")
+    active_items = serializers.IntegerField(help_text="active items in the catalogue")
+    coverage = serializers.FloatField(help_text="active_items_shown / active_items")
+
+
+class CoverageMetricsView(APIView):
+    """Per scenario, the distinct items its lists showed against the active catalogue
+    (admin key or staff)."""
+
+    required_scopes = {"get": "admin"}
+    throttle_scope = "admin"
+
+    @extend_schema(
+        parameters=[MetricsQuerySerializer], responses=CoverageMetricsSerializer(many=True)
+    )
+    def get(self, request):
+        return _online_breakdown(request, online_metrics.coverage, CoverageMetricsSerializer)
 
 
 class VariantResultSerializer(serializers.Serializer):

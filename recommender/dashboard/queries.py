@@ -283,9 +283,23 @@ def task_state(task_id: str) -> TaskState:
     return TaskState(task_id, state, state == "REVOKED")
 
 
+# Positions the dashboard's position curve charts (the API gives them all).
+CURVE_POSITIONS = 20
+
+
+def _rate_text(rate: online_metrics.Rate) -> str:
+    return f"{rate.value:.1%} [{rate.low:.1%}, {rate.high:.1%}]"
+
+
+def _permille(rate: online_metrics.Rate) -> int:
+    return round(rate.value * 1000)
+
+
 def online(days: int = 14) -> dict:
-    """Served lists per scenario and day with their CTR (``learning.online_metrics``), and
-    the running experiments, for the dashboard's online section."""
+    """The dashboard's online section (``learning.online_metrics``): served lists per
+    scenario and day with their CTR, the CTR per candidate source and per position (the
+    position curve), the variants of experiments, the coverage of what was shown per
+    scenario, and the running experiments."""
     rows = []
     for row in online_metrics.scenario_days(days):
         rows.append(
@@ -296,13 +310,70 @@ def online(days: int = 14) -> dict:
                 "impressions": row.impressions,
                 "clicks": row.clicks,
                 "purchases": row.purchases,
-                "ctr_text": f"{row.ctr.value:.1%} [{row.ctr.low:.1%}, {row.ctr.high:.1%}]",
-                "ctr_pct": round(row.ctr.value * 1000),
+                "ctr_text": _rate_text(row.ctr),
+                "ctr_pct": _permille(row.ctr),
             }
         )
+    sources = [
+        {
+            "source": row.source,
+            "shown": row.shown,
+            "impressions": row.impressions,
+            "clicks": row.clicks,
+            "ctr_text": _rate_text(row.ctr),
+            "ctr_pct": _permille(row.ctr),
+        }
+        for row in online_metrics.sources(days)
+    ]
+    positions = [
+        {
+            "position": row.position,
+            "shown": row.shown,
+            "impressions": row.impressions,
+            "clicks": row.clicks,
+            "ctr_text": _rate_text(row.ctr),
+            "ctr_pct": _permille(row.ctr),
+        }
+        for row in online_metrics.position_curve(days)[:CURVE_POSITIONS]
+    ]
+    variants = [
+        {
+            "scenario": row.scenario,
+            "variant": row.variant,
+            "lists": row.lists,
+            "impressions": row.impressions,
+            "clicks": row.clicks,
+            "purchases": row.purchases,
+            "ctr_text": _rate_text(row.ctr),
+            "conversion_text": _rate_text(row.conversion),
+        }
+        for row in online_metrics.variants(days)
+        if row.variant  # lists served in an experiment
+    ]
+    coverage = [
+        {
+            "scenario": row.scenario,
+            "lists": row.lists,
+            "items_shown": row.items_shown,
+            "active_items_shown": row.active_items_shown,
+            "active_items": row.active_items,
+            "percent": round(100.0 * row.coverage, 1),
+        }
+        for row in online_metrics.coverage(days)
+    ]
     running = Experiment.objects.filter(is_running=True).select_related("scenario")
     return {
+        "days": days,
         "rows": rows,
         "peak_pct": max((row["ctr_pct"] for row in rows), default=0) or 1,
+        "sources": sources,
+        "source_peak_pct": max((row["ctr_pct"] for row in sources), default=0) or 1,
+        "positions": positions,
+        "position_peak_pct": max((row["ctr_pct"] for row in positions), default=0) or 1,
+        "position_peak_text": (
+            f"{max((row['ctr_pct'] for row in positions), default=0) / 1000:.1%}"
+        ),
+        "variants": variants,
+        "coverage": coverage,
         "experiments": list(running),
     }

@@ -222,7 +222,7 @@ def record_event(data: EventInput) -> Recorded:
 
 
 def _record_event(data: EventInput) -> Recorded:
-    space = spaces.serving_space()
+    profile_spaces = spaces.profile_spaces()
     with transaction.atomic():
         behaviour = Behaviour(
             kind=data.kind,
@@ -255,9 +255,10 @@ def _record_event(data: EventInput) -> Recorded:
         if data.item is not None:
             behaviour.item = Item(pk=behaviour.item_id, external_id=data.item)
         updated = False
-        if space is not None and behaviour.kind not in SIGNALLESS:
-            profiles.record(behaviour, space)
-            updated = True
+        if behaviour.kind not in SIGNALLESS:
+            for space in profile_spaces:
+                profiles.record(behaviour, space)
+                updated = True
     return Recorded(behaviour, created=True, profile_updated=updated)
 
 
@@ -350,8 +351,9 @@ def _record_events(batch: list[EventInput]) -> BatchResult:
                 differing = differing_fields(data, now_stored) if now_stored else []
                 if differing:
                     raise EventConflict(data.event_id, differing, index)
-        space = spaces.serving_space()
-        updated = profiles.fold(rows, space) if space is not None else 0
+        updated = 0
+        for space in spaces.profile_spaces():
+            updated = max(updated, profiles.fold(rows, space))
     skipped_forgotten = sum(1 for data in batch if data.user in forgotten)
     return BatchResult(
         created=len(rows),

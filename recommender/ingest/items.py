@@ -20,6 +20,7 @@ from recommender.ingest.fields import (
     check_mapping,
     coerce_attribute,
     column_names,
+    datetime_cell,
     existing_ids,
     external_id_cell,
     is_blank,
@@ -30,7 +31,10 @@ from recommender.ingest.fields import (
 )
 from recommender.models import Item
 
-ITEM_FIELDS = ("external_id", "title", "description", "category", "tags", "attributes", "is_active")
+ITEM_FIELDS = (
+    "external_id", "title", "description", "category", "tags", "attributes", "is_active",
+    "available_from", "available_until", "is_hidden",
+)  # fmt: skip
 
 
 def parse_item(row: Row, col: dict[str, str]) -> dict[str, Any]:
@@ -66,6 +70,17 @@ def parse_item(row: Row, col: dict[str, str]) -> dict[str, Any]:
         record["attributes"] = _attributes(row, col["attributes"], extra)
     if col["is_active"] in v:
         record["is_active"] = boolean_cell(row, col["is_active"], v[col["is_active"]], True)
+    if col["is_hidden"] in v:
+        record["is_hidden"] = boolean_cell(row, col["is_hidden"], v[col["is_hidden"]], False)
+    for name in ("available_from", "available_until"):  # an empty cell: no bound
+        if col[name] in v:
+            cell = v[col[name]]
+            record[name] = None if is_blank(cell) else datetime_cell(row, col[name], cell, None)
+    start, end = record.get("available_from"), record.get("available_until")
+    if start and end and end <= start:
+        raise ImportFailed(
+            row.where, "available_until must be later than available_from", col["available_until"]
+        )
     return record
 
 

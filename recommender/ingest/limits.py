@@ -18,6 +18,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from recommender import attributes
 from recommender.conf import conf
 
 __all__ = [
@@ -143,11 +144,15 @@ def check_attributes(attrs: Any, *, limit: int | None = None, path: str = "attri
     """``attrs`` if they can be an item's ``attributes``; raises :class:`InvalidValue`.
 
     Everything :func:`check_json` asks (at most ``RECOMMENDER_MAX_ATTRIBUTES_BYTES``),
-    and ``price``, when present, a number (or a numeric string) with 0 <= price < 1e12.
+    ``price``, when present, a number (or a numeric string) with 0 <= price < 1e12, and
+    every declared attribute of its type (``recommender.attributes``; numeric strings of
+    number attributes become numbers in place).
     """
     check_json(attrs, limit=max_attributes_bytes() if limit is None else limit, path=path)
     if "price" in attrs and attrs["price"] is not None:
         _check_price(attrs["price"], f"{path}.price")
+    for name, reason in sorted(attributes.problems(attrs).items()):
+        raise InvalidValue(f"{path}.{name}", reason)
     return attrs
 
 

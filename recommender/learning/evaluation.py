@@ -34,6 +34,9 @@ class Case:
     as_of: datetime
     targets: set[int]
     held_out_events: list[int] = field(default_factory=list)
+    # The context the held-out event was sent with (device, page …): the request context of
+    # the list the user would have been shown then ({} for a global temporal split).
+    context: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -86,7 +89,15 @@ def leave_one_out(
         for user_id, (pk, item_id, occurred_at) in last.items()
         if counts[user_id] >= offset + 2
     ]
-    return _sample(cases, max_users, seed)
+    cases = _sample(cases, max_users, seed)
+    contexts = dict(
+        Behaviour.objects.filter(pk__in=[case.held_out_events[0] for case in cases])
+        .order_by()
+        .values_list("pk", "context")
+    )
+    for case in cases:
+        case.context = contexts.get(case.held_out_events[0]) or {}
+    return cases
 
 
 def temporal_split(
@@ -126,6 +137,9 @@ def _sample(cases: list[Case], max_users: int | None, seed: int) -> list[Case]:
 
 # --- Metrics -------------------------------------------------------------------------------
 
+# The per-list metrics an evaluation keeps case by case, for paired intervals.
+PER_LIST_METRICS = ("ndcg", "hit_rate")
+
 
 def ranking_metrics(ranked: list[int], targets: set[int], k: int) -> dict[str, float]:
     """Precision, recall, F1, NDCG, MRR and hit rate at ``k`` for one list."""
@@ -158,6 +172,8 @@ class Accumulator:
     novelty: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     rec_popularity: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     target_popularity: float = 0.0
+    # Each list's NDCG and hit rate at each k, in case order (for paired intervals).
+    per_list: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, ranked, targets, vectors, item_counts, n_users) -> None:
         self.lists += 1
@@ -165,6 +181,8 @@ class Accumulator:
         for k in self.ks:
             for name, value in ranking_metrics(ranked, targets, k).items():
                 self.sums[f"{name}@{k}"] += value
+                if name in PER_LIST_METRICS:
+                    self.per_list[f"{name}@{k}"].append(value)
             top = ranked[:k]
             self.recommended[k].update(top)
             usable = [vectors[i] for i in top if i in vectors]
@@ -198,6 +216,8 @@ class EvaluationReport:
     cold_threshold: int
     space: str | None
     seconds: float
+    # Recommender → metric → one value per case (``PER_LIST_METRICS`` at each k, overall).
+    per_list: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 class _Rollback(Exception):
@@ -238,6 +258,7 @@ def evaluate(
                             user=users[case.user_id],
                             k=depth,
                             as_of=case.as_of,
+                            context=case.context,
                             explain=False,
                             sources=config.sources,
                             scorer=config.scorer,
@@ -266,6 +287,51 @@ def evaluate(
         cold_threshold=cold_threshold,
         space=space.name if space else None,
         seconds=time.perf_counter() - started,
+        per_list={name: dict(acc.per_list) for name, acc in overall.items()},
+    )
+
+
+@dataclass
+class Difference:
+    """``b`` minus ``a`` on one metric over the same cases, with a 95% bootstrap interval."""
+
+    metric: str
+    a: float
+    b: float
+    difference: float
+    low: float
+    high: float
+    cases: int
+
+
+def paired_difference(
+    report: EvaluationReport,
+    a: str,
+    b: str,
+    metric: str = "ndcg@10",
+    *,
+    samples: int = 10000,
+    seed: int = 0,
+) -> Difference:
+    """How much recommender ``b`` beats ``a`` on ``metric`` (e.g. ``ndcg@10``): the mean
+    per-case difference and its 95% percentile interval from a paired bootstrap over the
+    cases (both ran on every case, so the pairing removes the cases' own difficulty)."""
+    first = np.asarray(report.per_list[a][metric], dtype=np.float64)
+    second = np.asarray(report.per_list[b][metric], dtype=np.float64)
+    if not len(first):
+        return Difference(metric, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    deltas = second - first
+    rng = np.random.default_rng(seed)
+    means = deltas[rng.integers(0, len(deltas), size=(samples, len(deltas)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Difference(
+        metric=metric,
+        a=float(first.mean()),
+        b=float(second.mean()),
+        difference=float(deltas.mean()),
+        low=float(low),
+        high=float(high),
+        cases=len(deltas),
     )
 
 

@@ -55,6 +55,8 @@ def replay(scorer: Scorer, *, since: datetime | None = None, limit: int = 1000) 
             RecommendationRequest(
                 user=served.user, k=len(shown), as_of=served.served_at, exclude_seen=False,
                 explain=False,
+                # The context the list was served in (device, page): the ranker's features.
+                context={k: v for k, v in (served.context or {}).items() if k != "continues"},
             )
         ).candidates  # fmt: skip
         by_item = {candidate.item_id: candidate for candidate in pool if candidate.item_id in shown}

@@ -15,7 +15,13 @@ from django.utils import timezone
 from recommender import behaviour, spaces
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
-from recommender.serving import explain, helper_connection, profiles
+from recommender.serving import (
+    business,
+    context_features,
+    explain,
+    helper_connection,
+    profiles,
+)
 from recommender.serving.cooccurrence import cooccurrence_candidates
 from recommender.serving.filters import Filters
 from recommender.serving.keywords import keyword_matches
@@ -141,7 +147,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     """Candidates from every source with their features (shared by serving and training)."""
     k = max(1, min(request.k, MAX_K))
     now = request.as_of or timezone.now()
-    space = spaces.serving_space()
+    space = spaces.space_for(request.space_id)
     search_mode = request.mode == "search"
     per_source = request.per_source or int(conf.CANDIDATES_PER_SOURCE)
     n = max(per_source, k * 3)
@@ -158,7 +164,20 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     if query_vector is not None and not search_mode:
         history_share = 1.0 - float(conf.INTENT_WEIGHT)
 
-    filters = Filters(category=request.category, attribute_ranges=dict(request.attribute_ranges))
+    # Hidden items are found by search, never recommended; the rules compile for this
+    # request's user, context and parameters.
+    filters = business.with_rules(
+        Filters(
+            category=request.category,
+            attribute_ranges=dict(request.attribute_ranges),
+            recommendable=not search_mode,
+        ),
+        request.rules,
+        user=request.user,
+        context=request.context,
+        params=request.params,
+        now=request.as_of,
+    )
     filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
     profile_vector = _profile_vector(request, space, query_vector, history_share)
     cosine = CosineFeatures(
@@ -280,6 +299,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         f["category_affinity"] = affinity.get(row.category, 0.0) * history_share
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
+    context_features.add_features(request, ordered)
     return Pool(ordered, history, space, anchor_ids, anchor_items, anchor_vectors)
 
 

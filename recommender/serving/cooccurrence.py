@@ -28,8 +28,9 @@ def refresh_cooccurrence(
     per_item: int = 50,
     exclude_events: Sequence[int] = (),
 ) -> int:
-    """Recompute the item-to-item table from engaged events (before ``as_of``, and without
-    the behaviours in ``exclude_events``: offline evaluation's held-out events).
+    """Recompute the item-to-item table from engaged events (before ``as_of``, within the
+    retention, and without the behaviours in ``exclude_events``: offline evaluation's
+    held-out events).
 
     Two items co-occur when one user engaged with both within ``window`` consecutive
     events. Score: shrunk cosine, n / sqrt(n_a n_b) * n / (n + 2). Raw SQL because the
@@ -43,6 +44,7 @@ def refresh_cooccurrence(
             FROM {Behaviour._meta.db_table}
             WHERE item_id IS NOT NULL AND kind = ANY(%(kinds)s)
               AND (%(as_of)s::timestamptz IS NULL OR occurred_at < %(as_of)s::timestamptz)
+              AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
               AND (kind <> 'rating' OR value IS NULL OR value >= %(min_rating)s)
               AND NOT (id = ANY(%(exclude)s))
         ),
@@ -69,6 +71,7 @@ def refresh_cooccurrence(
     params = {
         "kinds": list(behaviour.ENGAGED),
         "as_of": as_of,
+        "since": behaviour.retention_start(as_of),  # older events no longer count
         "window": cooccurrence_window(),
         "per_item": per_item,
         "exclude": list(exclude_events),

@@ -45,7 +45,7 @@ def assign(scenario: Scenario | None, user: EndUser | None) -> tuple[Scenario | 
         return None, ""
     experiment = (
         Experiment.objects.filter(scenario=scenario, is_running=True)
-        .prefetch_related("variants__configuration")
+        .prefetch_related("variants__configuration__promotions")
         .first()
     )
     variant = variant_for(experiment, user) if experiment is not None else None
@@ -65,6 +65,9 @@ CONFIG_FIELDS = (
     "exclude_seen",
     "demote_after",
     "demotion",
+    "space",
+    "filter",
+    "boost",
 )
 
 

@@ -40,6 +40,8 @@ class LearnedScorer:
         return f"learned-{self.kind}"
 
     def score(self, features: np.ndarray) -> np.ndarray:
+        # FEATURES only grows at the end: a ranker saved before features were appended
+        # scores on the leading columns it was trained on and ignores the newer ones.
         x = (features[:, : len(self.features)] - self.mean) / self.std
         out = x @ self.weights + self.bias
         if self.factors is not None:

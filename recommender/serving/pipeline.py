@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from recommender import spaces
 from recommender.models import EndUser, Item
-from recommender.serving import explain, exposure
+from recommender.serving import business, explain, exposure
 from recommender.serving.candidates import (
     MAX_K,
     anchors_of,
@@ -61,6 +61,15 @@ class RecommendationRequest:
     # ``demotion`` of their score (None: no rotation). A scenario sets them.
     demote_after: int | None = None
     demotion: float = 0.5
+    # Business rules (``serving.rules``): filter expressions every item must pass (the
+    # request's and its scenario's), boosters that multiply scores, the ``$parameters``
+    # they name, and promotions that keep slots for matching items.
+    rules: tuple[str, ...] = ()
+    boosts: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)
+    promotions: tuple[business.PromotionSlot, ...] = ()
+    # The encoder space to serve from (a scenario's; None: the active one).
+    space_id: int | None = None
 
 
 @dataclass
@@ -71,20 +80,26 @@ class Recommendation:
     features: dict[str, float]
     reason: explain.Reason | None = None
     blurb: str | None = None
+    promotion: str | None = None  # the promotion whose slot this item fills
 
 
 def recommend(request: RecommendationRequest) -> list[Recommendation]:
     """A ranked, diverse, explained list for one request."""
     k = max(1, min(request.k, MAX_K))
     found = candidate_pool(request)
-    pool = found.candidates
-    scorer = request.scorer
-    if scorer is None and request.mode == "search":
-        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
-    score(pool, scorer)
-    if request.demote_after and request.user is not None:
-        exposure.demote(pool, request.user.pk, request.demote_after, request.demotion)
-    chosen = mmr(pool, k, diversity=request.diversity, category_cap=request.category_cap)
+    pool = _scored(found.candidates, request)
+    promoted: dict[int, str] = {}
+    promoted_picks: list[Candidate] = []
+    for promotion in request.promotions:
+        picks = _promoted(request, promotion, k, set(promoted))
+        promoted.update({c.item_id: promotion.name for c in picks})
+        promoted_picks += picks
+    if promoted:
+        pool = [c for c in pool if c.item_id not in promoted]
+    chosen = mmr(
+        pool, k - len(promoted), diversity=request.diversity, category_cap=request.category_cap
+    )
+    chosen = _merged(chosen, promoted_picks)
     anchors: dict[int, str] = {}
     closest: dict[int, int] = {}
     # Full rows for what is returned (with vectors, to pick the closest anchor); the
@@ -101,6 +116,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
             score=c.score,
             sources=sorted(c.sources),
             features=dict(c.features),
+            promotion=promoted.get(c.item_id),
         )
         for c in chosen
         if c.item_id in items
@@ -109,6 +125,59 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
         kept = [c for c in chosen if c.item_id in items]
         _explain(results, kept, request, anchors, closest, items)
     return results
+
+
+def _scored(pool: list[Candidate], request: RecommendationRequest) -> list[Candidate]:
+    """``pool`` scored by the request's scorer, rotated (shown-but-ignored items demoted)
+    and boosted by its boosters."""
+    scorer = request.scorer
+    if scorer is None and request.mode == "search":
+        scorer = BlendScorer({"similarity": 0.3, "popularity": 0.05})
+    score(pool, scorer)
+    if request.demote_after and request.user is not None:
+        exposure.demote(pool, request.user.pk, request.demote_after, request.demotion)
+    if request.boosts:
+        business.boost(
+            pool,
+            request.boosts,
+            user=request.user,
+            context=request.context,
+            params=request.params,
+            now=request.as_of,
+        )
+    return pool
+
+
+def _promoted(
+    request: RecommendationRequest, promotion: business.PromotionSlot, k: int, taken: set[int]
+) -> list[Candidate]:
+    """The best items for ``promotion``'s slots: candidates gathered under its filter (on
+    top of the request's), ranked by the same scorer, boosters and diversity."""
+    slots = promotion.slots(k)
+    if slots <= 0:
+        return []
+    narrowed = replace(
+        request,
+        k=slots,
+        rules=(*request.rules, promotion.filter),
+        promotions=(),
+        explain=False,
+        exclude=request.exclude | frozenset(taken),
+    )
+    pool = _scored(candidate_pool(narrowed).candidates, narrowed)
+    return mmr(pool, slots, diversity=request.diversity, category_cap=request.category_cap)
+
+
+def _merged(chosen: list[Candidate], promoted: list[Candidate]) -> list[Candidate]:
+    """The organic list with each promoted item placed before the first organic item
+    it outscores: the model's order, and the organic list's diversity order kept."""
+    if not promoted:
+        return chosen
+    merged = list(chosen)
+    for candidate in sorted(promoted, key=lambda c: -c.score):
+        at = next((i for i, c in enumerate(merged) if c.score < candidate.score), len(merged))
+        merged.insert(at, candidate)
+    return merged
 
 
 def _explain(results, chosen, request, anchors, closest, items) -> None:
@@ -168,11 +237,24 @@ def _evidence(candidate, request, kinds, closest, anchor_items) -> explain.Evide
     return explain.Evidence("popular")
 
 
-def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommendation]:
-    """Items like ``item``: nearest in the active space, plus co-occurrence."""
+def similar_items(
+    item: Item,
+    k: int = 10,
+    *,
+    lang: str = "zh",
+    request: RecommendationRequest | None = None,
+) -> list[Recommendation]:
+    """Items like ``item``: nearest in the space (the active one, or the scenario's), plus
+    co-occurrence; ``request`` brings the filters, boosters and parameters of the rules."""
     k = max(1, min(k, MAX_K))
-    space = spaces.serving_space()
-    filters = Filters(exclude_ids={item.pk})
+    request = request or RecommendationRequest(k=k, lang=lang)
+    space = spaces.space_for(request.space_id)
+    filters = business.with_rules(
+        Filters(exclude_ids={item.pk}),
+        request.rules,
+        context=request.context,
+        params=request.params,
+    )
     candidates: dict[int, Candidate] = {}
     if space is not None:
         vector = item_vectors(space, [item.pk]).get(item.pk)
@@ -186,6 +268,13 @@ def similar_items(item: Item, k: int = 10, *, lang: str = "zh") -> list[Recommen
         c.sources.add("co_occurrence")
         c.features["cooccurrence"] = value
     score(list(candidates.values()), BlendScorer({"cooccurrence": 0.5}))
+    if request.boosts:
+        business.boost(
+            list(candidates.values()),
+            request.boosts,
+            context=request.context,
+            params=request.params,
+        )
     ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
     items, _ = load_items([c.item_id for c in ranked])
     anchor = explain_text(item)

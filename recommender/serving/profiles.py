@@ -26,7 +26,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from recommender.behaviour import SIGNALLESS
+from recommender.behaviour import SIGNALLESS, retention_start
 from recommender.behaviour import weight as behaviour_weight
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, ItemVector, UserProfile
@@ -152,6 +152,9 @@ def _log(user_ids: Sequence[int], as_of: datetime | None) -> list[tuple]:
     if as_of is not None:
         sql += " AND occurred_at < %s"
         params.append(as_of)
+    if (start := retention_start(as_of)) is not None:
+        sql += " AND occurred_at >= %s"  # older events no longer count
+        params.append(start)
     with connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY user_id, occurred_at, id", params)
         return cursor.fetchall()

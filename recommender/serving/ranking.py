@@ -22,7 +22,19 @@ FEATURES = (
     "category_affinity",  # share of the user's engagement in the item's category
     "dislike_similarity",  # max cosine to an item the user disliked
     "keyword_match",  # share of the query's keywords found in the title/tags
+    # Context and user attributes (serving.context_features). The first three are the same
+    # for every candidate of a request: they only count through the factorization machine's
+    # interactions, so the blend gives them no weight.
+    "hour_sin",  # sin(2π · hour of the request / 24), in the site's time zone
+    "hour_cos",  # cos of the same angle
+    "is_mobile",  # 1 when the context's device is mobile, phone, tablet or app
+    "segment_category_affinity",  # share of the user's segment's engagement in the category
+    "context_category_affinity",  # share of engagement from the same device in the category
 )
+
+# The context and user-attribute features, kept by a trained ranker only where they
+# help on held-out users (learning.ranker.train_and_save).
+CONTEXT_FEATURES = FEATURES[FEATURES.index("hour_sin") :]
 
 DEFAULT_WEIGHTS = {
     "similarity": 1.0,

@@ -4,7 +4,8 @@ A request names one with ``scenario=`` (every list endpoint); without one the de
 scenario applies, when an operator marked one, so calls that predate scenarios keep their
 behaviour. A scenario's values fill what the request left unsaid (``k``, diversity,
 category cap, exclude-seen) and decide what it cannot say (the candidate sources, the
-scorer); a parameter the request gives explicitly wins.
+scorer, the encoder space, promotions); a parameter the request gives explicitly wins.
+Its filter and booster apply on top of the request's own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import math
 from collections.abc import Collection
 from dataclasses import replace
 
-from recommender.models import Scenario
+from django.db.models import Prefetch
+
+from recommender.models import Promotion, Scenario, SpaceStatus
+from recommender.serving import business, rules
 from recommender.serving.pipeline import RecommendationRequest
 from recommender.serving.ranking import FEATURES, BlendScorer
 
@@ -34,11 +38,18 @@ class UnknownScenario(LookupError):
 def resolve(name: str | None) -> Scenario | None:
     """The scenario a request names, else the default one (None when there is none)."""
     if name:
-        scenario = Scenario.objects.filter(name=name).first()
+        scenario = with_promotions(Scenario.objects.filter(name=name)).first()
         if scenario is None:
             raise UnknownScenario(name)
         return scenario
-    return Scenario.objects.filter(is_default=True).first()
+    return with_promotions(Scenario.objects.filter(is_default=True)).first()
+
+
+def with_promotions(scenarios):
+    """``scenarios`` with their active promotions fetched along."""
+    return scenarios.prefetch_related(
+        Prefetch("promotions", queryset=Promotion.objects.filter(is_active=True))
+    )
 
 
 def problems(scenario: Scenario) -> dict[str, str]:
@@ -69,6 +80,36 @@ def problems(scenario: Scenario) -> dict[str, str]:
         found["demotion"] = "between 0 and 1"
     if scenario.category_cap is not None and not 1 <= scenario.category_cap <= 200:
         found["category_cap"] = "between 1 and 200"
+    if scenario.space is not None and scenario.space.status == SpaceStatus.RETIRED:
+        found["space"] = "a retired space cannot serve; choose a ready one or none"
+    for name, kind in (("filter", "filter"), ("boost", "boost")):
+        if reason := rule_problem(getattr(scenario, name), kind):
+            found[name] = reason
+    return found
+
+
+def rule_problem(text: str, kind: str = "filter") -> str | None:
+    """Why ``text`` is no valid rule expression of ``kind`` (None: it is, or it is empty).
+    References to the user, the context and ``$parameters`` are checked when a request
+    binds them."""
+    if not text or not text.strip():
+        return None
+    try:
+        business.parse(text, kind)
+    except rules.RuleError as exc:
+        return str(exc)
+    return None
+
+
+def promotion_problems(promotion: Promotion) -> dict[str, str]:
+    """Field name → why a promotion cannot serve."""
+    found = {}
+    if not promotion.filter or not promotion.filter.strip():
+        found["filter"] = "a promotion needs a filter"
+    elif reason := rule_problem(promotion.filter):
+        found["filter"] = reason
+    if not 0.0 < promotion.share <= 1.0:
+        found["share"] = "more than 0, at most 1"
     return found
 
 
@@ -100,6 +141,19 @@ def apply(
     if scenario.demote_after:
         changes["demote_after"] = scenario.demote_after
         changes["demotion"] = scenario.demotion
+    if scenario.filter and scenario.filter.strip():
+        changes["rules"] = (*request.rules, scenario.filter)
+    if scenario.boost and scenario.boost.strip():
+        changes["boosts"] = (*request.boosts, scenario.boost)
+    if scenario.space_id is not None:
+        changes["space_id"] = scenario.space_id
+    promotions = tuple(
+        business.PromotionSlot(p.name, p.filter, p.share)
+        for p in scenario.promotions.all()
+        if p.is_active
+    )
+    if promotions:
+        changes["promotions"] = promotions
     if scenario.blend_weights:
         changes["scorer"] = BlendScorer(dict(scenario.blend_weights))
     elif not scenario.use_learned_ranker:

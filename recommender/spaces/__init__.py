@@ -22,6 +22,7 @@ from recommender.models import (
     EncoderSpace,
     Item,
     ItemVector,
+    Scenario,
     SpaceStatus,
 )
 from recommender.spaces.indexes import (  # noqa: F401 (the package's API)
@@ -147,8 +148,9 @@ def _spaces_version() -> str:
 
 def spaces_changed() -> None:
     """Forget the active space everywhere (called on every space save and delete)."""
-    global _served
+    global _served, _profiled
     _served = None
+    _profiled = None
     sharedcache.set(_VERSION_KEY, uuid.uuid4().hex, None)
 
 
@@ -164,6 +166,40 @@ def serving_space() -> EncoderSpace | None:
         _checked_at = now
     space = _served[1]
     return copy.copy(space) if space is not None else None
+
+
+_profiled: tuple[str, dict[int, EncoderSpace]] | None = None
+
+
+def scenario_spaces() -> dict[int, EncoderSpace]:
+    """The ready spaces scenarios serve from (id → space), besides the active one; cached
+    per process like ``serving_space`` (a scenario save bumps the same version token)."""
+    global _profiled
+    serving_space()  # refreshes the version check
+    version = _served[0] if _served is not None else ""
+    if _profiled is None or _profiled[0] != version:
+        found = EncoderSpace.objects.filter(
+            status=SpaceStatus.READY, is_active=False, pk__in=Scenario.objects.values("space_id")
+        )
+        _profiled = (version, {space.pk: space for space in found})
+    return {pk: copy.copy(space) for pk, space in _profiled[1].items()}
+
+
+def profile_spaces() -> list[EncoderSpace]:
+    """Where user profiles are kept current: the active space and every ready space a
+    scenario serves from (events fold into each)."""
+    serving = serving_space()
+    return ([serving] if serving is not None else []) + list(scenario_spaces().values())
+
+
+def space_for(space_id: int | None) -> EncoderSpace | None:
+    """The space a scenario names when it can serve (ready, profiles kept), else the
+    active one: a scenario never serves from a half-built or retired space."""
+    if space_id is not None:
+        space = scenario_spaces().get(space_id)
+        if space is not None:
+            return space
+    return serving_space()
 
 
 def ensure_default_space() -> EncoderSpace:

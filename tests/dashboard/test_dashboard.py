@@ -51,3 +51,48 @@ def test_the_admin_works_without_the_demo_storefront(served, admin_client):
             'href="/"'
             not in response.content.decode().split("recommender-dashboard-link")[-1][:600]
         )
+
+
+@pytest.fixture
+def log(settings, make_items):
+    from tests.learning import online_log
+
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    return online_log.build(make_items)
+
+
+def test_the_dashboard_charts_ctr_per_source_and_position(log, admin_client):
+    page = admin_client.get("/admin/dashboard/").content.decode()
+    sources = page[page.index('data-testid="online-sources"') :]
+    sources = sources[: sources.index("</table>")]
+    # sku-0 in L1 counts for history and for popular (tests/learning/online_log.py).
+    popular = sources[sources.index('data-source="popular"') :].split("</tr>")[0]
+    assert "<td>4</td><td>3</td><td>2</td>" in popular and "66.7% [" in popular
+    assert "width: 67%" in popular  # 66.7 % of the best source's CTR (history, 100 %)
+    history = sources[sources.index('data-source="history"') :].split("</tr>")[0]
+    assert "<td>1</td><td>1</td><td>1</td>" in history and "100.0% [" in history
+    curve = page[page.index('data-testid="online-positions"') :]
+    bars = curve.split('class="rd-bar"')[1:]
+    assert [bar.split('data-position="')[1].split('"')[0] for bar in bars] == ["1", "2", "3"]
+    assert "position 1: CTR 50.0% [" in bars[0] and "1 clicks, 2 impressions, 3 shown" in bars[0]
+    assert "height: 50%" in bars[0] and "height: 100%" in bars[2]
+
+
+def test_the_dashboard_shows_variants_and_coverage(log, admin_client):
+    page = admin_client.get("/admin/dashboard/").content.decode()
+    variants = page[page.index('data-testid="online-variants"') :].split("</table>")[0]
+    rows = [r.split('"')[0] for r in variants.split('data-variant="')[1:]]
+    assert rows == ["home/a", "home/b"]  # lists served outside an experiment are left out
+    assert "66.7% [" in variants and "50.0% [" in variants
+    coverage = page[page.index('data-testid="online-coverage"') :].split("</table>")[0]
+    home = coverage[coverage.index('data-scenario="home"') :].split("</tr>")[0]
+    assert "<td>4 / 5</td>" in home and "80.0%" in home
+    cart = coverage[coverage.index('data-scenario="cart"') :].split("</tr>")[0]
+    assert "<td>2</td><td>1 / 5</td>" in cart and "20.0%" in cart
+
+
+def test_without_served_lists_the_online_charts_are_left_out(db, admin_client):
+    page = admin_client.get("/admin/dashboard/").content.decode()
+    assert 'data-testid="online"' in page and "No list served yet" in page
+    for part in ("online-sources", "online-positions", "online-variants", "online-coverage"):
+        assert f'data-testid="{part}"' not in page

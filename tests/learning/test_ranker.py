@@ -1,5 +1,6 @@
 """The learned ranker's training cases, pairwise loss and command options, on a small shop."""
 
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -148,6 +149,14 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
     assert "from 12 users" in out.getvalue()
     scorer = learned.load_latest_scorer()
     assert scorer is not None and scorer.loss == "pairwise" and scorer.kind == "fm"
+    # Trained with and without the context features; the lower validation loss is kept.
+    match = re.search(r"context features (kept|left out): final val loss ([\d.]+) with them, "
+                      r"([\d.]+) without", out.getvalue())  # fmt: skip
+    assert match, out.getvalue()
+    kept, with_them, without = match.group(1), float(match.group(2)), float(match.group(3))
+    if with_them != without:  # (as printed, to four places)
+        assert (kept == "kept") == (with_them < without)
+    assert (len(scorer.features) == len(FEATURES)) == (kept == "kept")
 
 
 @pytest.mark.parametrize("value", ["0", "some"])

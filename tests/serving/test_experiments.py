@@ -3,6 +3,7 @@ results with significance and a sample-ratio check, promotion of the winner."""
 
 import uuid
 
+import numpy as np
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -60,9 +61,10 @@ def test_each_user_is_served_their_variants_configuration(experiment):
 
 
 def _log_list(variant: str, impressions: int, clicks: int, experiment: Experiment) -> None:
-    """A served list with that many impressions and clicks (the same item, for brevity)."""
+    """A served list, to a new shopper, with that many impressions and clicks (the same
+    item, for brevity)."""
     item = Item.objects.first()
-    user = EndUser.objects.get_or_create(external_id=f"viewer-{variant}")[0]
+    user = EndUser.objects.create(external_id=f"viewer-{uuid.uuid4().hex}")  # one shopper each
     row = ServedList.objects.create(
         id=uuid.uuid4(), user=user, endpoint="recommendations", scenario="home",
         variant=variant, items=[{"item": item.pk, "position": 1, "score": 1.0, "sources": []}],
@@ -89,6 +91,33 @@ def test_results_report_ctr_significance_and_sample_ratio(experiment):
         _log_list("control", 1, 0, experiment)  # 50 lists against 10: not the 1:1 shares
     assert experiment_results.results(experiment).sample_ratio_mismatch
     assert experiment_results.winner(experiment) is None  # never promoted on a broken split
+
+
+def test_the_ctr_test_counts_shoppers_not_impressions(experiment):
+    # The same totals as a clear win if impressions were independent (50 against 80 clicks
+    # in 1,000 impressions each: pooled z-test p < 0.01), but the control's clicks all come
+    # from one shopper: between shoppers the difference is noise.
+    for n in range(10):
+        _log_list("control", 100, 50 if n == 0 else 0, experiment)
+        _log_list("short", 100, 8, experiment)
+    found = experiment_results.results(experiment)
+    control, short = found.variants
+    assert (control.clicks, short.clicks) == (50, 80)
+    assert control.shoppers == short.shoppers == 10
+    assert short.p_value_vs_control > 0.05
+    assert experiment_results.winner(experiment) is None
+
+
+def test_the_delta_method_variance_matches_a_bootstrap_over_shoppers():
+    rng = np.random.default_rng(0)
+    impressions = rng.integers(1, 30, size=400).astype(float)
+    clicks = rng.binomial(impressions.astype(int), rng.beta(2, 12, size=400)).astype(float)
+    delta = experiment_results.ratio_variance(clicks, impressions)
+    resampled = []
+    for _ in range(2000):
+        pick = rng.integers(0, 400, size=400)
+        resampled.append(clicks[pick].sum() / impressions[pick].sum())
+    assert delta == pytest.approx(np.var(resampled), rel=0.15)
 
 
 def test_an_equal_split_has_no_winner(experiment):

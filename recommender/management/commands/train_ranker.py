@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recommender.learning import ranker
+from recommender.serving.ranking import CONTEXT_FEATURES, FEATURES
 
 
 def parse_negatives(raw: str) -> int | None:
@@ -82,4 +83,11 @@ class Command(BaseCommand):
             f"trained {report.kind} ranker ({report.loss} loss) on {report.examples} examples "
             f"({report.positives} positive) from {report.users} users in {report.seconds:.1f}s; "
             f"val loss {report.val_loss[0]:.4f} → {report.val_loss[-1]:.4f}; saved {report.path}"
+        )
+        kept = (
+            "kept" if len(report.features) > len(FEATURES) - len(CONTEXT_FEATURES) else "left out"
+        )
+        self.stdout.write(
+            f"context features {kept}: final val loss {report.context_val_loss:.4f} with them, "
+            f"{report.plain_val_loss:.4f} without"
         )
