@@ -4,7 +4,7 @@ endpoint and event ingestion, measured in one run against the same data.
 Run by hand:
     .venv/bin/python benchmarks/serving.py [--items 100000] [--users 10000] [--dim 384]
         [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--keep-servers]
-        [--filtered | --only-filtered] [--filtered-queries 200]
+        [--no-filtered | --only-filtered] [--filtered-queries 200]
 
 Uses its own embedded PostgreSQL and Redis under .recsite/bench-serving (it refuses to run
 with DATABASE_URL or CELERY_BROKER_URL set, because it empties its database).
@@ -42,34 +42,34 @@ Measured, in this order, so that the ratios come from one run on one machine sta
      recommendation_id, target <= 1.1x and <= 1 ms at p50);
 (d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
      events are deleted and the profiles they touched recomputed at the end);
-(e)  filtered serving (business rules, ``recommender/serving/rules.py``; with
-     ``--filtered``, after the rest, or ``--only-filtered``, nothing else, on the existing
-     data set; ~10 minutes on the 2-CPU development machine, so not by default): two rule
-     filters computed from the data's own prices, a selective one (``price > <99th
-     percentile>``, ~1 % of the items) and a broad one (``price < <median>``, ~50 %), each
-     measured twice: without an index on the price and with the expression index
-     ``index_attributes()`` builds for ``{"price": {"type": "number", "indexed": true}}``
-     (the planner then knows the filter's selectivity and may prefer the btree and an
-     exact sort to the HNSW index). Per filter and index state: the bare filtered query
-     ``nearest.nearest_rows(v, 10, filters=business.with_rules(Filters(), [rule]))`` (the
-     SQL serving runs: the item join, the compiled rule, iterative scan in relaxed order,
-     ``ef_search(10)``), p50/p95 before and after the endpoint runs, and at serving's own
-     k (RECOMMENDER_CANDIDATES_PER_SOURCE); its recall@10 against the exact filtered
-     top-10 (numpy brute force over the vectors of the items that pass, cross-checked
-     against PostgreSQL with ``enable_indexscan = off``), and how many lists came back
-     short; ``GET …/recommendations?k=10&filter=<rule>`` in-process and through gunicorn
-     (every item returned is checked against the rule); and the ratio endpoint p50 / bare
-     filtered p50. Targets: recall@10 >= 0.95 and the ratio <= 2x (PASS/MISS). For
-     reference, the bare query without a rule and the endpoint without a filter, for the
-     same users, before and after. The index is dropped again at the end, so every run
-     starts without it.
+(e)  filtered serving (business rules, ``recommender/serving/rules.py``; after the rest,
+     about 5 minutes on the 2-CPU development machine; ``--no-filtered`` skips it,
+     ``--only-filtered`` runs nothing else, on the existing data set): two rule filters
+     computed from the data's own prices, a selective one (``price > <99th percentile>``,
+     ~1 % of the items) and a broad one (``price < <median>``, ~50 %), each measured twice:
+     without an index on the price and with the expression index ``index_attributes()``
+     builds for ``{"price": {"type": "number", "indexed": true}}`` (the planner then knows
+     the filter's selectivity and may prefer the btree and an exact sort to the HNSW
+     index). Per filter and index state: the bare filtered query ``nearest.nearest_rows(v,
+     10, filters=business.with_rules(Filters(), [rule]))`` (the SQL serving runs: the item
+     join, the compiled rule, iterative scan in relaxed order, ``ef_search(10)``), p50/p95
+     before and after the endpoint runs, and at serving's own k
+     (RECOMMENDER_CANDIDATES_PER_SOURCE); its recall@10 against the exact filtered top-10
+     (numpy brute force over the vectors of the items that pass, cross-checked against
+     PostgreSQL with ``enable_indexscan = off``), and how many lists came back short; ``GET
+     …/recommendations?k=10&filter=<rule>`` in-process and through gunicorn (every item
+     returned is checked against the rule); and the ratio endpoint p50 / bare filtered p50.
+     Targets: recall@10 >= 0.95 and the ratio <= 2x (PASS/MISS). For reference, the bare
+     query without a rule and the endpoint without a filter, for the same users, before and
+     after. The index is dropped again at the end, so every run starts without it.
 
 When a target is missed (or with --profile), the in-process endpoint is broken down by
 wrapping each stage of ``candidates.candidate_pool`` / ``pipeline.recommend`` and of the
 view in a timer (exclusive times), and cProfile is run over a few requests; the event POST
-likewise; in (e), the bare and the served filtered queries are run under EXPLAIN ANALYZE
-and the filtered endpoint is broken down the same way. Library code is not changed; the
-wrappers are removed afterwards.
+likewise; in (e), the bare and the served filtered queries are run under EXPLAIN ANALYZE,
+the filtered endpoint is broken down the same way, and ``popularity.top_items``' filter
+check is timed against the same check as one precompiled statement. Library code is not
+changed; the wrappers are removed afterwards.
 
 gunicorn is stopped once (d) is done, or on any failure (SIGTERM, SIGKILL after 20 s), and
 the embedded servers at the end too if this script started them (--keep-servers leaves them
@@ -179,8 +179,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-servers", action="store_true")
     parser.add_argument(
         "--filtered",
-        action="store_true",
-        help="also run (e), filtered serving with business-rule filters (~10 min here)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="(e) filtered serving with business-rule filters, after the rest (default: on; "
+        "~5 min here)",
     )
     parser.add_argument(
         "--only-filtered",
@@ -194,7 +196,8 @@ def parse_args() -> argparse.Namespace:
         help="(e): timed queries and requests per filter and index state",
     )
     args = parser.parse_args()
-    args.filtered = args.filtered or args.only_filtered
+    if args.only_filtered and not args.filtered:
+        parser.error("--only-filtered and --no-filtered contradict each other")
     if args.filtered_queries > args.queries + 60:
         parser.error("--filtered-queries at most --queries + 60 (the users drawn)")
     if args.categories > len(CATEGORY_NAMES):

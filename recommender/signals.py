@@ -5,7 +5,7 @@ attribute declaration the attribute schema."""
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 
 from recommender.conf import conf
@@ -47,3 +47,25 @@ def forget_attribute_schema(sender, **kwargs) -> None:
 
     attributes.invalidate()
     transaction.on_commit(attributes.invalidate)
+
+
+@receiver(post_migrate, dispatch_uid="recommender.index_attributes")
+def index_declared_attributes(sender, app_config=None, using="default", **kwargs) -> None:
+    """After ``migrate``: the expression indexes of indexed number and timestamp
+    attributes (a selective filter on an unindexed attribute falls back to a long HNSW
+    scan). Built concurrently, so a large catalogue stays writable meanwhile."""
+    if app_config is None or app_config.label != "recommender":
+        return
+    import logging
+
+    from django.db import DatabaseError, connections
+
+    from recommender import attributes
+
+    try:
+        statements = attributes.index_statements()
+        with connections[using].cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    except DatabaseError:  # migrated backwards, before the attribute functions existed
+        logging.getLogger(__name__).warning("attribute indexes not built", exc_info=True)

@@ -7,6 +7,7 @@ import itertools
 import uuid
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from recommender.models import (
     Behaviour,
     Item,
 )
-from recommender.serving.filters import Filters
+from recommender.serving.filters import Filters, item_where
 
 
 def _weighted_counts(start: datetime | None, end: datetime) -> dict[int, float]:
@@ -133,12 +134,17 @@ def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, f
             k * 4 if narrowed else k,
         )
     )
-    if narrowed:
-        allowed = set(
-            Item.objects.filter(filters.item_q())
-            .filter(pk__in=[item_id for item_id, _ in head])
-            .values_list("pk", flat=True)
-        )
+    if narrowed and head:
+        # One precompiled statement (item_where): the ORM's query building cost more than
+        # the query on filtered requests.
+        table = Item._meta.db_table
+        where, params = item_where(filters)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE {table}.id = ANY(%s::bigint[]) AND {where}",
+                [[item_id for item_id, _ in head], *params],
+            )
+            allowed = {row[0] for row in cursor.fetchall()}
         head = [(item_id, score) for item_id, score in head if item_id in allowed]
     return dict(head[:k])
 
