@@ -40,7 +40,8 @@ def _checked(check, value, **kwargs):
 
 
 class ItemAdminForm(forms.ModelForm):
-    """The item form checks ids and attributes as the API and the importers do."""
+    """The item form checks ids, attributes and translations as the API and the importers
+    do."""
 
     class Meta:
         model = Item
@@ -51,6 +52,7 @@ class ItemAdminForm(forms.ModelForm):
             "category",
             "tags",
             "attributes",
+            "translations",
             "is_active",
             "available_from",
             "available_until",
@@ -59,6 +61,10 @@ class ItemAdminForm(forms.ModelForm):
 
     def clean_external_id(self):
         return _checked(limits.check_external_id, self.cleaned_data["external_id"])
+
+    def clean_translations(self):
+        # An emptied field is no translations, not a JSON null.
+        return _checked(limits.check_translations, self.cleaned_data["translations"] or {})
 
     def clean(self):
         cleaned = super().clean()

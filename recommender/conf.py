@@ -111,13 +111,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PUBLIC_ATTRIBUTES",
-        ["price", "brand", "title_en", "description_en", "category_zh", "category_en"],
+        ["price", "brand", "category_zh", "category_en"],
         _names,
         "item attributes recommendation lists return ('*': all)",
     ),
     Setting(
         "ITEM_ATTRIBUTES",
-        {"price": "number", "brand": "string"},
+        {"price": {"type": "number", "indexed": True}, "brand": "string"},
         None,
         "typed item attributes, name → number | string | set | boolean | timestamp "
         "(or {type, required, indexed}); the admin declares more",
@@ -249,6 +249,20 @@ SETTINGS: tuple[Setting, ...] = (
         "INTENT_WEIGHT", 0.7, float, "the share of a request's free-text intent in the query vector"
     ),
     Setting(
+        "EXPLAIN_MIN_SIMILARITY",
+        0.8,
+        float,
+        'the cosine to a recent item above which a reason may name it ("Because you viewed '
+        'X"), for a space without a calibration (`manage.py calibrate_explanations`)',
+    ),
+    Setting(
+        "EXPLAIN_MIN_COOCCURRENCE",
+        3,
+        int,
+        "the fewest shoppers behind a co-occurrence for its reason to name the item "
+        '("Shoppers who viewed X also viewed this")',
+    ),
+    Setting(
         "BLEND_WEIGHTS",
         {},
         None,
@@ -306,6 +320,20 @@ SETTINGS: tuple[Setting, ...] = (
         "the learned ranker train_ranker and the nightly task train: fm or logistic",
     ),
     Setting("RANKER_LOSS", "pairwise", str, "its loss: pairwise (BPR) or pointwise"),
+    # --- Monitoring -----------------------------------------------------------------------
+    Setting(
+        "METRICS_ENABLED",
+        False,
+        _bool,
+        "serve Prometheus metrics at /metrics (off: 404), to the token below or an "
+        "admin-scope API key (docs/operations.md)",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        None,
+        _optional_str,
+        "the bearer token a Prometheus scrape sends to /metrics (empty: admin-scope API keys only)",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}

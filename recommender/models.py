@@ -6,7 +6,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models.functions import MD5, Cast, Concat, Upper
+from django.db.models.functions import MD5, Cast, Coalesce, Concat, NullIf, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
@@ -54,8 +54,33 @@ KEYWORD_TEXT = Upper(
 )
 
 
+# A language code as ``Item.translations`` keys it: ``en``, ``ja``, ``zh-Hant``, ``en-GB``.
+LANGUAGE_CODE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+
+# ``Item.translations`` as the text hash reads it: "" while empty (so an item without
+# translations keeps the hash it had before the field existed), else a separator and the
+# jsonb text (canonical: jsonb orders keys and spacing itself). Not ``Concat``, which
+# would turn the NULL of an empty object into "" and keep the separator.
+_TRANSLATIONS_TEXT = Coalesce(
+    models.Func(
+        models.Value("\x1f"),
+        NullIf(Cast("translations", models.TextField()), models.Value("{}")),
+        template="(%(expressions)s)",
+        arg_joiner=" || ",
+        output_field=models.TextField(),
+    ),
+    models.Value(""),
+    output_field=models.TextField(),
+)
+
+
 class Item(models.Model):
-    """Something that can be recommended: a product, an article, a video."""
+    """Something that can be recommended: a product, an article, a video.
+
+    ``title`` and ``description`` are in the site's main language; ``translations`` holds
+    the same texts in other languages, ``{"en": {"title": …, "description": …}}``
+    (:meth:`text_in` reads them with fallbacks).
+    """
 
     external_id = models.CharField(_("external id"), max_length=200, unique=True)
     title = models.CharField(_("title"), max_length=500)
@@ -64,6 +89,12 @@ class Item(models.Model):
     tags = models.JSONField(_("tags"), default=list, blank=True)
     attributes = models.JSONField(
         _("attributes"), default=dict, blank=True, help_text=_("e.g. price, brand")
+    )
+    translations = models.JSONField(
+        _("translations"),
+        default=dict,
+        blank=True,
+        help_text=_('the texts in other languages: {"en": {"title": "…", "description": "…"}}'),
     )
     is_active = models.BooleanField(_("active"), default=True, db_index=True)
     # Lifecycle: outside its window an item is never recommended (nor found by search),
@@ -94,6 +125,7 @@ class Item(models.Model):
                 Cast("tags", models.TextField()),
                 models.Value("\x1f"),
                 "description",
+                _TRANSLATIONS_TEXT,
                 output_field=models.TextField(),
             )
         ),
@@ -129,9 +161,37 @@ class Item(models.Model):
 
     def text_snapshot(self) -> tuple | None:
         """The encoder-facing fields as loaded, to tell whether a save changed the text."""
-        if self.get_deferred_fields() & {"title", "category", "tags", "description"}:
+        if self.get_deferred_fields() & {
+            "title", "category", "tags", "description", "translations"
+        }:  # fmt: skip
             return None  # loaded with .only(): unknown, so a save counts as a change
-        return (self.title, self.category, tuple(self.tags or ()), self.description)
+        return (
+            self.title,
+            self.category,
+            tuple(self.tags or ()),
+            self.description,
+            repr(self.translations),
+        )
+
+    def text_in(self, lang: str | None) -> tuple[str, str]:
+        """``(title, description)`` in ``lang``: ``translations[lang]``, then the
+        translation of its primary language (``en-GB`` → ``en``), then the main texts,
+        field by field (a missing or empty translated text falls back)."""
+        title, description = self.title, self.description
+        translations = self.translations
+        if not lang or not isinstance(translations, dict) or not translations:
+            return title, description
+        primary = lang.split("-", 1)[0].lower()
+        found_title = found_description = None
+        for code in dict.fromkeys((lang, primary)):
+            texts = translations.get(code)
+            if not isinstance(texts, dict):
+                continue
+            if found_title is None and isinstance(texts.get("title"), str) and texts["title"]:
+                found_title = texts["title"]
+            if found_description is None and isinstance(texts.get("description"), str):
+                found_description = texts["description"] or None
+        return found_title or title, found_description or description
 
 
 class BehaviourKind(models.TextChoices):

@@ -6,6 +6,7 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
+from recommender import monitoring
 from recommender.api.schema import CachedSchemaView
 
 urlpatterns = [
@@ -15,6 +16,8 @@ urlpatterns = [
     path("api/v1/", include("recommender.api.urls")),
     path("api/schema/", CachedSchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Prometheus; 404 unless RECOMMENDER_METRICS_ENABLED (docs/operations.md).
+    path("metrics", monitoring.metrics_view, name="metrics"),
 ]
 # The demo storefront: with DEBUG on (make demo) or RECSITE_STOREFRONT=1 only. It hands
 # out shopper tokens for any demo shopper, which a real shop's backend would not do.

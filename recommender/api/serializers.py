@@ -106,6 +106,23 @@ class ItemAttributesField(JSONObjectField):
         limits.check_attributes(value, limit=self.limit(), path=self.field_name)
 
 
+class ItemTranslationsField(JSONObjectField):
+    """An item's ``translations``: ``limits.check_translations`` (language codes to
+    ``{"title": …, "description": …}``)."""
+
+    def __init__(self, **kwargs):
+        # check_translations bounds every text and the number of languages.
+        kwargs.setdefault("max_bytes", 4 * limits.MAX_TRANSLATIONS * 21000)
+        kwargs.setdefault(
+            "help_text",
+            'the texts in other languages: {"en": {"title": "…", "description": "…"}}',
+        )
+        super().__init__(**kwargs)
+
+    def check(self, value: dict) -> None:
+        limits.check_translations(value, path=self.field_name)
+
+
 class RejectUnknownFields:
     """Unknown fields are an error (with their names), not silently dropped."""
 
@@ -246,6 +263,7 @@ class ItemSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializ
     )
     title = CleanCharField(min_length=1, max_length=500)
     attributes = ItemAttributesField(required=False)
+    translations = ItemTranslationsField(required=False)
     description = CleanCharField(allow_blank=True, required=False, max_length=20000)
     category = CleanCharField(allow_blank=True, required=False, max_length=200)
     tags = serializers.ListField(
@@ -261,6 +279,7 @@ class ItemSerializer(ImmutableId, RejectUnknownFields, serializers.ModelSerializ
             "category",
             "tags",
             "attributes",
+            "translations",
             "is_active",
             "available_from",
             "available_until",
@@ -504,10 +523,26 @@ class SessionRecommendationSerializer(RuleFields, StrictSerializer):
         return attrs
 
 
+class ReasonEvidenceSerializer(serializers.Serializer):
+    anchor = serializers.CharField(
+        allow_null=True, help_text="the external id of the item the reason names (null: none)"
+    )
+    similarity = serializers.FloatField(
+        allow_null=True, help_text="the item's cosine to the anchor (similarity reasons)"
+    )
+    cooccurrence = serializers.IntegerField(
+        allow_null=True,
+        help_text="the number of shoppers behind the co-occurrence (co_occurrence reasons)",
+    )
+
+
 class ReasonSerializer(serializers.Serializer):
     type = serializers.CharField()
     text = serializers.CharField()
     keywords = serializers.ListField(child=serializers.CharField())
+    evidence = ReasonEvidenceSerializer(
+        help_text="what a reason naming an item rests on (all null for other reasons)"
+    )
 
 
 def public_attributes(attributes: Mapping | None) -> dict | None:
@@ -575,7 +610,7 @@ def recommendation_list_data(
         "items": [
             {
                 "id": str(result.item.external_id),
-                "title": str(result.item.title),
+                "title": str(result.item.text_in(lang)[0]),
                 "category": str(result.item.category),
                 "attributes": public_attributes(result.item.attributes),
                 "score": float(result.score),
@@ -585,6 +620,7 @@ def recommendation_list_data(
                         "type": str(result.reason.type),
                         "text": str(result.reason.text),
                         "keywords": [str(word) for word in result.reason.keywords],
+                        "evidence": result.reason.evidence.as_dict(),
                     }
                     if result.reason is not None
                     else None

@@ -4,7 +4,7 @@ Everything here is plain Python (no Django) so that management commands, fixture
 and tests can all share it.  :func:`generate` builds
 
 * 352 items in eight categories, with Chinese titles and descriptions on the item itself and
-  faithful English translations in ``attributes`` (``title_en``/``description_en``).  Titles
+  faithful English translations in ``translations["en"]`` (``title``/``description``).  Titles
   and descriptions are composed from per-category tables of product types, title modifiers
   (audience, style, material, feature...) and selling-point sentences, each written in both
   languages, so every Chinese phrase has a real English counterpart;
@@ -572,13 +572,12 @@ def _build_items(rng: random.Random) -> list[_Item]:
                 "category": category.slug,
                 "tags": tags,
                 "attributes": {
-                    "title_en": title_en,
-                    "description_en": description_en,
                     "price": price,
                     "brand": rng.choice(category.brands),
                     "category_zh": category.name[0],
                     "category_en": category.name[1],
                 },
+                "translations": {"en": {"title": title_en, "description": description_en}},
                 "is_active": True,
             }
             text = " ".join([title, *tags])

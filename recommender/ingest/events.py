@@ -19,7 +19,7 @@ import psycopg.errors
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from recommender import spaces
+from recommender import counters, spaces
 from recommender.behaviour import SIGNALLESS
 from recommender.ingest import privacy
 from recommender.models import Behaviour, EndUser, Item
@@ -259,6 +259,7 @@ def _record_event(data: EventInput) -> Recorded:
             for space in profile_spaces:
                 profiles.record(behaviour, space)
                 updated = True
+    counters.events_ingested([behaviour.kind])
     return Recorded(behaviour, created=True, profile_updated=updated)
 
 
@@ -354,6 +355,7 @@ def _record_events(batch: list[EventInput]) -> BatchResult:
         updated = 0
         for space in spaces.profile_spaces():
             updated = max(updated, profiles.fold(rows, space))
+    counters.events_ingested(row.kind for row in rows)
     skipped_forgotten = sum(1 for data in batch if data.user in forgotten)
     return BatchResult(
         created=len(rows),

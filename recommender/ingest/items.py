@@ -3,6 +3,7 @@ the fields a file or a request gives."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,20 +30,41 @@ from recommender.ingest.fields import (
     tags_cell,
     text_cell,
 )
-from recommender.models import Item
+from recommender.models import LANGUAGE_CODE, Item
 
 ITEM_FIELDS = (
-    "external_id", "title", "description", "category", "tags", "attributes", "is_active",
-    "available_from", "available_until", "is_hidden",
+    "external_id", "title", "description", "category", "tags", "attributes", "translations",
+    "is_active", "available_from", "available_until", "is_hidden",
 )  # fmt: skip
+# A translated text's column (or ``--map`` target): ``title[en]``, ``description[ja]``.
+TRANSLATED = re.compile(r"(title|description)\[([^\]]*)\]")
+_LANGUAGE_CODE = re.compile(LANGUAGE_CODE)
+
+
+def translated_columns(mapping: dict[str, str]) -> dict[str, str]:
+    """The ``--map`` entries that name a translated text (``title[en]=name_en``), checked:
+    target → column."""
+    found = {}
+    for target, column in mapping.items():
+        if match := TRANSLATED.fullmatch(target):
+            if not _LANGUAGE_CODE.fullmatch(match[2]):
+                raise ImportFailed(
+                    "--map", f"{target!r}: {match[2]!r} is not a language code (like 'en')"
+                )
+            found[target] = column
+    return found
 
 
 def parse_item(row: Row, col: dict[str, str]) -> dict[str, Any]:
     """Validate one item record: ``external_id`` and the fields the record has a column
     (or key) for, so an update changes only those. Columns that are not item fields go
-    into ``attributes``. A present column with an empty cell is the field's default.
+    into ``attributes``, except translated texts: ``title[en]``, ``description[en]``
+    (any language code in brackets), which go into ``translations`` with the
+    ``translations`` column (a JSON object; it wins over those columns). A present column
+    with an empty cell is the field's default.
 
-    ``col`` maps each item field to the column it is read from (see ``column_names``).
+    ``col`` maps each item field to the column it is read from (see ``column_names``), and
+    the translated texts that ``--map`` names (``title[en]``) to theirs.
     """
     v = row.values
     record: dict[str, Any] = {
@@ -65,9 +87,22 @@ def parse_item(row: Row, col: dict[str, str]) -> dict[str, Any]:
     if col["tags"] in v:
         record["tags"] = tags_cell(row, col["tags"], v[col["tags"]])
     used = set(col.values())
+    translated = {target: column for target, column in col.items() if "[" in target}
+    for key in v:
+        if not isinstance(key, str) or key[-1:] != "]" or key in used or key in translated:
+            continue  # the common case, without a regular expression per cell
+        if m := TRANSLATED.fullmatch(key):
+            if not _LANGUAGE_CODE.fullmatch(m[2]):
+                raise ImportFailed(
+                    row.where, f"{m[2]!r} in brackets is not a language code (like 'en')", key
+                )
+            translated[key] = key
+    used |= set(translated.values())
     extra = [key for key in v if key and key not in used]
     if col["attributes"] in v or extra:
         record["attributes"] = _attributes(row, col["attributes"], extra)
+    if col["translations"] in v or translated:
+        record["translations"] = _translations(row, col["translations"], translated)
     if col["is_active"] in v:
         record["is_active"] = boolean_cell(row, col["is_active"], v[col["is_active"]], True)
     if col["is_hidden"] in v:
@@ -105,6 +140,33 @@ def _attributes(row: Row, column: str, extra: list[str]) -> dict[str, Any]:
         raise ImportFailed(row.where, str(exc), column if column in v else None) from None
 
 
+def _translations(row: Row, column: str, translated: dict[str, str]) -> dict[str, Any]:
+    """The translations column merged with the translated-text columns (the column wins),
+    checked. ``translated``: target (``title[en]``) → column."""
+    v = row.values
+    given = json_object_cell(row, column, v.get(column))
+    translations = {
+        code: dict(texts) if isinstance(texts, dict) else texts for code, texts in given.items()
+    }
+    from_columns: dict[str, str] = {}
+    for target, key in translated.items():
+        if key not in v or is_blank(v[key]):
+            continue
+        name, code = TRANSLATED.fullmatch(target).groups()
+        text = text_cell(row, key, v[key], required=False, max_length=None)
+        texts = translations.setdefault(code, {})
+        if isinstance(texts, dict) and name not in texts:
+            texts[name] = text
+            from_columns[f"{code}.{name}"] = key
+    try:
+        return limits.check_translations(translations)
+    except limits.InvalidValue as exc:
+        where = exc.path.removeprefix("translations.")
+        if where in from_columns:
+            raise ImportFailed(row.where, exc.reason, from_columns[where]) from None
+        raise ImportFailed(row.where, str(exc), column if column in v else None) from None
+
+
 def import_items(
     rows: Iterable[Row],
     *,
@@ -114,11 +176,15 @@ def import_items(
 ) -> ImportReport:
     """Upsert items by ``external_id``: all rows or none."""
     mapping = mapping or {}
-    check_mapping(mapping, ITEM_FIELDS)
+    translated = translated_columns(mapping)
+    check_mapping(
+        {target: column for target, column in mapping.items() if target not in translated},
+        (*ITEM_FIELDS, "title[LANG]", "description[LANG]"),
+    )
     started = time.perf_counter()
     parsed: list[dict[str, Any]] = []
     first_seen: dict[str, str] = {}
-    col = column_names(mapping, ITEM_FIELDS)
+    col = column_names(mapping, ITEM_FIELDS) | translated
     for row in rows:
         record = parse_item(row, col)
         previous = first_seen.setdefault(record["external_id"], row.where)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from recommender import attributes
 from recommender.conf import conf
+from recommender.models import LANGUAGE_CODE
 
 __all__ = [
     "InvalidValue",
@@ -27,10 +29,12 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_NUMBER",
     "MAX_PRICE",
+    "MAX_TRANSLATIONS",
     "check_attributes",
     "check_external_id",
     "check_json",
     "check_json_size",
+    "check_translations",
     "json_size",
     "max_attributes_bytes",
     "max_context_bytes",
@@ -46,6 +50,12 @@ MAX_NUMBER = 1e15
 MAX_PRICE = 1e12
 # A numeric string longer than this is not a price anyone means.
 _MAX_NUMERIC_CHARS = 40
+# Languages an item's ``translations`` may hold, and the longest texts in each (the API's
+# limits on ``title`` and ``description``).
+MAX_TRANSLATIONS = 50
+MAX_TITLE = 500
+MAX_DESCRIPTION = 20000
+_LANGUAGE_CODE = re.compile(LANGUAGE_CODE)
 
 
 class InvalidValue(ValueError):
@@ -177,3 +187,50 @@ def _check_price(value: Any, path: str) -> None:
         raise InvalidValue(path, reason)
     if not (0 <= number < MAX_PRICE):
         raise InvalidValue(path, reason)
+
+
+def check_translations(value: Any, path: str = "translations") -> dict:
+    """``value`` if it can be an item's ``translations``; raises :class:`InvalidValue`.
+
+    An object of language codes (``en``, ``ja``, ``zh-Hant``, ``en-GB``; at most
+    :data:`MAX_TRANSLATIONS`) to objects with an optional ``title`` (1-500 characters,
+    not only whitespace) and an optional ``description`` (at most 20,000), both text
+    without NUL characters, and nothing else.
+    """
+    if not isinstance(value, dict):
+        raise InvalidValue(path, "must be a JSON object of language codes")
+    if len(value) > MAX_TRANSLATIONS:
+        raise InvalidValue(path, f"at most {MAX_TRANSLATIONS} languages are allowed")
+    for code, texts in value.items():
+        if not isinstance(code, str) or not _LANGUAGE_CODE.fullmatch(code):
+            raise InvalidValue(
+                f"{path}.{code}",
+                "not a language code (like 'en', 'ja', 'zh-Hant' or 'en-GB')",
+            )
+        where = f"{path}.{code}"
+        if not isinstance(texts, dict):
+            raise InvalidValue(where, 'must be an object like {"title": "…", "description": "…"}')
+        for key in texts:
+            if key not in ("title", "description"):
+                raise InvalidValue(f"{where}.{key}", "unknown key: use title and description")
+        if "title" in texts:
+            title = texts["title"]
+            _check_text(title, f"{where}.title", MAX_TITLE)
+            if not title.strip():
+                raise InvalidValue(f"{where}.title", "must not be empty")
+        if "description" in texts:
+            _check_text(texts["description"], f"{where}.description", MAX_DESCRIPTION)
+    return value
+
+
+def _check_text(value: Any, path: str, limit: int) -> None:
+    if not isinstance(value, str):
+        raise InvalidValue(path, "must be text")
+    if len(value) > limit:
+        raise InvalidValue(path, f"must be at most {limit} characters")
+    if "\x00" in value:
+        raise InvalidValue(path, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValue(path, "must be valid Unicode (no lone surrogates)") from None

@@ -173,7 +173,7 @@ def build_pairs(
     texts = {
         item.pk: textprep.normalize(item_text(item, space.text_template))
         for item in Item.objects.filter(pk__in=item_ids).only(
-            "pk", "title", "category", "tags", "description"
+            "pk", "title", "category", "tags", "description", "translations"
         )
     }
     pairs: list[tuple[str, str]] = []

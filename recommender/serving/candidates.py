@@ -56,12 +56,17 @@ class History:
     categories: dict[int, str] = field(default_factory=dict)  # of the recent items
 
     @classmethod
-    def load(cls, user: EndUser | None, as_of: datetime | None) -> History:
+    def load(
+        cls, user: EndUser | None, as_of: datetime | None, forget: frozenset[int] = frozenset()
+    ) -> History:
+        """``forget``: items whose events are left out, as if never touched."""
         if user is None:
             return cls([], set(), set())
         events = Behaviour.objects.filter(user=user, item__isnull=False).exclude(
             kind__in=behaviour.SIGNALLESS
         )
+        if forget:
+            events = events.exclude(item_id__in=forget)
         if as_of is not None:
             events = events.filter(occurred_at__lt=as_of)
         rows = list(
@@ -127,6 +132,7 @@ def explain_text(item: Item) -> explain.ItemText:
         tags=tuple(str(tag) for tag in item.tags or ()),
         description=item.description,
         attributes=item.attributes or {},
+        translations=item.translations or {},
     )
 
 
@@ -179,6 +185,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         now=request.as_of,
     )
     filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
+    filters.exclude_ids |= set(request.forget)
     profile_vector = _profile_vector(request, space, query_vector, history_share)
     cosine = CosineFeatures(
         profile=profile_vector,
@@ -213,7 +220,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         cosine,
     )
 
-    history = History.load(request.user, request.as_of)
+    history = History.load(request.user, request.as_of, request.forget)
     filters.exclude_ids |= history.disliked
     if request.exclude_seen and not search_mode:
         filters.exclude_ids |= history.seen
@@ -315,7 +322,9 @@ def _profile_vector(
     if space is None:
         return None
     profile_vector = None
-    if request.user is not None:
+    if request.user is not None and request.forget:
+        profile_vector = _forgetting_profile(request, space).vector()
+    elif request.user is not None:
         profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
     if request.positive or request.negative:
         session = item_vectors(space, request.positive + request.negative)
@@ -329,6 +338,31 @@ def _profile_vector(
         intent = 1.0 - history_share
         profile_vector = _unit(history_share * profile_vector + intent * query_vector)
     return profile_vector
+
+
+def _forgetting_profile(
+    request: RecommendationRequest, space: EncoderSpace
+) -> profiles.ProfileState:
+    """The user's exact profile (as ``profiles.recompute``) from their log without the
+    events on ``request.forget``'s items: never stored, never memoised."""
+    rows = [
+        row
+        for row in profiles._log([request.user.pk], request.as_of)
+        if row[2] not in request.forget
+    ]
+    vectors = profiles.item_vectors(space, {row[2] for row in rows if row[2] is not None})
+    texts = profiles._text_vectors(space, ((row[1], row[4]) for row in rows))
+    state = profiles.ProfileState(item_sum=None, text_sum=None, ref_time=None)
+    for _, kind, item_id, value, text, occurred_at in rows:
+        profiles.apply(
+            state,
+            kind=kind,
+            occurred_at=occurred_at,
+            value=value,
+            item_vector=vectors.get(item_id),
+            text_vector=texts.get(text) if kind in profiles.TEXT_KINDS and text else None,
+        )
+    return state
 
 
 def _nearest(space, searches, n, filters, exclusion, cosine):
@@ -388,16 +422,20 @@ def _anchor_ids(history: History, request: RecommendationRequest) -> list[int]:
     return liked[:ANCHOR_LIMIT] + list(request.positive)
 
 
-def anchors_of(chosen, anchor_ids, history, vectors) -> tuple[dict[int, str], dict[int, int]]:
-    """The items the reasons will name → the user's strongest action on each, and for
-    each chosen candidate the anchor closest to it by cosine (``vectors``: id → vector)."""
+def anchors_of(
+    chosen, anchor_ids, history, vectors
+) -> tuple[dict[int, str], dict[int, tuple[int, float]]]:
+    """The items the reasons may name → the user's strongest action on each, and for
+    each chosen candidate the anchor closest to it by cosine and that cosine
+    (``vectors``: id → vector). Whether the cosine is strong enough to name the anchor
+    is the explanation's decision (``serving.evidence.min_similarity``)."""
     kinds = history.anchor_kinds()
     ids, rows = [], []
     for item_id in anchor_ids:
         if item_id in vectors and (unit := _unit(vectors[item_id])) is not None:
             ids.append(item_id)
             rows.append(unit)
-    closest: dict[int, int] = {}
+    closest: dict[int, tuple[int, float]] = {}
     chosen_ids, chosen_rows = [], []
     for c in chosen:
         if c.item_id in vectors and (unit := _unit(vectors[c.item_id])) is not None:
@@ -405,9 +443,11 @@ def anchors_of(chosen, anchor_ids, history, vectors) -> tuple[dict[int, str], di
             chosen_rows.append(unit)
     if rows and chosen_rows:
         sims = np.stack(chosen_rows) @ np.stack(rows).T
+        best = sims.argmax(axis=1)
         closest = {
-            item_id: ids[int(best)]
-            for item_id, best in zip(chosen_ids, sims.argmax(axis=1), strict=True)
+            item_id: (ids[int(j)], float(sims[row, j]))
+            for row, (item_id, j) in enumerate(zip(chosen_ids, best, strict=True))
         }
-    needed = set(closest.values()) | {c.anchor_item_id for c in chosen if c.anchor_item_id}
+    needed = {anchor for anchor, _ in closest.values()}
+    needed |= {c.anchor_item_id for c in chosen if c.anchor_item_id}
     return {i: kinds.get(i, "") for i in needed}, closest

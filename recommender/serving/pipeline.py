@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from django.utils import timezone
+
 from recommender import spaces
 from recommender.models import EndUser, Item
-from recommender.serving import business, explain, exposure
+from recommender.serving import business, evidence, explain, exposure, profiles
 from recommender.serving.candidates import (
     MAX_K,
     anchors_of,
@@ -70,6 +72,10 @@ class RecommendationRequest:
     promotions: tuple[business.PromotionSlot, ...] = ()
     # The encoder space to serve from (a scenario's; None: the active one).
     space_id: int | None = None
+    # Items whose events this request ignores, as if the user had never touched them (the
+    # profile, history, seeds and category affinity leave them out; they are not served
+    # either): explanation fidelity re-ranks a list without a reason's anchor.
+    forget: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -123,7 +129,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     ]
     if request.explain:
         kept = [c for c in chosen if c.item_id in items]
-        _explain(results, kept, request, anchors, closest, items)
+        _explain(results, kept, request, anchors, closest, items, found, pool, vectors)
     return results
 
 
@@ -180,15 +186,78 @@ def _merged(chosen: list[Candidate], promoted: list[Candidate]) -> list[Candidat
     return merged
 
 
-def _explain(results, chosen, request, anchors, closest, items) -> None:
+def _explain(results, chosen, request, anchors, closest, items, found, pool, vectors) -> None:
+    """Each result's reason and blurb. A reason names an anchor only on strong evidence:
+    a co-occurrence with enough shoppers behind it, or a cosine above the space's
+    calibrated threshold (``serving.evidence``); and only when, by the request's own
+    scorer, the item would drop from the list without that anchor."""
     kinds = {i: kind for i, kind in anchors.items() if kind}
     anchor_items = {i: items[i] for i in anchors if i in items}
+    pairs = [
+        (c.anchor_item_id, c.item_id)
+        for c in chosen
+        if "co_occurrence" in c.sources and c.anchor_item_id in anchor_items
+    ]
+    strength = _Strength(
+        min_similarity=evidence.min_similarity(found.space),
+        min_cooccurrence=evidence.min_cooccurrence(),
+        proofs=evidence.cooccurrence_proofs(pairs, request.as_of) if pairs else {},
+    )
+    strong = {pair for pair in pairs if _strong_cooccurrence(strength, pair)}
+    for c in chosen:
+        best, similarity = closest.get(c.item_id, (None, 0.0))
+        if best in anchor_items and similarity >= strength.min_similarity:
+            strong.add((best, c.item_id))
+    if strong:
+        strength = replace(strength, faithful=_faithful(strong, request, found, pool, vectors))
     for result, candidate in zip(results, chosen, strict=True):
         with _explaining(result):
-            evidence = _evidence(candidate, request, kinds, closest, anchor_items)
+            found_evidence = _evidence(candidate, request, kinds, closest, anchor_items, strength)
             text = explain_text(result.item)
-            result.reason = explain.explain(text, evidence, request.lang)
+            result.reason = explain.explain(text, found_evidence, request.lang)
             result.blurb = explain.blurb(text, result.reason, request.lang)
+
+
+# How far below the list the re-scoring for faithful anchors looks (items that could
+# overtake a listed one once an anchor is gone).
+HEAD_MARGIN = 20
+
+
+def _faithful(strong, request, found, pool, vectors) -> set[tuple[int, int]]:
+    """Of the (anchor, item) pairs with strong evidence, those whose item would drop
+    without the anchor (``evidence.faithful_pairs``)."""
+    k = max(1, min(request.k, MAX_K))
+    ranked = sorted(pool, key=lambda c: -c.score)[: k + HEAD_MARGIN]
+    listed = {item for _, item in strong}
+    ranked += [c for c in pool if c.item_id in listed and c not in ranked]
+    anchor_ids = {anchor for anchor, _ in strong}
+    needed = [c.item_id for c in ranked if c.item_id not in vectors]
+    needed += [a for a in anchor_ids if a not in vectors]
+    vectors = {**vectors, **item_vectors(found.space, needed)}
+    state = None
+    weights: dict[int, float] = {}
+    if request.user is not None and found.space is not None:
+        state = profiles.state_for(request.user, found.space, as_of=request.as_of)
+        for item_id, kind, occurred_at, value in found.history.recent:
+            if item_id in anchor_ids and state.ref_time is not None:
+                age = (state.ref_time - occurred_at).total_seconds()
+                weight = profiles.event_weight(kind, value, state) * profiles.decay_factor(age)
+                weights[item_id] = weights.get(item_id, 0.0) + weight
+    seeds = found.history.seeds(request.as_of or timezone.now())
+    for item_id in request.positive:
+        seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
+    shares = evidence.cooccurrence_shares(seeds, anchor_ids, [c.item_id for c in ranked])
+    faithful = evidence.faithful_pairs(
+        anchor_ids,
+        ranked,
+        k,
+        scorer=request.scorer,
+        vectors=vectors,
+        profile=state,
+        anchor_weights=weights,
+        shares=shares,
+    )
+    return faithful & strong
 
 
 @contextmanager
@@ -212,25 +281,79 @@ def _explaining(result: Recommendation) -> Iterator[None]:
         result.blurb = None
 
 
-def _evidence(candidate, request, kinds, closest, anchor_items) -> explain.Evidence:
+@dataclass(frozen=True)
+class _Strength:
+    """How strong evidence must be to name an anchor, and the co-occurrence proofs."""
+
+    min_similarity: float
+    min_cooccurrence: int
+    proofs: dict = field(default_factory=dict)
+    # (anchor, item) pairs where the item would drop without the anchor.
+    faithful: frozenset | set = frozenset()
+
+
+def _strong_cooccurrence(strength: _Strength, pair: tuple[int, int]) -> bool:
+    proof = strength.proofs.get(pair)
+    return proof is not None and proof.count >= strength.min_cooccurrence
+
+
+# A category the user "likes": at least this share of their recent events (damped by a
+# request's intent, as the feature is).
+LIKED_CATEGORY = 0.25
+# "Popular": at least this popularity feature (log-scaled to the most popular item).
+POPULAR = 0.5
+
+
+def _evidence(candidate, request, kinds, closest, anchor_items, strength) -> explain.Evidence:
+    """The strongest true thing to say about a candidate: the query it matches; the
+    co-occurrence or the similar recent item behind it, named only when the evidence
+    clears ``strength``; otherwise a reason that names no item."""
     f = candidate.features
     if request.query and (f.get("query_similarity", 0.0) >= 0.25 or "keyword" in candidate.sources):
         kind = "query" if request.mode == "search" else "intent"
         return explain.Evidence(kind, query=request.query)
-    if "co_occurrence" in candidate.sources and candidate.anchor_item_id in anchor_items:
-        anchor = anchor_items[candidate.anchor_item_id]
-        anchor_kind = kinds.get(anchor.pk, "purchase")
-        # "People who bought X also bought this" is only true of an item the user bought;
-        # otherwise the honest reason is the user's own action on X.
-        kind = "co_occurrence" if anchor_kind in ("purchase", "cart") else "history"
-        return explain.Evidence(kind, anchor=explain_text(anchor), anchor_kind=anchor_kind)
-    if candidate.item_id in closest and f.get("similarity", 0.0) > 0:
-        best = closest[candidate.item_id]
-        if best in anchor_items:
-            kind = "positive" if best in request.positive else "history"
-            return explain.Evidence(
-                kind, anchor=explain_text(anchor_items[best]), anchor_kind=kinds.get(best, "like")
-            )
+    anchor = anchor_items.get(candidate.anchor_item_id)
+    pair = (candidate.anchor_item_id, candidate.item_id)
+    if (
+        "co_occurrence" in candidate.sources
+        and anchor is not None
+        and _strong_cooccurrence(strength, pair)
+        and pair in strength.faithful
+    ):
+        proof = strength.proofs[pair]
+        # Phrased by what the other shoppers did ("Shoppers who viewed X also viewed
+        # this"), never by what this user did.
+        return explain.Evidence(
+            "co_occurrence",
+            anchor=explain_text(anchor),
+            anchor_kind=proof.anchor_kind,
+            item_kind=proof.item_kind,
+            anchor_id=anchor.external_id,
+            cooccurrence=proof.count,
+        )
+    best, similarity = closest.get(candidate.item_id, (None, 0.0))
+    if (
+        best in anchor_items
+        and similarity >= strength.min_similarity
+        and (best, candidate.item_id) in strength.faithful
+    ):
+        kind = "positive" if best in request.positive else "history"
+        return explain.Evidence(
+            kind,
+            anchor=explain_text(anchor_items[best]),
+            anchor_kind=kinds.get(best, "like"),
+            anchor_id=anchor_items[best].external_id,
+            similarity=similarity,
+        )
+    popular = f.get("popularity", 0.0) >= POPULAR or bool(
+        {"popular", "trending"} & candidate.sources
+    )
+    if f.get("category_affinity", 0.0) >= LIKED_CATEGORY and popular:
+        return explain.Evidence("popular", category=True)
+    if candidate.sources & {"history", "co_occurrence"}:
+        return explain.Evidence("history")  # "Based on items you looked at recently"
+    if "positive" in candidate.sources:
+        return explain.Evidence("positive")  # "Similar to items you liked"
     for source in ("trending", "popular", "new"):
         if source in candidate.sources:
             return explain.Evidence(source)
@@ -278,6 +401,9 @@ def similar_items(
     ranked = sorted(candidates.values(), key=lambda c: -c.score)[:k]
     items, _ = load_items([c.item_id for c in ranked])
     anchor = explain_text(item)
+    proofs = evidence.cooccurrence_proofs(
+        [(item.pk, c.item_id) for c in ranked if "similar_item" not in c.sources]
+    )
     results = []
     for c in ranked:
         if c.item_id not in items:
@@ -285,9 +411,25 @@ def similar_items(
         result = Recommendation(items[c.item_id], c.score, sorted(c.sources), dict(c.features))
         with _explaining(result):
             text = explain_text(result.item)
-            kind = "similar_item" if "similar_item" in c.sources else "co_occurrence"
-            evidence = explain.Evidence(kind, anchor=anchor, anchor_kind="view")
-            result.reason = explain.explain(text, evidence, lang)
+            if "similar_item" in c.sources:
+                found = explain.Evidence(
+                    "similar_item",
+                    anchor=anchor,
+                    anchor_id=item.external_id,
+                    similarity=c.features.get("similarity"),
+                )
+            else:
+                # What the shoppers behind the pair did ("mixed": "Shoppers who chose X").
+                proof = proofs.get((item.pk, c.item_id))
+                found = explain.Evidence(
+                    "co_occurrence",
+                    anchor=anchor,
+                    anchor_kind=proof.anchor_kind if proof else None,
+                    item_kind=proof.item_kind if proof else None,
+                    anchor_id=item.external_id,
+                    cooccurrence=proof.count if proof else None,
+                )
+            result.reason = explain.explain(text, found, lang)
             result.blurb = explain.blurb(text, result.reason, lang)
         results.append(result)
     return results

@@ -4,6 +4,8 @@ serving asks for on every request. Each space's HNSW index: ``spaces.indexes``."
 from __future__ import annotations
 
 import copy
+import re
+import string
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from recommender import sharedcache
 from recommender.conf import conf
 from recommender.models import (
     DEFAULT_TEXT_TEMPLATE,
+    LANGUAGE_CODE,
     EncoderSpace,
     Item,
     ItemVector,
@@ -35,6 +38,8 @@ from recommender.spaces.indexes import (  # noqa: F401 (the package's API)
 )
 
 TEMPLATE_FIELDS = ("title", "category", "tags", "description")
+# Translated texts a template may name: ``{title[en]}``, ``{description[ja]}``.
+_TRANSLATED = re.compile(r"(title|description)\[([^\]]*)\]")
 
 
 class NoActiveSpace(ImproperlyConfigured):
@@ -42,15 +47,54 @@ class NoActiveSpace(ImproperlyConfigured):
 
 
 def check_template(template: str) -> str:
-    """Reject templates naming fields the text hash does not cover."""
+    """Reject templates naming fields the text hash does not cover: only
+    ``{title}``, ``{category}``, ``{tags}``, ``{description}`` and translated texts,
+    ``{title[en]}`` / ``{description[en]}`` (any language code in brackets)."""
+    problem = None
     try:
-        template.format(**{name: "" for name in TEMPLATE_FIELDS})
+        for _, name, spec, _ in string.Formatter().parse(template):
+            if name is None:
+                continue
+            if name in TEMPLATE_FIELDS:
+                pass
+            elif match := _TRANSLATED.fullmatch(name):
+                if not re.fullmatch(LANGUAGE_CODE, match[2]):
+                    problem = f"{match[2]!r} in {{{name}}} is not a language code"
+                    break
+            else:
+                problem = f"unknown field {{{name}}}"
+                break
+            if spec and "{" in spec:
+                problem = "nested fields in a format spec"
+                break
+        else:
+            template.format(
+                **{name: TranslatedText("", lambda lang: "") for name in TEMPLATE_FIELDS}
+            )
     except (KeyError, IndexError, ValueError) as exc:
+        problem = str(exc) or type(exc).__name__
+    if problem:
         raise ValidationError(
-            f"text template {template!r} is not valid: use only "
+            f"text template {template!r} is not valid ({problem}): use only "
             + ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
-        ) from exc
+            + ", and translations like {title[en]}, {description[en]}"
+        )
     return template
+
+
+class TranslatedText(str):
+    """A text field for ``str.format``: itself for ``{title}``, its translation for
+    ``{title[en]}`` (``translate(lang)``, called only when the template asks)."""
+
+    def __new__(cls, text: str, translate):
+        instance = super().__new__(cls, text)
+        instance._translate = translate
+        return instance
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._translate(key)
+        return str.__getitem__(self, key)
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from encoders.registry import get_encoder
 from recommender.models import EncoderSpace, Item, ItemVector
-from recommender.spaces import vector_io
+from recommender.spaces import TranslatedText, vector_io
 
 EMBED_BATCH = 256
 # How long a user text's vector stays in the shared cache. Longer than the periodic profile
@@ -46,12 +46,17 @@ class EmbedReport:
 
 
 def item_text(item: Item, template: str) -> str:
-    """The text the encoder reads for ``item`` (the fields covered by ``Item.text_hash``)."""
+    """The text the encoder reads for ``item`` (the fields covered by ``Item.text_hash``).
+
+    ``{title[en]}`` and ``{description[en]}`` are the item's texts in that language
+    (``Item.text_in``: the translation, else the main text); ``item.translations`` is
+    read only by a template that names them.
+    """
     return template.format(
-        title=item.title,
+        title=TranslatedText(item.title, lambda lang: item.text_in(lang)[0]),
         category=item.category,
         tags=" ".join(str(tag) for tag in item.tags or ()),
-        description=item.description,
+        description=TranslatedText(item.description, lambda lang: item.text_in(lang)[1]),
     ).strip()
 
 
@@ -122,7 +127,7 @@ def embed_items(
     started = time.perf_counter()
     items = list(
         Item.objects.filter(pk__in=list(item_ids), is_active=True).only(
-            "pk", "title", "category", "tags", "description", "text_hash"
+            "pk", "title", "category", "tags", "description", "translations", "text_hash"
         )
     )
     if not force:

@@ -19,8 +19,11 @@ from recommender.demo.catalogue import BEHAVIOUR_KINDS, PERSONAS, DemoData, gene
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 CJK = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]")
-ITEM_KEYS = {"external_id", "title", "description", "category", "tags", "attributes", "is_active"}
-ATTRIBUTE_KEYS = {"title_en", "description_en", "price", "brand", "category_zh", "category_en"}
+ITEM_KEYS = {
+    "external_id", "title", "description", "category", "tags", "attributes", "translations",
+    "is_active",
+}  # fmt: skip
+ATTRIBUTE_KEYS = {"price", "brand", "category_zh", "category_en"}
 BEHAVIOUR_KEYS = {"event_id", "user", "item", "kind", "value", "text", "context", "occurred_at"}
 
 
@@ -84,7 +87,7 @@ def test_ids_and_titles_are_unique(data: DemoData) -> None:
     for values in (
         [item["external_id"] for item in data.items],
         [item["title"] for item in data.items],
-        [item["attributes"]["title_en"] for item in data.items],
+        [item["translations"]["en"]["title"] for item in data.items],
         [user["external_id"] for user in data.users],
         [behaviour["event_id"] for behaviour in data.behaviours],
     ):
@@ -93,14 +96,16 @@ def test_ids_and_titles_are_unique(data: DemoData) -> None:
 
 def test_chinese_text_with_real_english_translations(data: DemoData) -> None:
     for item in data.items:
-        attributes = item["attributes"]
+        english_texts = item["translations"]["en"]
+        assert set(item["translations"]) == {"en"}
+        assert set(english_texts) == {"title", "description"}
         assert CJK.search(item["title"]), item["title"]
         assert CJK.search(item["description"]), item["description"]
         assert 1 <= item["description"].count("。") <= 3, item["description"]
-        for english in (attributes["title_en"], attributes["description_en"]):
+        for english in (english_texts["title"], english_texts["description"]):
             assert english.strip() and not CJK.search(english), english
             assert "{" not in english and "  " not in english, english
-        assert attributes["description_en"].rstrip()[-1] in ".!", attributes["description_en"]
+        assert english_texts["description"].rstrip()[-1] in ".!", english_texts["description"]
 
 
 def test_descriptions_mention_concrete_properties(data: DemoData) -> None:
@@ -151,7 +156,7 @@ def test_required_items_are_present(data: DemoData) -> None:
     assert any(item["title"] == "女士加长款保暖羽绒服" for item in long_down)
     assert any(item["title"] == "女性长款连帽羽绒服" for item in long_down)
     assert any(
-        item["attributes"]["title_en"] == "Women's Long Warm Down Jacket" for item in long_down
+        item["translations"]["en"]["title"] == "Women's Long Warm Down Jacket" for item in long_down
     )
 
     coats = [

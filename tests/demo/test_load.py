@@ -14,6 +14,9 @@ def test_load_demo_twice_adds_nothing_the_second_time(capsys):
     assert counts[0] >= 300 and counts[1] >= 60 and counts[2] > 5000
     assert Item.objects.values("category").distinct().count() >= 8
     assert EndUser.objects.exclude(attributes__persona=None).count() == counts[1]
+    # English texts are translations, not attributes (issue 18).
+    assert Item.objects.filter(translations__en__title__isnull=False).count() == counts[0]
+    assert not Item.objects.filter(attributes__has_any_keys=["title_en", "description_en"])
     space = spaces.active_space()
     assert (
         ItemVector.objects.filter(space=space).count()

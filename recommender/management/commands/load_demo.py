@@ -10,7 +10,8 @@ from recommender.serving import cooccurrence
 class Command(BaseCommand):
     help = (
         "Load the bilingual demo shop (352 items in 8 categories, 72 shoppers with personas, "
-        "~8,400 behaviours) and embed it. Running it again adds nothing twice."
+        "~8,400 behaviours), embed it and calibrate its explanations. Running it again adds "
+        "nothing twice."
     )
 
     def add_arguments(self, parser):
@@ -26,5 +27,7 @@ class Command(BaseCommand):
         )
         if not options["no_embed"]:
             call_command("embed", stdout=self.stdout, stderr=self.stderr, no_progress=True)
+            # The similarity a reason needs before it names an item, measured in this space.
+            call_command("calibrate_explanations", stdout=self.stdout, stderr=self.stderr)
         pairs = cooccurrence.refresh_cooccurrence()
         self.stdout.write(f"co-occurrence: {pairs} item pairs")

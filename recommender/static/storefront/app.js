@@ -255,14 +255,19 @@
     return svg;
   }
 
+  // An item's own texts in the shop's language (items/{id} carries translations; lists
+  // already return the title in the language asked for).
+  function translated(item, field) {
+    const texts = (item.translations || {})[state.lang] || {};
+    return texts[field] || "";
+  }
+
   function titleOf(item) {
-    const attributes = item.attributes || {};
-    return (state.lang === "en" && attributes.title_en) || item.title;
+    return translated(item, "title") || item.title;
   }
 
   function descriptionOf(item) {
-    const attributes = item.attributes || {};
-    return (state.lang === "en" && attributes.description_en) || item.description || "";
+    return translated(item, "description") || item.description || "";
   }
 
   function categoryLabel(slug, attributes = {}) {

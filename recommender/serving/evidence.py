@@ -1,0 +1,244 @@
+"""How strong the evidence behind a reason must be before the reason names an anchor item,
+and what the other shoppers did behind a co-occurrence.
+
+A similarity reason ("Because you viewed X") needs the item's cosine to X above the
+threshold calibrated for the encoder space: ``manage.py calibrate_explanations`` (in
+``recommender.learning.explanations``) measures it and writes
+``RECSITE_DATA_DIR/models/explain/<space>.json``; every process reads that file here and
+reloads it when it changes. Without a file (or with one written for another encoder or
+dimension under the same space name) ``RECOMMENDER_EXPLAIN_MIN_SIMILARITY`` applies.
+
+A co-occurrence reason ("Shoppers who viewed X also viewed this") needs at least
+``RECOMMENDER_EXPLAIN_MIN_COOCCURRENCE`` shoppers behind the pair, and its verbs say what
+every one of them did (``cooccurrence_proofs``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import connection
+
+from recommender import behaviour
+from recommender.conf import conf
+from recommender.models import Behaviour, EncoderSpace, ItemCooccurrence
+from recommender.serving import profiles
+from recommender.serving.ranking import Candidate, score
+
+# An item "drops" without its anchor when it leaves the top k or falls more than this many
+# positions: what explanation fidelity measures, and what a named anchor must cause.
+MAX_SHIFT = 2
+
+logger = logging.getLogger(__name__)
+
+# Behaviours that read alike in a reason ("viewed"): a click is a view.
+_SAME_AS = {"click": "view"}
+
+
+def explain_dir() -> Path:
+    return Path(settings.RECSITE_DATA_DIR) / "models" / "explain"
+
+
+def threshold_path(space: EncoderSpace) -> Path:
+    return explain_dir() / f"{space.name}.json"
+
+
+# path → (mtime, calibration): each process rereads a file only when it changes.
+_cache: dict[str, tuple[float, dict]] = {}
+
+
+def calibration(space: EncoderSpace | None) -> dict | None:
+    """The stored calibration of ``space`` (``None``: none, unreadable or stale)."""
+    if space is None:
+        return None
+    path = threshold_path(space)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    cached = _cache.get(str(path))
+    if cached is not None and cached[0] == mtime:
+        data = cached[1]
+    else:
+        try:
+            data = json.loads(path.read_text())
+            float(data["threshold"])
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("ignoring unreadable explanation calibration %s", path)
+            return None
+        _cache[str(path)] = (mtime, data)
+    if data.get("plugin") != space.plugin or data.get("dim") != space.dim:
+        return None  # written for another encoder under this name
+    return data
+
+
+def min_similarity(space: EncoderSpace | None) -> float:
+    """The cosine to an anchor above which a similarity reason may name it."""
+    data = calibration(space)
+    if data is None:
+        return float(conf.EXPLAIN_MIN_SIMILARITY)
+    return float(data["threshold"])
+
+
+def min_cooccurrence() -> int:
+    """The fewest shoppers behind a co-occurrence for its reason to name the anchor."""
+    return int(conf.EXPLAIN_MIN_COOCCURRENCE)
+
+
+@dataclass(frozen=True)
+class CooccurrenceProof:
+    """A co-occurrence pair as a reason tells it: the shoppers behind it (the stored
+    count), and the behaviour every shopper who engaged with both items showed on the
+    anchor and on the item (``"mixed"``: no one behaviour common to all of them)."""
+
+    count: int
+    anchor_kind: str
+    item_kind: str
+
+
+def _common_kind(per_user: list[set[str]]) -> str:
+    """The strongest behaviour every user showed, or "mixed" when there is none."""
+    if not per_user:
+        return "mixed"
+    common = set.intersection(*per_user)
+    for kind in reversed(behaviour.STRENGTH):
+        if kind in common:
+            return kind
+    return "mixed"
+
+
+def cooccurrence_proofs(
+    pairs: list[tuple[int, int]], as_of: datetime | None = None
+) -> dict[tuple[int, int], CooccurrenceProof]:
+    """For (anchor, item) pairs: the stored co-occurrence count and what the shoppers who
+    engaged with both did to each (events before ``as_of``, engagements as
+    ``serving.cooccurrence`` counts them). Pairs without a stored count are left out.
+    One query for all pairs."""
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        return {}
+    ids = list({i for pair in pairs for i in pair})
+    sql = f"""
+        WITH p AS (SELECT * FROM unnest(%(anchors)s::bigint[], %(items)s::bigint[])
+                   AS p(anchor, item)),
+        ev AS (
+            SELECT user_id, item_id, kind FROM {Behaviour._meta.db_table}
+            WHERE item_id = ANY(%(ids)s) AND kind = ANY(%(kinds)s)
+              AND (%(as_of)s::timestamptz IS NULL OR occurred_at < %(as_of)s::timestamptz)
+              AND (kind <> 'rating' OR value IS NULL OR value >= %(min_rating)s)
+        )
+        SELECT p.anchor, p.item, c.count, a.user_id,
+               array_agg(DISTINCT a.kind), array_agg(DISTINCT b.kind)
+        FROM p
+        JOIN {ItemCooccurrence._meta.db_table} c ON c.item_id = p.anchor AND c.other_id = p.item
+        JOIN ev a ON a.item_id = p.anchor
+        JOIN ev b ON b.item_id = p.item AND b.user_id = a.user_id
+        GROUP BY p.anchor, p.item, c.count, a.user_id
+    """
+    params = {
+        "anchors": [a for a, _ in pairs],
+        "items": [i for _, i in pairs],
+        "ids": ids,
+        "kinds": list(behaviour.ENGAGED),
+        "as_of": as_of,
+        "min_rating": behaviour.positive_rating(),
+    }
+    found: dict[tuple[int, int], tuple[int, list[set[str]], list[set[str]]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for anchor, item, count, _, on_anchor, on_item in cursor.fetchall():
+            entry = found.setdefault((anchor, item), (int(count), [], []))
+            entry[1].append({_SAME_AS.get(k, k) for k in on_anchor})
+            entry[2].append({_SAME_AS.get(k, k) for k in on_item})
+    return {
+        pair: CooccurrenceProof(count, _common_kind(anchors), _common_kind(items))
+        for pair, (count, anchors, items) in found.items()
+    }
+
+
+def cooccurrence_shares(
+    seeds: dict[int, float], anchors: set[int], items: list[int]
+) -> dict[tuple[int, int], float]:
+    """(anchor, item) → the anchor's share of the item's co-occurrence feature, as
+    ``cooccurrence_candidates`` sums it over the seeds (score × seed weight)."""
+    anchors = {a for a in anchors if a in seeds}
+    if not anchors or not items:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT item_id, other_id, score FROM {ItemCooccurrence._meta.db_table} "
+            "WHERE item_id = ANY(%s) AND other_id = ANY(%s)",
+            [list(seeds), list(items)],
+        )
+        rows = cursor.fetchall()
+    totals: dict[int, float] = {}
+    for seed, other, value in rows:
+        totals[other] = totals.get(other, 0.0) + value * seeds[seed]
+    return {
+        (seed, other): value * seeds[seed] / totals[other]
+        for seed, other, value in rows
+        if seed in anchors and totals[other] > 0
+    }
+
+
+def _unit(vector: np.ndarray | None) -> np.ndarray | None:
+    if vector is None:
+        return None
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 1e-9 else None
+
+
+def faithful_pairs(
+    anchors: set[int],
+    ranked: list[Candidate],
+    k: int,
+    *,
+    scorer,
+    vectors: dict[int, np.ndarray],
+    profile: profiles.ProfileState | None,
+    anchor_weights: dict[int, float],
+    shares: dict[tuple[int, int], float],
+    max_shift: int = MAX_SHIFT,
+) -> set[tuple[int, int]]:
+    """The (anchor, item) pairs where the item would drop without the anchor: estimated
+    by re-scoring the head of the ranking (``ranked``, best first) with the features the
+    request would have without the anchor: the similarity to the profile less the anchor's
+    events (``anchor_weights``: their decayed weight in ``profile``), and the
+    co-occurrence less the anchor's share. A drop is what explanation fidelity counts:
+    out of the top ``k``, or more than ``max_shift`` positions down."""
+    faithful: set[tuple[int, int]] = set()
+    base = _unit(profile.vector()) if profile is not None else None
+    units = {i: _unit(v) for i, v in vectors.items()}
+    head = [c.item_id for c in ranked[:k]]
+    for anchor in anchors:
+        shifted = base
+        if profile is not None and profile.item_sum is not None and anchor in vectors:
+            weight = anchor_weights.get(anchor, 0.0)
+            reduced = dataclasses.replace(
+                profile, item_sum=profile.item_sum - np.float32(weight) * vectors[anchor]
+            )
+            shifted = _unit(reduced.vector())
+        copies = []
+        for c in ranked:
+            features = dict(c.features)
+            unit = units.get(c.item_id)
+            if base is not None and shifted is not None and unit is not None:
+                change = float(unit @ shifted) - float(unit @ base)
+                features["similarity"] = features.get("similarity", 0.0) + change
+            if (anchor, c.item_id) in shares and "cooccurrence" in features:
+                features["cooccurrence"] *= 1.0 - shares[(anchor, c.item_id)]
+            copies.append(Candidate(c.item_id, features=features))
+        score(copies, scorer)
+        order = [c.item_id for c in sorted(copies, key=lambda c: -c.score)]
+        for position, item_id in enumerate(head):
+            new_position = order.index(item_id)
+            if new_position >= k or new_position - position > max_shift:
+                faithful.add((anchor, item_id))
+    return faithful
