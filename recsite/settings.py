@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma in the dashboard, localised per language
     "django.contrib.postgres",  # index expressions with operator classes (OpClass)
     "rest_framework",
     "drf_spectacular",
@@ -194,6 +195,11 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "en")
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# The one catalogue (zh-hans): makemessages run from the repository root also collects the
+# project templates/ (the admin index, base_site) into it. LocaleMiddleware picks the
+# language: the django_language cookie set by the admin header's switcher (set_language),
+# else Accept-Language.
+LOCALE_PATHS = [BASE_DIR / "recommender" / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

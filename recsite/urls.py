@@ -12,6 +12,8 @@ from recommender.api.schema import CachedSchemaView
 urlpatterns = [
     # Before admin.site.urls, whose catch-all would otherwise take /admin/dashboard/.
     path("admin/dashboard/", include("recommender.dashboard.urls")),
+    # set_language: the admin header's language switcher stores the choice in a cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("recommender.api.urls")),
     path("api/schema/", CachedSchemaView.as_view(), name="schema"),

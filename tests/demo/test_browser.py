@@ -464,7 +464,8 @@ def test_admin_dashboard_shows_coverage_and_runs_a_task(
     from recommender.tasks import heartbeat
 
     heartbeat.delay().get(timeout=30)  # the real worker reports in, as beat would make it
-    # The admin follows the browser's language; the dashboard's strings are English only.
+    # The admin follows the browser's language (tests/dashboard/test_dashboard_zh_browser.py
+    # checks the Chinese console); this test reads the English one.
     page = new_page(locale="en-US")
     tab = page.open("/admin/login/?next=/admin/")
     tab.fill("#id_username", "browser-admin")
