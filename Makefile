@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: install test test-fast lint demo services-stop clean
 
-$(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml)
+$(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml) clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	if [ -f $(PLUGIN_EXAMPLE)/pyproject.toml ]; then \
 		$(BIN)/python -m pip install --quiet -e $(PLUGIN_EXAMPLE); fi
+	# The Python client (clients/python): its tests run against a live gunicorn.
+	$(BIN)/python -m pip install --quiet -e clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
