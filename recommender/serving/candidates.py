@@ -147,6 +147,9 @@ class Pool:
     anchor_ids: list[int] = field(default_factory=list)
     anchor_items: dict[int, Item] = field(default_factory=dict)
     anchor_vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    # The user's stored profile as this request read it (None: no user, or a forgetting
+    # request), so explanations need not read it again.
+    profile_state: profiles.ProfileState | None = None
 
 
 def candidate_pool(request: RecommendationRequest) -> Pool:
@@ -186,7 +189,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     )
     filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
     filters.exclude_ids |= set(request.forget)
-    profile_vector = _profile_vector(request, space, query_vector, history_share)
+    profile_vector, profile_state = _profile_vector(request, space, query_vector, history_share)
     cosine = CosineFeatures(
         profile=profile_vector,
         query=query_vector,
@@ -307,7 +310,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
     context_features.add_features(request, ordered)
-    return Pool(ordered, history, space, anchor_ids, anchor_items, anchor_vectors)
+    return Pool(ordered, history, space, anchor_ids, anchor_items, anchor_vectors, profile_state)
 
 
 def _profile_vector(
@@ -315,17 +318,18 @@ def _profile_vector(
     space: EncoderSpace | None,
     query_vector: np.ndarray | None,
     history_share: float,
-) -> np.ndarray | None:
+) -> tuple[np.ndarray | None, profiles.ProfileState | None]:
     """The vector this request is served for: the user's profile, moved towards the
     session's positive items and away from its negative ones, with the request's
-    free-text intent blended in."""
+    free-text intent blended in; and the stored profile it started from."""
     if space is None:
-        return None
-    profile_vector = None
+        return None, None
+    profile_vector, state = None, None
     if request.user is not None and request.forget:
         profile_vector = _forgetting_profile(request, space).vector()
     elif request.user is not None:
-        profile_vector = profiles.state_for(request.user, space, as_of=request.as_of).vector()
+        state = profiles.state_for(request.user, space, as_of=request.as_of)
+        profile_vector = state.vector()
     if request.positive or request.negative:
         session = item_vectors(space, request.positive + request.negative)
         pos = [session[i] for i in request.positive if i in session]
@@ -337,7 +341,7 @@ def _profile_vector(
     if query_vector is not None and profile_vector is not None and request.mode != "search":
         intent = 1.0 - history_share
         profile_vector = _unit(history_share * profile_vector + intent * query_vector)
-    return profile_vector
+    return profile_vector, state
 
 
 def _forgetting_profile(

@@ -237,7 +237,9 @@ def _faithful(strong, request, found, pool, vectors) -> set[tuple[int, int]]:
     state = None
     weights: dict[int, float] = {}
     if request.user is not None and found.space is not None:
-        state = profiles.state_for(request.user, found.space, as_of=request.as_of)
+        state = found.profile_state  # as the candidates were found (no second read)
+        if state is None:
+            state = profiles.state_for(request.user, found.space, as_of=request.as_of)
         for item_id, kind, occurred_at, value in found.history.recent:
             if item_id in anchor_ids and state.ref_time is not None:
                 age = (state.ref_time - occurred_at).total_seconds()
