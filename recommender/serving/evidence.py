@@ -30,7 +30,7 @@ from recommender import behaviour
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, ItemCooccurrence
 from recommender.serving import profiles
-from recommender.serving.ranking import Candidate, score
+from recommender.serving.ranking import FEATURES, Candidate, current_scorer
 
 # An item "drops" without its anchor when it leaves the top k or falls more than this many
 # positions: what explanation fidelity measures, and what a named anchor must cause.
@@ -214,31 +214,48 @@ def faithful_pairs(
     co-occurrence less the anchor's share. A drop is what explanation fidelity counts:
     out of the top ``k``, or more than ``max_shift`` positions down."""
     faithful: set[tuple[int, int]] = set()
+    if not ranked:
+        return faithful
     base = _unit(profile.vector()) if profile is not None else None
-    units = {i: _unit(v) for i, v in vectors.items()}
-    head = [c.item_id for c in ranked[:k]]
+    ids = [c.item_id for c in ranked]
+    n = len(ids)
+    # One feature matrix for the head, adjusted per anchor and scored in one call (the
+    # request path: a Python loop over candidates per anchor cost milliseconds).
+    matrix = np.array(
+        [[c.features.get(name, 0.0) for name in FEATURES] for c in ranked], dtype=np.float32
+    )
+    similarity, cooccurrence = FEATURES.index("similarity"), FEATURES.index("cooccurrence")
+    has_cooccurrence = np.array(["cooccurrence" in c.features for c in ranked])
+    units = [_unit(vectors.get(i)) for i in ids]
+    has_unit = np.array([u is not None for u in units])
+    if base is not None and has_unit.any():
+        dim = base.shape[0]
+        unit_matrix = np.stack([u if u is not None else np.zeros(dim, np.float32) for u in units])
+        base_dots = unit_matrix.astype(np.float64) @ base.astype(np.float64)
+    scorer = scorer or current_scorer()
+    head = ids[:k]
     for anchor in anchors:
-        shifted = base
-        if profile is not None and profile.item_sum is not None and anchor in vectors:
-            weight = anchor_weights.get(anchor, 0.0)
-            reduced = dataclasses.replace(
-                profile, item_sum=profile.item_sum - np.float32(weight) * vectors[anchor]
-            )
-            shifted = _unit(reduced.vector())
-        copies = []
-        for c in ranked:
-            features = dict(c.features)
-            unit = units.get(c.item_id)
-            if base is not None and shifted is not None and unit is not None:
-                change = float(unit @ shifted) - float(unit @ base)
-                features["similarity"] = features.get("similarity", 0.0) + change
-            if (anchor, c.item_id) in shares and "cooccurrence" in features:
-                features["cooccurrence"] *= 1.0 - shares[(anchor, c.item_id)]
-            copies.append(Candidate(c.item_id, features=features))
-        score(copies, scorer)
-        order = [c.item_id for c in sorted(copies, key=lambda c: -c.score)]
+        adjusted = matrix.copy()
+        if base is not None and has_unit.any() and profile is not None:
+            if profile.item_sum is not None and anchor in vectors:
+                weight = anchor_weights.get(anchor, 0.0)
+                reduced = dataclasses.replace(
+                    profile, item_sum=profile.item_sum - np.float32(weight) * vectors[anchor]
+                )
+                shifted = _unit(reduced.vector())
+                if shifted is not None:
+                    change = unit_matrix.astype(np.float64) @ shifted.astype(np.float64)
+                    change -= base_dots
+                    adjusted[has_unit, similarity] += change[has_unit].astype(np.float32)
+        for row, item_id in enumerate(ids):
+            share = shares.get((anchor, item_id))
+            if share is not None and has_cooccurrence[row]:
+                adjusted[row, cooccurrence] *= 1.0 - share
+        order = np.argsort(-np.asarray(scorer.score(adjusted), dtype=np.float64), kind="stable")
+        position_of = np.empty(n, dtype=np.int64)
+        position_of[order] = np.arange(n)
         for position, item_id in enumerate(head):
-            new_position = order.index(item_id)
+            new_position = int(position_of[position])
             if new_position >= k or new_position - position > max_shift:
                 faithful.add((anchor, item_id))
     return faithful

@@ -9,6 +9,7 @@ that reason.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -804,7 +805,16 @@ def _lower_first(phrase: str) -> str:
     return phrase
 
 
-def _features(item: ItemText, lang: str, title: str, brand: str) -> list[tuple[int, str]]:
+# An item's feature phrases depend on its own text only, and choosing them (segmenting the
+# description, scoring its clauses) costs about a millisecond an item: each process keeps
+# the phrases of the items it served lately. ItemText's hash leaves out its dicts, its
+# equality does not, so an edited attribute is a different key.
+@functools.lru_cache(maxsize=4096)
+def _features(item: ItemText, lang: str, title: str, brand: str) -> tuple[tuple[int, str], ...]:
+    return tuple(_choose_features(item, lang, title, brand))
+
+
+def _choose_features(item: ItemText, lang: str, title: str, brand: str) -> list[tuple[int, str]]:
     """Candidate feature phrases, best first, as (position, phrase): short text attributes
     first, then the description's most informative clauses (those with the item's
     weightiest keywords that its title and brand do not already say). Every phrase is
@@ -954,7 +964,7 @@ def blurb(item: ItemText, reason: Reason, lang: str) -> str:
     # Chinese copy gives Latin names (a brand, a film title) more letters than Chinese ones.
     brand = _clip(brand, 12 if zh and _HAN_CHAR.search(brand) else 20 if zh else 30)
     price = _clip(_price(item), 16)
-    ranked = _features(item, lang, title, brand)
+    ranked = list(_features(item, lang, title, brand))
     frame = int(_pick(tuple(str(i) for i in range(_FRAMES)), item, "frame"))
     title_chars, detail_chars = (24 if _HAN_CHAR.search(title) else 40, 20) if zh else (60, 40)
     # Shorten step by step until it fits: the two best features, each feature alone, none;
