@@ -212,6 +212,7 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "recsite.reporting.SecretURLFilter"
 
 STATIC_URL = "static/"
 STATIC_ROOT = RECSITE_DATA_DIR / "static"
+STATICFILES_DIRS = [("recsite-client", BASE_DIR / "clients" / "js")]  # the browser snippet
 
 # --- Recommender settings: defaults, types and docs in recommender/conf.py; any of them
 # can be set here or from the environment (RECOMMENDER_<NAME>, parsed by its type).

@@ -410,6 +410,9 @@ def _list_events(user: str, kind: str) -> list[tuple]:
 def test_the_shop_reports_impressions_and_clicks_with_the_list_id(page, superuser):
     tab = open_shop(page, user="u-0005")
     shown = card_ids(tab)
+    for _ in range(12):  # the snippet reports a card once it is on screen: scroll past all
+        tab.mouse.wheel(0, 250)
+        tab.wait_for_timeout(60)
     # The page reports what it showed: one impression per card, all naming the list.
     impressions = []
     for _ in range(50):
@@ -423,6 +426,7 @@ def test_the_shop_reports_impressions_and_clicks_with_the_list_id(page, superuse
     # Opening the second card is a click on that list's item at position 2.
     tab.locator(f"{ROW} [data-testid=card-title]").nth(1).click()
     tab.wait_for_url("**/item/**")
+    wait_for_row(tab, 0, grid="[data-testid=similar-items]")  # its list is served too
     clicks = []
     for _ in range(50):
         clicks = orm(_list_events, "u-0005", "click")

@@ -202,19 +202,24 @@
     return api("/behaviours", { method: "POST", json: event });
   }
 
-  // Which items of a served list were on screen: one batch of impression events.
-  function reportImpressions(items) {
-    const shown = items.filter((item) => item.list && item.list.id);
-    if (!state.user || !shown.length) return;
-    const events = shown.map((item) => ({
-      user: state.user,
-      item: item.id,
-      kind: "impression",
-      recommendation_id: item.list.id,
-      position: item.list.position,
-      context: { page: body.dataset.page, device: "web" },
-    }));
-    api("/behaviours/batch", { method: "POST", json: { events } }).catch(() => {});
+  // The browser snippet (clients/js/recsite.js) fetches the shop's list and reports what
+  // the shopper saw (impressions of the cards actually on screen) and opened (clicks),
+  // with the same shopper tokens.
+  const recsite = Recsite.client({
+    baseUrl: API,
+    token: (user, fresh) => shopperToken(user, fresh),
+    headers: () => ({ "X-CSRFToken": csrfToken() }),
+    context: { page: body.dataset.page },
+  });
+  const watching = new WeakMap(); // grid -> the snippet's observer of the list it shows
+
+  // Impressions of the rendered cards, and clicks on their links, for the list they came from.
+  function track(grid, list) {
+    if (watching.has(grid)) watching.get(grid).disconnect();
+    watching.delete(grid);
+    if (!state.user || !list || !list.recommendation_id) return;
+    const cards = Array.from(grid.querySelectorAll("[data-testid=rec-card]"));
+    watching.set(grid, recsite.observe(list, cards, { user: state.user, root: grid, clicks: "a[href]" }));
   }
 
   // A list's items, each knowing the list it came from and its position in it.
@@ -225,11 +230,9 @@
     }));
   }
 
-  // Opening an item from a list: the item page learns which list and position (a click).
+  // Opening an item from a list is a click on it: the snippet reports it (see track).
   function itemLink(item) {
-    const url = itemUrl(item.id);
-    if (!item.list || !item.list.id) return url;
-    return `${url}?rid=${encodeURIComponent(item.list.id)}&pos=${item.list.position}`;
+    return itemUrl(item.id);
   }
 
   // --- Presentation helpers -----------------------------------------------------------
@@ -466,17 +469,19 @@
     );
   }
 
-  // Renders a list into a grid; stale responses (an older request finishing last) are dropped.
+  // Renders a list (an API list response) into a grid; stale responses (an older request
+  // finishing last) are dropped.
   async function fill(grid, load, onAction, emptyText) {
     const request = ++state.request;
     grid.dataset.state = "loading";
     if (!grid.children.length) grid.replaceChildren(...skeleton(8));
     try {
-      const items = await load();
+      const list = await load();
       if (request !== state.request) return;
+      const items = listed(list);
       grid.replaceChildren(...(items.length ? items.map((item) => card(item, onAction)) : [el("p", { class: "empty", text: emptyText })]));
       grid.dataset.state = "ready";
-      reportImpressions(items);
+      track(grid, list);
     } catch (error) {
       if (request !== state.request) return;
       grid.replaceChildren(el("p", { class: "empty error", text: t("error") + error.message }));
@@ -550,20 +555,17 @@
     }
     await fill(
       grid,
-      async () => {
-        const list = await api(`/users/${encodeURIComponent(state.user)}/recommendations`, {
-          params: {
-            k: 12,
-            lang: state.lang,
-            diversity: state.diversity.toFixed(1),
-            q: state.q,
-            category: state.category,
-            device: "web",
-            page: "storefront",
-          },
-        });
-        return listed(list);
-      },
+      () =>
+        recsite.fetchList({
+          user: state.user,
+          k: 12,
+          lang: state.lang,
+          diversity: state.diversity.toFixed(1),
+          q: state.q,
+          category: state.category,
+          device: "web",
+          page: "storefront",
+        }),
       onCardAction,
       t("empty"),
     );
@@ -598,7 +600,7 @@
   async function refreshSimilar() {
     await fill(
       $("[data-testid=similar-items]"),
-      async () => listed(await api(`/items/${encodeURIComponent(body.dataset.item)}/similar`, { params: { k: 8, lang: state.lang } })),
+      () => api(`/items/${encodeURIComponent(body.dataset.item)}/similar`, { params: { k: 8, lang: state.lang } }),
       async (item, kind, button) => {
         if (!state.user) return toast(t("noShoppers"), true);
         button.disabled = true;
@@ -715,15 +717,8 @@
         toast(t("error") + error.message, true);
       }
       // Opening an item page is a view, as on any shop.
-      if (state.user) {
-        recordBehaviour(body.dataset.item, "view").catch(() => {});
-        // Arriving from a list (?rid=…&pos=…) is a click on that list's item.
-        const from = new URLSearchParams(location.search);
-        if (from.get("rid")) {
-          const clicked = { id: from.get("rid"), position: Number(from.get("pos")) || null };
-          recordBehaviour(body.dataset.item, "click", clicked).catch(() => {});
-        }
-      }
+      // (Arriving from a list was a click on it, which the list's page reported.)
+      if (state.user) recordBehaviour(body.dataset.item, "view").catch(() => {});
     }
     await refreshPage();
   }
