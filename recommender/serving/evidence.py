@@ -115,12 +115,13 @@ def _common_kind(per_user: list[set[str]]) -> str:
 
 
 def cooccurrence_proofs(
-    pairs: list[tuple[int, int]], as_of: datetime | None = None
+    pairs: list[tuple[int, int]], as_of: datetime | None = None, *, min_count: int = 0
 ) -> dict[tuple[int, int], CooccurrenceProof]:
     """For (anchor, item) pairs: the stored co-occurrence count and what the shoppers who
     engaged with both did to each (events before ``as_of``, engagements as
     ``serving.cooccurrence`` counts them). Pairs without a stored count are left out.
-    One query for all pairs."""
+    Pairs with fewer than ``min_count`` shoppers are left out too (no behaviour rows read
+    for them). One query for all pairs."""
     pairs = list(dict.fromkeys(pairs))
     if not pairs:
         return {}
@@ -138,6 +139,7 @@ def cooccurrence_proofs(
                array_agg(DISTINCT a.kind), array_agg(DISTINCT b.kind)
         FROM p
         JOIN {ItemCooccurrence._meta.db_table} c ON c.item_id = p.anchor AND c.other_id = p.item
+             AND c.count >= %(min_count)s
         JOIN ev a ON a.item_id = p.anchor
         JOIN ev b ON b.item_id = p.item AND b.user_id = a.user_id
         GROUP BY p.anchor, p.item, c.count, a.user_id
@@ -149,6 +151,7 @@ def cooccurrence_proofs(
         "kinds": list(behaviour.ENGAGED),
         "as_of": as_of,
         "min_rating": behaviour.positive_rating(),
+        "min_count": min_count,
     }
     found: dict[tuple[int, int], tuple[int, list[set[str]], list[set[str]]]] = {}
     with connection.cursor() as cursor:

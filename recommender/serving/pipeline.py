@@ -198,10 +198,12 @@ def _explain(results, chosen, request, anchors, closest, items, found, pool, vec
         for c in chosen
         if "co_occurrence" in c.sources and c.anchor_item_id in anchor_items
     ]
+    least = evidence.min_cooccurrence()
     strength = _Strength(
         min_similarity=evidence.min_similarity(found.space),
-        min_cooccurrence=evidence.min_cooccurrence(),
-        proofs=evidence.cooccurrence_proofs(pairs, request.as_of) if pairs else {},
+        min_cooccurrence=least,
+        # Only pairs strong enough to be named need their proof.
+        proofs=evidence.cooccurrence_proofs(pairs, request.as_of, min_count=least) if pairs else {},
     )
     strong = {pair for pair in pairs if _strong_cooccurrence(strength, pair)}
     for c in chosen:
