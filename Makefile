@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml $(wildcard $(PLUGIN_EXAMPLE)/pyproject.toml) clients/py
 	touch $(STAMP)
 
 install: $(STAMP)
-	# Chromium and a CJK font for the browser tests (Debian packages; idempotent).
-	bash scripts/install_browser.sh
+	# Chromium and a CJK font for the browser tests, redis-server for the cluster tests
+	# (Debian packages; idempotent).
+	bash scripts/install_browser.sh && bash scripts/install_redis.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -104,6 +104,20 @@ SETTINGS: tuple[Setting, ...] = (
         "HEALTH_CACHE_SECONDS", 10.0, float, "how long /api/v1/health/detail reuses its report"
     ),
     Setting(
+        "REPLICA_MAX_LAG_SECONDS",
+        5.0,
+        float,
+        "a standby (DATABASE_REPLICA_URL) further behind the primary than this serves no "
+        "reads; a user's reads stay on the primary this long plus the check interval after "
+        "they write (docs/scaling.md)",
+    ),
+    Setting(
+        "REPLICA_CHECK_SECONDS",
+        2.0,
+        float,
+        "how long each process trusts its last health and lag check of the standby",
+    ),
+    Setting(
         "MAX_K_EXPLAINED",
         50,
         int,
@@ -315,11 +329,46 @@ SETTINGS: tuple[Setting, ...] = (
     # --- Learning -------------------------------------------------------------------------
     Setting(
         "RANKER",
-        "fm",
+        "lambdarank",
         str,
-        "the learned ranker train_ranker and the nightly task train: fm or logistic",
+        "the learned ranker train_ranker and the nightly task train: lambdarank (LightGBM), "
+        "fm or logistic; it serves only when it beats the blend on validation",
     ),
     Setting("RANKER_LOSS", "pairwise", str, "its loss: pairwise (BPR) or pointwise"),
+    # Behaviour models (train_models; recommender/serving/behaviour_models.py serves them)
+    Setting("EASE_LAMBDA", 200.0, float, "EASE's L2 weight λ (larger: smoother item-item weights)"),
+    Setting(
+        "EASE_MAX_ITEMS",
+        20000,
+        int,
+        "EASE models at most this many items, the most engaged (memory 4·n² bytes, time n³)",
+    ),
+    Setting("EASE_TOP_N", 200, int, "EASE weights kept per target item in the saved model"),
+    Setting("ALS_FACTORS", 64, int, "implicit ALS: latent factors per item"),
+    Setting("ALS_REGULARIZATION", 1.0, float, "implicit ALS: L2 weight λ"),
+    Setting("ALS_ALPHA", 5.0, float, "implicit ALS: confidence per unit of event weight"),
+    Setting("ALS_ITERATIONS", 15, int, "implicit ALS: alternating passes"),
+    Setting("SASREC_DIM", 64, int, "SASRec: embedding and hidden size"),
+    Setting("SASREC_BLOCKS", 2, int, "SASRec: self-attention blocks"),
+    Setting("SASREC_MAX_LENGTH", 50, int, "SASRec: most recent items it reads"),
+    Setting(
+        "SASREC_NEGATIVES",
+        1024,
+        int,
+        "SASRec: items sampled per batch as the softmax's negatives (0: all items, slower)",
+    ),
+    Setting(
+        "SASREC_EPOCHS",
+        30,
+        int,
+        "SASRec: most epochs (training stops earlier when validation stops improving)",
+    ),
+    Setting(
+        "BEHAVIOUR_MODEL_THREADS",
+        0,
+        int,
+        "CPU threads for training ALS and SASRec (0: every core)",
+    ),
     # --- Monitoring -----------------------------------------------------------------------
     Setting(
         "METRICS_ENABLED",

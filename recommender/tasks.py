@@ -195,7 +195,13 @@ def train_ranker(kind: str | None = None) -> dict:
         report = ranker.train_and_save(kind=kind, max_users=1000, cases_per_user=3, negatives=None)
     except ValueError as exc:  # not enough data yet: nothing to do, not a failure
         return {"trained": False, "reason": str(exc)}
-    return {"trained": True, "path": str(report.path), "examples": report.examples}
+    return {
+        "trained": True,
+        "activated": report.activated,
+        "path": str(report.path),
+        "examples": report.examples,
+        "validation": report.validation,
+    }
 
 
 @shared_task(name="recommender.evaluate", acks_late=True, **_RETRY)
@@ -215,3 +221,22 @@ def evaluate(max_users: int = 200, k: list[int] | None = None) -> dict:
     )
     run, _ = reports.record(report, {"max_users": max_users, "k": k or [10], "source": "beat"})
     return {"run": run.pk, "ndcg@10": run.headline()}
+
+
+@shared_task(name="recommender.train_behaviour_models", acks_late=True, **_RETRY)
+def train_behaviour_models(models: list[str] | None = None) -> dict:
+    """Retrain the behaviour models (EASE, ALS, SASRec) from the behaviour log; serving
+    picks up the new files. Safe to run twice: each run saves a newer version."""
+    from recommender.learning import behaviour_models
+
+    try:
+        trained = behaviour_models.train_and_save_all(
+            tuple(models) if models else behaviour_models.NAMES
+        )
+    except ValueError as exc:  # no behaviours yet: nothing to do, not a failure
+        return {"trained": [], "reason": str(exc)}
+    return {
+        "trained": [model.name for model in trained],
+        "paths": {model.name: str(model.report.path) for model in trained},
+        "validation": {model.name: model.report.validation for model in trained},
+    }

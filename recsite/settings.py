@@ -139,6 +139,16 @@ else:
             "CONN_HEALTH_CHECKS": True,
         }
     }
+# A streaming-replication standby for serving reads (docs/scaling.md); writes, and reads
+# of users who just wrote, stay on the primary. Unset: one database, nothing routed.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_from_url(DATABASE_REPLICA_URL)
+    # A standby that is down must fail fast: reads then go to the primary.
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", "2")
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests never create it
+    DATABASE_ROUTERS = ["recommender.dbroute.ReplicaRouter"]
+    MIDDLEWARE.append("recommender.dbroute.ReplicaReadsMiddleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery: a URL, or the embedded Redis ----------------------------------------------

@@ -1,4 +1,4 @@
-"""Writing an evaluation report: a text table, a JSON file and PNG charts."""
+"""Writing an evaluation report: text tables, a JSON file and PNG charts."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ TABLE_METRICS = (
     "f1",
     "ndcg",
     "mrr",
+    "map",
     "hit_rate",
     "coverage",
     "ild",
@@ -31,6 +32,41 @@ def table(report: EvaluationReport, section: str = "overall") -> str:
     for name, values in results.items():
         cells = [f"{values.get(c, 0.0):>13.4f}" for c in columns]
         lines.append(" ".join([f"{name:<{width}}"] + cells))
+    return "\n".join(lines)
+
+
+def intervals_table(report: EvaluationReport) -> str:
+    """Each recommender's mean per-user metric and its difference to the reference, with
+    their bootstrap intervals; ``*`` marks a difference whose interval excludes 0."""
+    comparison = report.comparison
+    if comparison is None:
+        return ""
+    share = f"{comparison.level:.0%}"
+    reference = comparison.reference
+    lines = [
+        f"{share} bootstrap intervals over {comparison.users} users "
+        f"({comparison.resamples} resamples, seed {comparison.seed}); differences are "
+        f"paired, against {reference} ({comparison.reference_rule}):"
+    ]
+    width = max(len(name) for name in comparison.means)
+    header = [f"{'recommender':<{width}}"]
+    for metric in comparison.metrics:
+        header += [f"{metric + ' [interval]':<26}", f"{'- ' + reference + ' [interval]':<30}"]
+    lines.append(" ".join(header).rstrip())
+    for name, means in comparison.means.items():
+        cells = [f"{name:<{width}}"]
+        for metric in comparison.metrics:
+            own = means[metric]
+            cells.append(f"{own.estimate:.4f} [{own.low:.4f}, {own.high:.4f}]".ljust(26))
+            if name == reference:
+                cells.append(f"{'(reference)':<30}")
+                continue
+            delta = comparison.differences[name][metric]
+            mark = " *" if delta.excludes_zero else ""
+            text = f"{delta.estimate:+.4f} [{delta.low:+.4f}, {delta.high:+.4f}]{mark}"
+            cells.append(f"{text:<30}")
+        lines.append(" ".join(cells).rstrip())
+    lines.append("* the difference's interval excludes 0")
     return "\n".join(lines)
 
 
@@ -53,7 +89,7 @@ def _charts(report: EvaluationReport, directory: Path) -> list[Path]:
     k = 10 if 10 in report.ks else report.ks[-1]
     paths = []
     groups = [
-        ("accuracy", ["precision", "recall", "f1", "ndcg", "mrr", "hit_rate"]),
+        ("accuracy", ["precision", "recall", "f1", "ndcg", "mrr", "map", "hit_rate"]),
         ("beyond-accuracy", ["coverage", "ild"]),
     ]
     for title, metrics in groups:
@@ -91,7 +127,13 @@ def record(report: EvaluationReport, params: dict, out: Path | None = None, *, c
         space=report.space or "",
         params=params,
         cases=report.cases,
-        metrics={"overall": report.overall, "cold_start": report.cold_start},
+        metrics={
+            "overall": report.overall,
+            "cold_start": report.cold_start,
+            # Older runs have no "split" and no "intervals": readers must not expect them.
+            "split": report.split,
+            "intervals": asdict(report.comparison) if report.comparison else None,
+        },
         report_dir=str(out),
         seconds=report.seconds,
     )

@@ -12,9 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
-
-from recommender import attributes
+from recommender import attributes, dbroute
 from recommender.models import Item
 from recommender.serving import rules
 from recommender.serving.filters import Filters
@@ -116,7 +114,7 @@ def boost(
         expressions.append(f"({sql})")
         sql_params.extend(expression_params)
     product = " * ".join(expressions)
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT {table}.id, ({product})::float8 FROM {table} "
             f"WHERE {table}.id = ANY(%s::bigint[])",

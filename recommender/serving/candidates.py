@@ -16,6 +16,7 @@ from recommender import behaviour, spaces
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
 from recommender.serving import (
+    behaviour_models,
     business,
     context_features,
     explain,
@@ -97,6 +98,17 @@ class History:
             age = (now - occurred_at).total_seconds()
             seeds[item_id] = seeds.get(item_id, 0.0) + weight * profiles.decay_factor(age)
         return dict(sorted(seeds.items(), key=lambda kv: -kv[1])[:SEED_LIMIT])
+
+    def positive_sequence(self) -> list[int]:
+        """The positively engaged items, oldest first, each once at its latest event (what
+        the behaviour models read)."""
+        order: dict[int, None] = {}
+        for item_id, kind, _, value in reversed(self.recent):
+            if item_id in self.disliked or behaviour.seed_weight(kind, value) <= 0:
+                continue
+            order.pop(item_id, None)
+            order[item_id] = None
+        return list(order)
 
     def anchor_kinds(self) -> dict[int, str]:
         """The strongest thing the user did to each recent item (for explanations)."""
@@ -190,12 +202,16 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
     filters.exclude_ids |= set(request.forget)
     profile_vector, profile_state = _profile_vector(request, space, query_vector, history_share)
+    recent_vector = None
+    if space is not None and request.user is not None and not search_mode:
+        recent_vector = recent_items_vector(request.user.pk, space, request.as_of, request.forget)
     cosine = CosineFeatures(
         profile=profile_vector,
         query=query_vector,
         dislikes_of=request.user.pk if request.user is not None else None,
         before=request.as_of,
         vectors=request.diversity > 0,  # only re-ranking for diversity compares candidates
+        recent=recent_vector,
     )
     # The nearest-neighbour searches first, on the helper connection when there is one
     # (``parallel``): they are the request's longest wait, and they leave out the user's
@@ -207,6 +223,8 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         if profile_vector is not None and not search_mode:
             source = "positive" if request.positive and request.user is None else "history"
             searches.append((source, profile_vector))
+        if recent_vector is not None:
+            searches.append(("recent", recent_vector))
     searches = [(name, vector) for name, vector in searches if wanted is None or name in wanted]
     exclusion = None
     if request.user is not None:
@@ -244,6 +262,19 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             ("co_occurrence", i, {"cooccurrence": value / top}, anchor)
             for i, (value, anchor) in cooc.items()
         ]
+    # The trained behaviour models (EASE, ALS, SASRec): each a source of its best items
+    # for the user's history, and later a score feature of every candidate.
+    models = {}
+    model_history = history.positive_sequence()
+    if not search_mode and (model_history or request.positive):
+        model_history = model_history + [i for i in request.positive if i not in model_history]
+        models = behaviour_models.active()
+    model_scales: dict[str, float] = {}
+    for name, model in models.items():
+        best = model.top(model_history, n // 2, filters.exclude_ids)
+        model_scales[name] = max((score for _, score in best), default=0.0)
+        if wanted is None or name in wanted:
+            found += [(name, i, {}, None) for i, _ in best]
     popular = popularity(request.as_of)
     pop_scale = math.log1p(popular.peak()) or 1.0  # log(1 + max); 1 for an empty table
     if not search_mode:
@@ -309,6 +340,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         f["category_affinity"] = affinity.get(row.category, 0.0) * history_share
         if "cooccurrence" in f:
             f["cooccurrence"] *= history_share
+    _add_model_scores(ordered, models, model_history, model_scales)
     context_features.add_features(request, ordered)
     return Pool(ordered, history, space, anchor_ids, anchor_items, anchor_vectors, profile_state)
 
@@ -342,6 +374,73 @@ def _profile_vector(
         intent = 1.0 - history_share
         profile_vector = _unit(history_share * profile_vector + intent * query_vector)
     return profile_vector, state
+
+
+def _add_model_scores(ordered, models, model_history, scales) -> None:
+    """Each behaviour model's score of every candidate, as a feature scaled by the
+    model's best score for this user (0..1; below 0 counts as 0)."""
+    if not ordered:
+        return
+    ids = [candidate.item_id for candidate in ordered]
+    for name, model in models.items():
+        scale = scales.get(name) or 0.0
+        if scale <= 0:
+            continue
+        values = model.score_items(model_history, ids)
+        for candidate, value in zip(ordered, values, strict=True):
+            candidate.features[f"{name}_score"] = min(max(float(value) / scale, 0.0), 1.0)
+
+
+# The last few items a user engaged with, newest weighted most: what they want next
+# depends on these more than on a long-decayed profile, and their text neighbours include
+# items too new to have co-occurred with anything.
+RECENT_ITEMS = 5
+RECENT_DECAY = 0.7
+DISLIKE_PUSH = 0.5
+
+
+def recent_items_vector(
+    user_id: int,
+    space: EncoderSpace,
+    as_of: datetime | None = None,
+    forget: frozenset[int] = frozenset(),
+) -> np.ndarray | None:
+    """The unit mean of the vectors of the user's last ``RECENT_ITEMS`` distinct positively
+    engaged items, weighted ``RECENT_DECAY`` ** (0 for the newest, 1, …), less
+    ``DISLIKE_PUSH`` times those they disliked among them; in one query."""
+    rows = vector_io.fetch(
+        f"SELECT b.item_id, b.kind, b.value, v.embedding FROM {Behaviour._meta.db_table} b "
+        f"JOIN {ItemVector._meta.db_table} v ON v.item_id = b.item_id AND v.space_id = %s "
+        "WHERE b.user_id = %s AND b.item_id IS NOT NULL AND NOT (b.kind = ANY(%s)) "
+        "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz) "
+        "ORDER BY b.occurred_at DESC, b.id DESC LIMIT %s",
+        [space.pk, user_id, list(behaviour.SIGNALLESS), as_of, as_of, 8 * RECENT_ITEMS],
+    )
+    total, used, skipped = None, 0, set(forget)
+    disliked = []
+    for item_id, kind, value, stored in rows:
+        if item_id in skipped:
+            continue
+        skipped.add(item_id)  # an item counts once, at its latest event
+        vector = _unit(vector_io.decode(stored))
+        if vector is None:
+            continue
+        if kind == "dislike":
+            disliked.append(vector * RECENT_DECAY**used)
+            continue
+        if behaviour.seed_weight(kind, value) <= 0:
+            continue
+        weighted = vector * RECENT_DECAY**used
+        total = weighted if total is None else total + weighted
+        used += 1
+        if used == RECENT_ITEMS:
+            break
+    if total is None:
+        return None
+    # A recent dislike pushes away, as it does in the profile (profiles.apply).
+    for vector in disliked:
+        total = total - DISLIKE_PUSH * vector
+    return _unit(total)
 
 
 def _forgetting_profile(

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from recommender import behaviour
+from recommender import behaviour, dbroute
 from recommender.conf import conf
 from recommender.models import (
     Behaviour,
@@ -122,6 +122,6 @@ def cooccurrence_candidates(
     excluded = list(filters.exclude_ids | set(seeds))
     head = None if narrowed else 2 * k
     params = [list(seeds), list(seeds.values()), excluded, head, *where_params, k]
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         return {other: (float(total), anchor) for other, total, anchor in cursor.fetchall()}

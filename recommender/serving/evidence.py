@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 
-from recommender import behaviour
+from recommender import behaviour, dbroute
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, ItemCooccurrence
 from recommender.serving import profiles
@@ -154,7 +153,7 @@ def cooccurrence_proofs(
         "min_count": min_count,
     }
     found: dict[tuple[int, int], tuple[int, list[set[str]], list[set[str]]]] = {}
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         for anchor, item, count, _, on_anchor, on_item in cursor.fetchall():
             entry = found.setdefault((anchor, item), (int(count), [], []))
@@ -174,7 +173,7 @@ def cooccurrence_shares(
     anchors = {a for a in anchors if a in seeds}
     if not anchors or not items:
         return {}
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT item_id, other_id, score FROM {ItemCooccurrence._meta.db_table} "
             "WHERE item_id = ANY(%s) AND other_id = ANY(%s)",

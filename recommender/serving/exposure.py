@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.utils import timezone
 
-from recommender import behaviour
+from recommender import behaviour, dbroute
 from recommender.conf import conf
 from recommender.models import Behaviour
 
@@ -23,7 +22,7 @@ def ignored_items(user_id: int, after: int, *, as_of: datetime | None = None) ->
     (now by default), never engaged with in it."""
     end = as_of or timezone.now()
     since = end - timedelta(days=float(conf.EXPOSURE_WINDOW_DAYS))
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT item_id FROM {Behaviour._meta.db_table} "
             "WHERE user_id = %s AND occurred_at >= %s AND occurred_at < %s "

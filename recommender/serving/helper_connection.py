@@ -17,6 +17,7 @@ and the work is done again inline, so a dropped connection costs one slower requ
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -75,7 +76,9 @@ def start(function: Callable[..., T], *args) -> Pending[T]:
             return Pending(function, args, None)
         _busy = True
     try:
-        future = pool.submit(_run, function, args)
+        # In this request's context: its read scope (recommender.dbroute) routes the
+        # helper's reads to the same database as the request's own.
+        future = pool.submit(contextvars.copy_context().run, _run, function, args)
     except BaseException:
         _set_idle()
         raise

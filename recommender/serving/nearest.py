@@ -8,11 +8,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
-from recommender import behaviour, spaces
+from recommender import behaviour, dbroute, spaces
 from recommender.conf import conf
 from recommender.models import (
     Behaviour,
@@ -120,17 +120,19 @@ class HistoryExclusion:
 class CosineFeatures:
     """Cosine features the database computes for every row it returns, so candidates'
     vectors need not travel: ``similarity`` to the profile, ``query_similarity`` to the
-    request's text, and ``dislike_similarity``, the highest to an item the user
-    (``dislikes_of``) disliked before ``before``. ``vectors`` returns the stored vectors
-    too (re-ranking for diversity compares candidates with each other)."""
+    request's text, ``dislike_similarity``, the highest to an item the user
+    (``dislikes_of``) disliked before ``before``, and ``recent_similarity`` to the mean of
+    the user's last few items (``recent``). ``vectors`` returns the stored vectors too
+    (re-ranking for diversity compares candidates with each other)."""
 
     profile: np.ndarray | None = None
     query: np.ndarray | None = None
     dislikes_of: int | None = None
     before: datetime | None = None
     vectors: bool = False
+    recent: np.ndarray | None = None
 
-    NAMES = ("similarity", "query_similarity", "dislike_similarity")
+    NAMES = ("similarity", "query_similarity", "dislike_similarity", "recent_similarity")
 
     def sql(self, space: EncoderSpace, column: str) -> tuple[str, list, str, list]:
         """A WITH clause and its parameters, then select-list items (``NAMES`` and the
@@ -156,6 +158,11 @@ class CosineFeatures:
             items.append(f"(SELECT max(1 - ({column} <=> d.embedding)) FROM disliked d)")
         else:
             items.append("NULL::float8")
+        if self.recent is None:
+            items.append("NULL::float8")
+        else:
+            items.append(f"1 - ({column} <=> %s)")
+            params.append(vector_io.Vector(self.recent))
         items.append(column if self.vectors else "NULL::bytea")
         return with_sql, with_params, ", ".join(items), params
 
@@ -164,10 +171,11 @@ class CosineFeatures:
         """The features (missing where an item has no vector or a zero one) and the
         vector, from the select-list items of ``sql``."""
         features = {}
-        for name, value in zip(cls.NAMES, values[:3], strict=True):
+        count = len(cls.NAMES)
+        for name, value in zip(cls.NAMES, values[:count], strict=True):
             if value is not None and value == value:  # NaN: a zero vector has no angle
                 features[name] = max(value, 0.0) if name == "dislike_similarity" else value
-        return features, vector_io.decode(values[3])
+        return features, vector_io.decode(values[count])
 
 
 def nearest_rows(
@@ -221,14 +229,15 @@ def nearest_rows(
         *where_params,
         k,
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
+    db = dbroute.read_connection()  # a standby's, within a request that may read from one
+    with transaction.atomic(using=db.alias), db.cursor() as cursor:
         # Settings for this transaction only (safe behind transaction-mode poolers).
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', %s, true)",
             [str(ef_search(k))],
         )
-        rows = vector_io.fetch(sql, params)
+        rows = vector_io.fetch(sql, params, using=db)
     rows.sort(key=lambda row: row[1])
     if not columns:
         return [NearestRow(row[0], 1.0 - float(row[1])) for row in rows]
@@ -252,7 +261,7 @@ def candidate_rows(
         return {}
     table = Item._meta.db_table
     where, where_params = item_where(filters)
-    with_sql, with_params, features, feature_params = "", [], "NULL, NULL, NULL, NULL", []
+    with_sql, with_params, features, feature_params = "", [], "NULL, NULL, NULL, NULL, NULL", []
     if space is not None:
         cosine = cosine or CosineFeatures()
         with_sql, with_params, features, feature_params = cosine.sql(space, "v.embedding")

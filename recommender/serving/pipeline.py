@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from recommender import spaces
 from recommender.models import EndUser, Item
-from recommender.serving import business, evidence, explain, exposure, profiles
+from recommender.serving import behaviour_models, business, evidence, explain, exposure, profiles
 from recommender.serving.candidates import (
     MAX_K,
     anchors_of,
@@ -354,7 +354,7 @@ def _evidence(candidate, request, kinds, closest, anchor_items, strength) -> exp
     )
     if f.get("category_affinity", 0.0) >= LIKED_CATEGORY and popular:
         return explain.Evidence("popular", category=True)
-    if candidate.sources & {"history", "co_occurrence"}:
+    if candidate.sources & {"history", "recent", "co_occurrence", *behaviour_models.NAMES}:
         return explain.Evidence("history")  # "Based on items you looked at recently"
     if "positive" in candidate.sources:
         return explain.Evidence("positive")  # "Similar to items you liked"

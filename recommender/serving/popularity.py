@@ -7,11 +7,10 @@ import itertools
 import uuid
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from recommender import behaviour, sharedcache
+from recommender import behaviour, dbroute, sharedcache
 from recommender.conf import conf
 from recommender.models import (
     Behaviour,
@@ -139,7 +138,7 @@ def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, f
         # the query on filtered requests.
         table = Item._meta.db_table
         where, params = item_where(filters)
-        with connection.cursor() as cursor:
+        with dbroute.read_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT id FROM {table} WHERE {table}.id = ANY(%s::bigint[]) AND {where}",
                 [[item_id for item_id, _ in head], *params],

@@ -26,6 +26,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
+from recommender import dbroute
 from recommender.behaviour import SIGNALLESS, retention_start
 from recommender.behaviour import weight as behaviour_weight
 from recommender.conf import conf
@@ -155,7 +156,7 @@ def _log(user_ids: Sequence[int], as_of: datetime | None) -> list[tuple]:
     if (start := retention_start(as_of)) is not None:
         sql += " AND occurred_at >= %s"  # older events no longer count
         params.append(start)
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(sql + " ORDER BY user_id, occurred_at, id", params)
         return cursor.fetchall()
 

@@ -30,11 +30,17 @@ FEATURES = (
     "is_mobile",  # 1 when the context's device is mobile, phone, tablet or app
     "segment_category_affinity",  # share of the user's segment's engagement in the category
     "context_category_affinity",  # share of engagement from the same device in the category
+    "recent_similarity",  # cosine to the mean of the user's last few items (newest most)
+    # The behaviour models' scores for the user's history, scaled by the model's best
+    # (serving.behaviour_models; 0 when the model is not trained or does not know the item).
+    "ease_score",
+    "als_score",
+    "sasrec_score",
 )
 
 # The context and user-attribute features, kept by a trained ranker only where they
 # help on held-out users (learning.ranker.train_and_save).
-CONTEXT_FEATURES = FEATURES[FEATURES.index("hour_sin") :]
+CONTEXT_FEATURES = FEATURES[FEATURES.index("hour_sin") : FEATURES.index("recent_similarity")]
 
 DEFAULT_WEIGHTS = {
     "similarity": 1.0,
@@ -46,6 +52,11 @@ DEFAULT_WEIGHTS = {
     "category_affinity": 0.25,
     "dislike_similarity": -0.9,
     "keyword_match": 0.3,
+    "recent_similarity": 0.5,
+    # 0 while a model is untrained; manage.py tune fits them to the site.
+    "ease_score": 0.2,
+    "als_score": 0.2,
+    "sasrec_score": 0.2,
 }
 
 

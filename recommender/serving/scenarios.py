@@ -23,7 +23,8 @@ from recommender.serving.ranking import FEATURES, BlendScorer
 
 # The candidate sources a scenario may keep (candidates.candidate_pool's names).
 SOURCES = (
-    "history", "positive", "query", "keyword", "co_occurrence", "popular", "trending", "new",
+    "history", "recent", "positive", "query", "keyword", "co_occurrence", "popular",
+    "trending", "new", "ease", "als", "sasrec",
 )  # fmt: skip
 
 

@@ -4,8 +4,10 @@ into numpy.
 Through the ORM a vector arrives as text (``'[0.1,0.2,…]'``) and is parsed float by float
 in Python: ~0.5 ms per 384-d vector, which dominated serving. In binary a vector is
 ``uint16 dim, uint16 unused`` then ``dim`` big-endian float32s, one ``frombuffer`` away.
-The query runs on Django's own connection (same transaction, same settings), through a
-server-side-binding psycopg cursor, because Django's client-side cursors return text only.
+The query runs on Django's own connection (same transaction, same settings; on a
+streaming-replication standby where ``recommender.dbroute`` routes the request's reads),
+through a server-side-binding psycopg cursor, because Django's client-side cursors
+return text only.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from contextlib import contextmanager
 
 import numpy as np
 import psycopg
-from django.db import connection
+from django.db import connection as primary
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
+
+from recommender import dbroute
 
 
 def decode(value: bytes | None) -> np.ndarray | None:
@@ -30,17 +34,20 @@ def decode(value: bytes | None) -> np.ndarray | None:
     return np.frombuffer(value, dtype=">f4", offset=4).astype(np.float32)
 
 
-def fetch(sql: str, params: Sequence | dict = ()) -> list[tuple]:
+def fetch(sql: str, params: Sequence | dict = (), *, using=None) -> list[tuple]:
     """Rows of ``sql`` with every column in binary: vectors come back as bytes for
-    ``decode``, other types as their Python values. ``Vector`` parameters go in binary."""
-    with _cursor(sql) as cursor:
-        _register_dumpers(cursor)
+    ``decode``, other types as their Python values. ``Vector`` parameters go in binary.
+    ``using``: a Django connection (default: ``dbroute.read_connection()``, the primary
+    outside a request that may read from a standby)."""
+    connection = using if using is not None else dbroute.read_connection()
+    with _cursor(sql, connection) as cursor:
+        _register_dumpers(cursor, connection)
         cursor.execute(sql, params, binary=True, prepare=False)
         return cursor.fetchall()
 
 
 @contextmanager
-def _cursor(sql: str):
+def _cursor(sql: str, connection):
     """A server-side-binding cursor on Django's connection, opened the way Django opens its
     own (health check, reconnect, psycopg errors raised as Django's); under DEBUG the
     statement is listed with the ORM's queries, like theirs. No server-side prepared
@@ -70,8 +77,9 @@ class VectorArray:
         self.matrix = np.asarray(matrix, dtype=np.float32)
 
 
-def _type_oids() -> tuple[int, int]:
-    """The oids of ``vector`` and ``vector[]`` in this database (looked up once)."""
+def _type_oids(connection) -> tuple[int, int]:
+    """The oids of ``vector`` and ``vector[]`` in this database (looked up once; a standby
+    is a copy of its primary, oids included)."""
     database = connection.settings_dict["NAME"]
     if database not in _oids:
         with connection.cursor() as cursor:
@@ -123,14 +131,14 @@ def execute(sql: str, params: Sequence | dict = ()) -> int:
     Through Django's cursor every float is formatted as text in Python (~0.5 ms per
     512-d vector), which was a fifth of the embedding pipeline's CPU.
     """
-    with _cursor(sql) as cursor:
-        _register_dumpers(cursor)
+    with _cursor(sql, primary) as cursor:
+        _register_dumpers(cursor, primary)
         cursor.execute(sql, params, prepare=False)
         return cursor.rowcount
 
 
-def _register_dumpers(cursor: psycopg.Cursor) -> None:
+def _register_dumpers(cursor: psycopg.Cursor, connection) -> None:
     """Teach ``cursor`` to send ``Vector`` and ``VectorArray`` parameters in binary."""
-    vector_oid, array_oid = _type_oids()
+    vector_oid, array_oid = _type_oids(connection)
     cursor.adapters.register_dumper(Vector, _vector_dumper(vector_oid))
     cursor.adapters.register_dumper(VectorArray, _array_dumper(vector_oid, array_oid))

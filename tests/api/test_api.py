@@ -112,10 +112,18 @@ def test_dislike_pushes_the_item_and_its_near_duplicates_down(api, demo):
         post_event(api, user=user, item=item.external_id, kind="view")
     query = {"k": 40, "exclude_seen": "false"}
 
+    watched = {item.external_id for item in [jacket, *twins]}
+
     def positions():
+        """Each watched item's place among the other items (99: not listed): whether the
+        twins moved down, not whether watched items above them left the list."""
         ids = [item["id"] for item in recs(api, user, **query)]
         return {
-            item.external_id: ids.index(item.external_id) if item.external_id in ids else 99
+            item.external_id: (
+                len([i for i in ids[: ids.index(item.external_id)] if i not in watched])
+                if item.external_id in ids
+                else 99
+            )
             for item in [jacket, *twins]
         }
 

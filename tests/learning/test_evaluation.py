@@ -2,6 +2,7 @@
 
 import json
 import random
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_evaluation_reports_every_baseline_and_leaves_the_site_unchanged(shop):
     pairs = sorted(ItemCooccurrence.objects.values_list("item_id", "other_id", "score"))
     cases = evaluation.leave_one_out(max_users=None)
     report = evaluation.evaluate(cases, protocol="loo", ks=[5, 10])
-    assert set(report.overall) == {"popular", "co-occurrence", "text", "full"}
+    assert set(report.overall) == {"popular", "co-occurrence", "text", "recent-text", "full"}
     for values in report.overall.values():
         for name in ("precision", "recall", "f1", "ndcg", "mrr", "hit_rate", "coverage"):
             assert 0.0 <= values[f"{name}@10"] <= 1.0
@@ -130,7 +131,7 @@ def test_learned_ranker_trains_saves_and_serves(shop, settings, tmp_path, capsys
     settings.RECSITE_DATA_DIR = tmp_path
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
     assert learned.load_latest_scorer() is None
-    call_command("train_ranker", "--epochs", "60", "--no-progress")
+    call_command("train_ranker", "--kind", "fm", "--epochs", "60", "--no-progress", "--force")
     out = capsys.readouterr().out
     assert "epoch    0" in out and "saved" in out
     scorer = learned.load_latest_scorer()
@@ -159,9 +160,143 @@ def test_train_ranker_without_data_fails_clearly(settings, tmp_path):
 
 def test_evaluate_only_some_recommenders(shop, tmp_path, capsys):
     call_command(
-        "evaluate", "--only", "text,popular", "--out", str(tmp_path), "--no-progress", "--no-charts"
+        "evaluate",
+        "--recommenders",
+        "text,popular",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--no-charts",
     )
     data = json.loads((tmp_path / "report.json").read_text())
     assert set(data["overall"]) == {"text", "popular"}
-    with pytest.raises(CommandError, match="unknown 'nope'"):
-        call_command("evaluate", "--only", "nope")
+    with pytest.raises(CommandError, match="unknown recommender 'nope'"):
+        call_command("evaluate", "--recommenders", "nope")
+    with pytest.raises(CommandError, match="'full\\+learned' cannot run here"):
+        call_command("evaluate", "--only", "full+learned")  # no ranker trained
+
+
+def test_max_users_zero_evaluates_every_eligible_user(shop, tmp_path):
+    # One more user with a single event: nothing to train on before it, so not a case.
+    lone = EndUser.objects.create(external_id="lone")
+    Behaviour.objects.create(user=lone, item=shop["tea"][0], kind="view")
+    events = Counter(Behaviour.objects.values_list("user_id", flat=True))
+    eligible = sorted(user for user, count in events.items() if count >= 2)
+    call_command(
+        "evaluate", "--max-users", "0", "--out", str(tmp_path), "--no-progress", "--no-charts"
+    )
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["user_ids"] == eligible and len(eligible) == 24
+    assert data["cases"] == 24 and data["overall"]["full"]["lists"] == 24
+    assert len(evaluation.split("test", max_users=5)) == 5
+
+
+def test_map_by_hand():
+    # Hits at ranks 2 and 4 of two targets: (1/2 + 2/4) / 2.
+    assert evaluation.ranking_metrics([5, 7, 9, 42], {7, 42}, k=4)["map"] == pytest.approx(0.5)
+    # One target: average precision is the reciprocal rank.
+    assert evaluation.ranking_metrics([5, 7], {7}, k=2)["map"] == 0.5
+    assert evaluation.ranking_metrics([5, 7], {8}, k=2)["map"] == 0.0
+
+
+def test_validation_split_holds_out_the_second_to_last_and_hides_the_last(shop):
+    test = {case.user_id: case for case in evaluation.split("test")}
+    validation = evaluation.split("validation")
+    assert len(validation) == 24
+    for case in validation:
+        events = list(Behaviour.objects.filter(user_id=case.user_id).order_by("-occurred_at"))
+        assert case.targets == {events[1].item_id} and case.as_of == events[1].occurred_at
+        assert case.held_out_events == [events[1].pk]
+        assert case.later_events == [events[0].pk] == test[case.user_id].held_out_events
+    with pytest.raises(ValueError, match="unknown split 'train'"):
+        evaluation.split("train")
+
+
+def test_evaluate_validation_split_reports_its_split(shop, tmp_path, capsys):
+    call_command(
+        "evaluate", "--split", "validation", "--out", str(tmp_path), "--no-progress", "--no-charts"
+    )
+    assert "leave-one-out by time, validation split: 24 cases" in capsys.readouterr().out
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["split"] == "validation"
+    assert EvaluationRun.objects.get().params["split"] == "validation"
+    with pytest.raises(CommandError, match="--before is a temporal split"):
+        call_command("evaluate", "--split", "validation", "--before", "2024-01-01")
+
+
+def test_intervals_in_the_table_the_json_and_the_run(shop, tmp_path, capsys):
+    call_command(
+        "evaluate", "--reference", "popular", "--out", str(tmp_path), "--no-progress", "--no-charts"
+    )
+    text = capsys.readouterr().out
+    assert "95% bootstrap intervals over 24 users (1000 resamples, seed 0)" in text
+    assert "against popular (named)" in text and "(reference)" in text
+    comparison = json.loads((tmp_path / "report.json").read_text())["comparison"]
+    assert comparison["reference"] == "popular"
+    assert comparison["metrics"] == ["ndcg@10", "recall@10"]
+    for name in ("popular", "co-occurrence", "text", "full"):
+        own = comparison["means"][name]["ndcg@10"]
+        assert own["low"] <= own["estimate"] <= own["high"]
+    assert comparison["differences"]["popular"]["ndcg@10"] == {
+        "estimate": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+    }
+    stored = EvaluationRun.objects.get().metrics
+    assert stored["intervals"] == comparison and "map@10" in stored["overall"]["full"]
+    with pytest.raises(CommandError, match="--reference: 'nope' is not evaluated"):
+        call_command("evaluate", "--reference", "nope", "--no-progress")
+
+
+def test_best_recommender_is_the_default_reference(shop):
+    cases = evaluation.split("test")
+    report = evaluation.evaluate(cases, protocol="loo")
+    best = max(report.overall, key=lambda name: report.overall[name]["ndcg@10"])
+    assert report.comparison.reference == best
+    assert report.comparison.reference_rule == "best ndcg@10"
+
+
+def test_registered_recommenders_are_evaluated_by_name(shop, monkeypatch, tmp_path):
+    monkeypatch.setattr(evaluation, "_REGISTRY", dict(evaluation._REGISTRY))
+
+    def most_recent_topic(case, k):
+        """A behaviour model in miniature: the user's last item's topic, unseen items."""
+        seen = Behaviour.objects.filter(user_id=case.user_id, occurred_at__lt=case.as_of)
+        last = seen.order_by("-occurred_at").first().item
+        ranked = Item.objects.filter(category=last.category).exclude(pk__in=seen.values("item_id"))
+        return list(ranked.order_by("pk").values_list("pk", flat=True)[:k])
+
+    fitted = []
+
+    @evaluation.register("same-topic", default=False, description="the last item's topic")
+    def _same_topic():
+        return evaluation.Recommender("same-topic", rank=most_recent_topic, fit=fitted.append)
+
+    assert "same-topic" in evaluation.registered()
+    assert "same-topic" not in {r.name for r in evaluation.recommenders()}
+    call_command(
+        "evaluate",
+        "--recommenders",
+        "popular,same-topic",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--no-charts",
+    )
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert list(data["overall"]) == ["popular", "same-topic"] and len(fitted[0]) == 24
+    # Users stick to one topic: the topic's unseen items hold the next one.
+    assert data["overall"]["same-topic"]["hit_rate@10"] == 1.0
+
+
+def test_old_runs_without_map_or_intervals_still_show(shop, admin_client):
+    from recommender.dashboard.queries import latest_evaluation
+
+    EvaluationRun.objects.create(
+        protocol="leave-one-out by time",
+        cases=3,
+        metrics={"overall": {"full": {"ndcg@10": 0.1, "mrr@10": 0.2}}, "cold_start": {}},
+    )
+    summary = latest_evaluation()
+    assert summary.columns == ["ndcg@10", "mrr@10"]
+    assert EvaluationRun.objects.get().headline() == {"full": 0.1}

@@ -12,7 +12,7 @@ from django.utils import timezone
 from recommender.learning import evaluation, ranker
 from recommender.models import Behaviour, EndUser, Item
 from recommender.serving import learned
-from recommender.serving.ranking import DEFAULT_WEIGHTS, FEATURES, BlendScorer
+from recommender.serving.ranking import CONTEXT_FEATURES, DEFAULT_WEIGHTS, FEATURES, BlendScorer
 from recommender.spaces import embedding
 
 TOPICS = {
@@ -143,7 +143,8 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
     out = StringIO()
     call_command(
         "train_ranker", "--loss", "pairwise", "--kind", "fm", "--cases-per-user", "2",
-        "--negatives", "all", "--max-users", "0", "--epochs", "20", "--no-progress", stdout=out,
+        "--negatives", "all", "--max-users", "0", "--epochs", "20", "--no-progress", "--force",
+        stdout=out,
     )  # fmt: skip
     assert "trained fm ranker (pairwise loss)" in out.getvalue()
     assert "from 12 users" in out.getvalue()
@@ -156,7 +157,9 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
     kept, with_them, without = match.group(1), float(match.group(2)), float(match.group(3))
     if with_them != without:  # (as printed, to four places)
         assert (kept == "kept") == (with_them < without)
-    assert (len(scorer.features) == len(FEATURES)) == (kept == "kept")
+    context = [FEATURES.index(name) for name in CONTEXT_FEATURES]
+    left_out = not scorer.weights[context].any() and not scorer.factors[context].any()
+    assert left_out == (kept == "left out")
 
 
 @pytest.mark.parametrize("value", ["0", "some"])
@@ -171,8 +174,13 @@ def test_the_nightly_task_trains_the_measured_setup_by_default(shop, settings):
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
     report = tasks.train_ranker()
     assert report["trained"], report
+    # LightGBM's lambdarank by default, serving only when it beat the blend on validation.
     scorer = learned.load_latest_scorer()
-    assert (scorer.kind, scorer.loss) == ("fm", "pairwise")
+    assert report["activated"] == ranker.beats_blend(report["validation"])
+    if report["activated"]:
+        assert scorer.kind == "lambdarank"
+    else:
+        assert scorer is None and report["path"].endswith("-blend.json")
 
 
 def test_items_shown_and_ignored_before_the_cut_are_kept_as_negatives(shop):
@@ -191,3 +199,113 @@ def test_items_shown_and_ignored_before_the_cut_are_kept_as_negatives(shop):
     assert len(mine) and (labels[mine] == 0).sum() >= 1
     others = np.flatnonzero(users != user.pk)
     assert (labels[others] == 0).sum() == 0  # nobody else was shown anything
+
+
+# --- LightGBM lambdarank and the activation rule --------------------------------------
+
+
+def mobile_pools(seed: int, pools: int, size: int = 20):
+    """Pools whose engaged item has the largest ``is_mobile`` value: a signal the blend gives
+    no weight, so only a learned ranker can find it."""
+    rng = np.random.default_rng(seed)
+    features = rng.random((pools * size, len(FEATURES))).astype(np.float32)
+    groups = np.repeat(np.arange(pools), size)
+    labels = np.zeros(pools * size, np.float32)
+    for pool in range(pools):
+        rows = np.flatnonzero(groups == pool)
+        labels[rows[np.argmax(features[rows, COLUMN["is_mobile"]])]] = 1.0
+    return features, labels, groups, groups.copy()
+
+
+def hand_split(features, labels, groups, *, cold: int = 0) -> ranker.Split:
+    cases = [
+        evaluation.Case(user_id=int(g), as_of=timezone.now(), targets={int(g)})
+        for g in np.unique(groups)
+    ]
+    counts = {case.user_id: (1 if case.user_id < cold else 10) for case in cases}
+    return ranker.Split(
+        train=(features, labels, groups, groups),
+        validation=(features, labels, groups, groups),
+        validation_cases=cases,
+        target_users=counts,
+    )
+
+
+def test_pool_ndcg_shares_tied_positions():
+    labels = np.array([0, 1, 0, 0, 1, 0], np.float32)
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.9, 0.2, 0.5, 0.5, 0.5])
+    ndcg = ranker.pool_ndcg(scores, labels, groups)
+    assert ndcg[0] == pytest.approx(1.0)  # ranked first
+    assert ndcg[1] == pytest.approx(1 / np.log2(1 + 2))  # three-way tie: position 1 of 0..2
+
+
+def test_lambdarank_learns_a_signal_the_blend_ignores():
+    train_set = mobile_pools(0, 200)
+    held_out = mobile_pools(1, 60)
+    scorer, curve = ranker.train_lambdarank(train_set, held_out, rounds=60)
+    split = hand_split(*held_out[:3])
+    learned_ndcg = ranker.validation_ndcg(scorer, split)["ndcg"]
+    blend_ndcg = ranker.validation_ndcg(BlendScorer(), split)["ndcg"]
+    assert learned_ndcg > blend_ndcg + 0.4, (learned_ndcg, blend_ndcg)
+    assert len(curve) >= scorer.rounds >= 1
+    # Saved as LightGBM's text model with the blend it started from: the same scores back.
+    restored = learned.from_json(scorer.to_json())
+    assert isinstance(restored, learned.BoostedScorer)
+    assert np.allclose(restored.score(held_out[0]), scorer.score(held_out[0]))
+
+
+def test_a_ranker_worse_than_the_blend_is_not_activated(settings, tmp_path):
+    settings.RECSITE_DATA_DIR = tmp_path
+    settings.RECOMMENDER_USE_LEARNED_RANKER = True
+    features, labels, groups = synthetic_pools(2, pools=40)
+    split = hand_split(features, labels, groups)
+    # The engaged item is the most popular: the blend (popularity weight > 0) gets part of
+    # it right; a ranker that prefers the least popular item gets it wrong.
+    contrary = BlendScorer({name: 0.0 for name in FEATURES} | {"popularity": -1.0})
+    contrary = learned.LearnedScorer(
+        kind="logistic",
+        features=list(FEATURES),
+        mean=np.zeros(len(FEATURES), np.float32),
+        std=np.ones(len(FEATURES), np.float32),
+        weights=contrary.weights,
+        bias=0.0,
+    )
+    validation, activated, path = ranker.activate(contrary, split)
+    assert not activated and path.name.endswith("-blend.json")
+    assert validation["model"]["ndcg"] < validation["blend"]["ndcg"]
+    assert learned.load_latest_scorer() is None  # the blend serves
+    validation, activated, path = ranker.activate(contrary, split, force=True)
+    assert activated and learned.load_latest_scorer().path == str(path)
+
+
+def test_a_ranker_worse_on_the_cold_slice_is_not_activated():
+    # Better overall, worse on the cold slice: the blend keeps serving.
+    validation = {
+        "model": {"ndcg": 0.30, "cold_ndcg": 0.01, "cold_cases": 5},
+        "blend": {"ndcg": 0.20, "cold_ndcg": 0.05, "cold_cases": 5},
+    }
+    assert not ranker.beats_blend(validation)
+    validation["model"]["cold_ndcg"] = 0.05
+    assert ranker.beats_blend(validation)
+    validation["model"]["ndcg"] = 0.20  # a tie overall is not a win
+    assert not ranker.beats_blend(validation)
+
+
+def test_train_ranker_lambdarank_reports_the_validation_and_the_decision(shop, settings):
+    settings.RECOMMENDER_USE_LEARNED_RANKER = True
+    out = StringIO()
+    call_command(
+        "train_ranker", "--kind", "lambdarank", "--cases-per-user", "2", "--negatives", "all",
+        "--max-users", "0", "--epochs", "40", "--no-progress", stdout=out,
+    )  # fmt: skip
+    text = out.getvalue()
+    assert "trained lambdarank ranker" in text, text
+    match = re.search(r"validation \(12 users' second-to-last engagement, (\d+) cold\): "
+                      r"NDCG@10 ([\d.]+) vs blend ([\d.]+)", text)  # fmt: skip
+    assert match, text
+    scorer = learned.load_latest_scorer()
+    if "activated the lambdarank ranker (it won)" in text:
+        assert float(match.group(2)) > float(match.group(3)) and scorer.kind == "lambdarank"
+    else:
+        assert "the blend won" in text and scorer is None

@@ -1,0 +1,1 @@
+"""The multi-node topology (scripts/cluster.sh), tested end to end."""

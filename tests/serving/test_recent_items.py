@@ -1,0 +1,77 @@
+"""The recent-items source: the mean of the user's last few items' vectors (newest most,
+dislikes pushing away), searched on its own and a feature of every candidate."""
+
+from datetime import timedelta
+
+import numpy as np
+from django.utils import timezone
+
+from recommender.models import Behaviour, EndUser, Item, ItemVector
+from recommender.serving import candidates
+from recommender.serving.pipeline import RecommendationRequest
+
+
+def _basis(index: int, dim: int = 48) -> np.ndarray:
+    vector = np.zeros(dim, np.float32)
+    vector[index] = 1.0
+    return vector
+
+
+def _shop(space, make_items):
+    items = make_items(8)
+    for index, item in enumerate(items):
+        ItemVector.objects.create(space=space, item=item, embedding=_basis(index))
+    user = EndUser.objects.create(external_id="u1")
+    start = timezone.now() - timedelta(hours=10)
+    # Oldest first: A, B, C viewed; D viewed; E rated 1 (not positive); F disliked.
+    steps = [(0, "view", None), (1, "view", None), (2, "view", None), (3, "view", None),
+             (4, "rating", 1.0), (5, "dislike", None)]  # fmt: skip
+    moments = []
+    for hour, (index, kind, value) in enumerate(steps):
+        moments.append(start + timedelta(hours=hour))
+        Behaviour.objects.create(
+            user=user, item=items[index], kind=kind, value=value, occurred_at=moments[-1]
+        )
+    return items, user, moments
+
+
+def test_the_recent_vector_weights_the_newest_items_most_and_pushes_dislikes_away(
+    space, make_items
+):
+    items, user, moments = _shop(space, make_items)
+    got = candidates.recent_items_vector(user.pk, space)
+    # Newest first: F disliked (pushes 0.5 away), E not positive, then D, C, B, A at
+    # 0.7 ** 0, 1, 2, 3 (five items at most: all four count).
+    expected = _basis(3) + 0.7 * _basis(2) + 0.49 * _basis(1) + 0.343 * _basis(0) - 0.5 * _basis(5)
+    assert np.allclose(got, expected / np.linalg.norm(expected), atol=1e-5)
+    # As of before D's view, and forgetting B: C, A only.
+    got = candidates.recent_items_vector(
+        user.pk, space, as_of=moments[3], forget=frozenset({items[1].pk})
+    )
+    expected = _basis(2) + 0.7 * _basis(0)
+    assert np.allclose(got, expected / np.linalg.norm(expected), atol=1e-5)
+    # Nothing positive: no vector.
+    other = EndUser.objects.create(external_id="u2")
+    Behaviour.objects.create(user=other, item=items[5], kind="dislike")
+    assert candidates.recent_items_vector(other.pk, space) is None
+
+
+def test_the_recent_items_search_finds_a_new_item_like_the_last_ones(space, make_items):
+    items, user, _ = _shop(space, make_items)
+    # A new item no one touched, closest to D (the newest positive item), and one like A.
+    new_d = Item.objects.create(external_id="new-d", title="新品 D")
+    new_a = Item.objects.create(external_id="new-a", title="新品 A")
+    ItemVector.objects.create(space=space, item=new_d, embedding=_basis(3) + 0.3 * _basis(20))
+    ItemVector.objects.create(space=space, item=new_a, embedding=_basis(0) + 0.3 * _basis(21))
+    pool = candidates.candidate_pool(RecommendationRequest(user=user, k=5, explain=False))
+    found = {c.item_id: c for c in pool.candidates}
+    assert "recent" in found[new_d.pk].sources
+    assert found[new_d.pk].features["recent_similarity"] > found[new_a.pk].features.get(
+        "recent_similarity", 0.0
+    )
+    # Without the source, the feature is still computed for the candidates.
+    pool = candidates.candidate_pool(
+        RecommendationRequest(user=user, k=5, explain=False, sources=frozenset({"history"}))
+    )
+    assert all("recent" not in c.sources for c in pool.candidates)
+    assert any(c.features.get("recent_similarity", 0) > 0 for c in pool.candidates)
