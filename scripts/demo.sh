@@ -33,7 +33,9 @@ $PY manage.py services start
 $PY manage.py migrate --noinput
 $PY manage.py load_demo
 $PY manage.py demo_admin
-# A ranker learned from the demo's behaviours (serving falls back to the blend without it).
+# Behaviour models (EASE, ALS, SASRec) and a ranker learned from the demo's behaviours
+# (serving uses what is trained; the ranker only where it beat the blend on validation).
+$PY manage.py train_models --no-progress || echo "(behaviour models not trained)"
 $PY manage.py train_ranker --max-users 72 --no-progress || echo "(ranker not trained; the fixed blend serves)"
 
 cat <<'MSG'

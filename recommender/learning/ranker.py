@@ -29,7 +29,7 @@ from django.db import transaction
 
 from recommender.conf import conf
 from recommender.learning import evaluation
-from recommender.models import EndUser
+from recommender.models import EndUser, Scenario
 from recommender.serving import (
     behaviour_models,
     candidates,
@@ -377,6 +377,14 @@ def train(
     return scorer, train_losses, val_losses
 
 
+def reference_blend() -> BlendScorer:
+    """The blend a learned ranker must beat and starts from: the default scenario's
+    weights when it has some (what ``manage.py tune`` stores), else the code's defaults."""
+    scenario = Scenario.objects.filter(is_default=True).first()
+    weights = dict(scenario.blend_weights) if scenario and scenario.blend_weights else None
+    return BlendScorer(weights)
+
+
 def _group_sizes(groups: np.ndarray) -> np.ndarray:
     """Rows per pool, in order (the pools' rows are contiguous)."""
     bounds = np.flatnonzero(np.diff(groups)) + 1
@@ -407,7 +415,7 @@ def train_lambdarank(
     if not len(vy) or not vy.sum():
         raise ValueError("no held-out pool holds its engaged item: nothing to stop on")
     names = list(FEATURES[: x.shape[1]])
-    blend = BlendScorer()
+    blend = reference_blend()
     base = blend.weights[: x.shape[1]] * BLEND_TEMPERATURE
     params = {
         "objective": "lambdarank",
@@ -516,7 +524,7 @@ def activate(scorer, split: Split, *, force: bool = False) -> tuple[dict, bool, 
     (or ``force``); otherwise save the decision that the blend serves."""
     validation = {
         "model": validation_ndcg(scorer, split),
-        "blend": validation_ndcg(BlendScorer(), split),
+        "blend": validation_ndcg(reference_blend(), split),
     }
     scorer.validation = validation
     if force or beats_blend(validation):

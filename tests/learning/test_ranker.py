@@ -240,7 +240,7 @@ def test_pool_ndcg_shares_tied_positions():
     assert ndcg[1] == pytest.approx(1 / np.log2(1 + 2))  # three-way tie: position 1 of 0..2
 
 
-def test_lambdarank_learns_a_signal_the_blend_ignores():
+def test_lambdarank_learns_a_signal_the_blend_ignores(db):
     train_set = mobile_pools(0, 200)
     held_out = mobile_pools(1, 60)
     scorer, curve = ranker.train_lambdarank(train_set, held_out, rounds=60)
@@ -255,7 +255,7 @@ def test_lambdarank_learns_a_signal_the_blend_ignores():
     assert np.allclose(restored.score(held_out[0]), scorer.score(held_out[0]))
 
 
-def test_a_ranker_worse_than_the_blend_is_not_activated(settings, tmp_path):
+def test_a_ranker_worse_than_the_blend_is_not_activated(db, settings, tmp_path):
     settings.RECSITE_DATA_DIR = tmp_path
     settings.RECOMMENDER_USE_LEARNED_RANKER = True
     features, labels, groups = synthetic_pools(2, pools=40)
@@ -309,3 +309,11 @@ def test_train_ranker_lambdarank_reports_the_validation_and_the_decision(shop, s
         assert float(match.group(2)) > float(match.group(3)) and scorer.kind == "lambdarank"
     else:
         assert "the blend won" in text and scorer is None
+
+
+def test_the_blend_to_beat_is_the_default_scenarios_when_tuned(db):
+    from recommender.models import Scenario
+
+    assert np.array_equal(ranker.reference_blend().weights, BlendScorer().weights)
+    Scenario.objects.create(name="home", is_default=True, blend_weights={"popularity": 3.0})
+    assert ranker.reference_blend().weights[COLUMN["popularity"]] == 3.0
