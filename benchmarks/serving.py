@@ -1028,7 +1028,7 @@ def captured_fetches() -> Iterator[list[tuple[str, Any]]]:
 
     captured: list[tuple[str, Any]] = []
     fetch = vector_io.fetch
-    vector_io.fetch = lambda sql, params=(): captured.append((sql, params)) or []
+    vector_io.fetch = lambda sql, params=(), using=None: captured.append((sql, params)) or []
     try:
         yield captured
     finally:

@@ -248,6 +248,13 @@ SETTINGS: tuple[Setting, ...] = (
         "HNSW search breadth (pgvector's hnsw.ef_search, at least 2k, at most 1000)",
     ),
     Setting(
+        "RECENT_EF_SEARCH",
+        100,
+        int,
+        "HNSW search breadth of the recent-items search (at least 2k): its vector lies "
+        "near a few items, where a narrow search already finds the true neighbours",
+    ),
+    Setting(
         "CANDIDATES_PER_SOURCE",
         50,
         int,

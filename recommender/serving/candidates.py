@@ -469,11 +469,23 @@ def _forgetting_profile(
 
 
 def _nearest(space, searches, n, filters, exclusion, cosine):
-    """Each search's nearest rows (run by ``parallel``, perhaps on the helper thread)."""
+    """Each search's nearest rows (run by ``parallel``, perhaps on the helper thread).
+    The recent-items vector lies near a few items, so a narrow search finds its true
+    neighbours (``RECOMMENDER_RECENT_EF_SEARCH``); the profile, a blend of interests that
+    may lie between clusters, gets the full breadth."""
+    recent_ef = int(conf.RECENT_EF_SEARCH)
     return [
         (
             source,
-            nearest_rows(vector, n, space=space, filters=filters, history=exclusion, cosine=cosine),
+            nearest_rows(
+                vector,
+                n,
+                space=space,
+                filters=filters,
+                history=exclusion,
+                cosine=cosine,
+                ef=recent_ef if source == "recent" else None,
+            ),
         )
         for source, vector in searches
     ]

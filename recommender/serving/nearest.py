@@ -46,11 +46,12 @@ def vector_query(space: EncoderSpace, vector: np.ndarray | Sequence[float]):
     )
 
 
-def ef_search(k: int) -> int:
-    """The HNSW search breadth for a top-``k`` query: ``RECOMMENDER_HNSW_EF_SEARCH``
-    (default 1000, pgvector's maximum), at least 2k. Wider finds more of the true
-    neighbours (recall) at some latency; docs/performance.md has the trade-off measured."""
-    configured = int(conf.HNSW_EF_SEARCH)
+def ef_search(k: int, configured: int | None = None) -> int:
+    """The HNSW search breadth for a top-``k`` query: ``configured`` (default
+    ``RECOMMENDER_HNSW_EF_SEARCH``: 1000, pgvector's maximum), at least 2k. Wider finds
+    more of the true neighbours (recall) at some latency; docs/performance.md has the
+    trade-off measured."""
+    configured = int(conf.HNSW_EF_SEARCH if configured is None else configured)
     return min(max(configured, k * 2, 1), 1000)
 
 
@@ -187,11 +188,13 @@ def nearest_rows(
     columns: bool = True,
     history: HistoryExclusion | None = None,
     cosine: CosineFeatures | None = None,
+    ef: int | None = None,
 ) -> list[NearestRow]:
     """``nearest_items`` with each item's category and creation time (``columns``) and its
     ``cosine`` features, in one binary round trip (the query vector goes in as binary).
     With ``history``, the user's items are left out in the same statement, so the search
-    need not wait for their history.
+    need not wait for their history. ``ef``: the search breadth asked for (default
+    ``RECOMMENDER_HNSW_EF_SEARCH``; see ``ef_search``).
 
     The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
     it PostgreSQL cannot use the index. Filtered scans keep searching until k rows pass
@@ -235,7 +238,7 @@ def nearest_rows(
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', %s, true)",
-            [str(ef_search(k))],
+            [str(ef_search(k, ef))],
         )
         rows = vector_io.fetch(sql, params, using=db)
     rows.sort(key=lambda row: row[1])

@@ -75,3 +75,24 @@ def test_the_recent_items_search_finds_a_new_item_like_the_last_ones(space, make
     )
     assert all("recent" not in c.sources for c in pool.candidates)
     assert any(c.features.get("recent_similarity", 0) > 0 for c in pool.candidates)
+
+
+def test_the_recent_items_search_is_narrow_and_the_profiles_full(
+    space, make_items, monkeypatch, settings
+):
+    from recommender.serving import nearest
+
+    assert nearest.ef_search(10, 100) == 100 and nearest.ef_search(100, 100) == 200
+    items, user, _ = _shop(space, make_items)
+    asked = {}
+    original = candidates.nearest_rows
+
+    def spy(vector, k, **options):
+        asked[len(asked)] = options.get("ef")
+        return original(vector, k, **options)
+
+    monkeypatch.setattr(candidates, "nearest_rows", spy)
+    settings.RECOMMENDER_RECENT_EF_SEARCH = 64
+    candidates.candidate_pool(RecommendationRequest(user=user, k=5, explain=False))
+    # The profile's search first (the configured breadth), then the recent items' (64).
+    assert asked == {0: None, 1: 64}
