@@ -341,7 +341,12 @@ SETTINGS: tuple[Setting, ...] = (
         "the learned ranker train_ranker and the nightly task train: lambdarank (LightGBM), "
         "fm or logistic; it serves only when it beats the blend on validation",
     ),
-    Setting("RANKER_LOSS", "pairwise", str, "its loss: pairwise (BPR) or pointwise"),
+    Setting(
+        "RANKER_LOSS",
+        "pairwise",
+        str,
+        "the fm and logistic rankers' loss: pairwise (BPR) or pointwise",
+    ),
     # Behaviour models (train_models; recommender/serving/behaviour_models.py serves them)
     Setting("EASE_LAMBDA", 200.0, float, "EASE's L2 weight λ (larger: smoother item-item weights)"),
     Setting(

@@ -162,6 +162,11 @@ def test_train_ranker_pairwise_options_are_used_and_served(shop, settings):
     assert left_out == (kept == "left out")
 
 
+def test_train_ranker_refuses_a_loss_for_lambdarank(shop):
+    with pytest.raises(CommandError, match="--loss applies to the fm and logistic"):
+        call_command("train_ranker", "--kind", "lambdarank", "--loss", "pairwise")
+
+
 @pytest.mark.parametrize("value", ["0", "some"])
 def test_train_ranker_rejects_a_bad_negatives_count(shop, value):
     with pytest.raises(CommandError, match="positive number or 'all'"):

@@ -5,6 +5,7 @@ from argparse import ArgumentTypeError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from recommender.conf import conf
 from recommender.learning import ranker
 
 
@@ -36,8 +37,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--loss",
             choices=ranker.LOSSES,
-            help="pointwise log loss, or pairwise (BPR, starting from the blend's weights); "
-            "default: RECOMMENDER_RANKER_LOSS (pairwise)",
+            help="fm and logistic only: pointwise log loss, or pairwise (BPR, starting from the "
+            "blend's weights); default: RECOMMENDER_RANKER_LOSS (pairwise)",
         )
         parser.add_argument("--max-users", type=int, default=300, help="0 for every user")
         parser.add_argument(
@@ -70,6 +71,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["cases_per_user"] < 1 or options["epochs"] < 1 or options["max_users"] < 0:
             raise CommandError("--cases-per-user and --epochs must be >= 1, --max-users >= 0")
+        if options["loss"] and (options["kind"] or conf.RANKER) == "lambdarank":
+            raise CommandError("--loss applies to the fm and logistic rankers, not lambdarank")
         quiet = options["no_progress"] or options["verbosity"] == 0
         bar = tqdm(desc="examples", unit=" pools", disable=quiet, file=self.stderr._out)
 
