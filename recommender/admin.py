@@ -210,10 +210,20 @@ class EncoderSpaceAdmin(admin.ModelAdmin):
         "dim",
         "status",
         "is_active",
+        "index_precision",
         "coverage_display",
         "stale_display",
     )
-    readonly_fields = ("dim", "status", "is_active", "created_at", "activated_at")
+    # The index precision changes with `manage.py encoder_space reindex`, which rebuilds
+    # the index before the field says so.
+    readonly_fields = (
+        "dim",
+        "status",
+        "is_active",
+        "index_precision",
+        "created_at",
+        "activated_at",
+    )
     fields = ("name", "plugin", "options", "text_template") + readonly_fields
     actions = ("activate_space", "build")
 

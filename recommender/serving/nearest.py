@@ -35,13 +35,19 @@ class ScoredItem:
 def vector_query(space: EncoderSpace, vector: np.ndarray | Sequence[float]):
     """Vectors of ``space`` annotated with cosine distance, ordered nearest first.
 
-    The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
-    it PostgreSQL cannot use the index.
+    The cast to the space's index type (``vector(dim)``, or ``halfvec(dim)`` for a
+    half-precision index: ``spaces.vector_field``) matches its partial HNSW index
+    expression; without it PostgreSQL cannot use the index. The query vector (serialised
+    as a full-precision vector) is cast the same way, so that the distance is the operator
+    of the index's operator class.
     """
-    column = Cast("embedding", VectorField(dimensions=space.dim))
+    from django.db.models import Value
+
+    cast_to = spaces.vector_field(space)
+    query = Value(np.asarray(vector, dtype=np.float32), output_field=VectorField())
     return (
         ItemVector.objects.filter(space=space)
-        .annotate(distance=CosineDistance(column, np.asarray(vector, dtype=np.float32)))
+        .annotate(distance=CosineDistance(Cast("embedding", cast_to), Cast(query, cast_to)))
         .order_by("distance")
     )
 
@@ -179,6 +185,16 @@ class CosineFeatures:
         return features, vector_io.decode(values[count])
 
 
+@dataclass(frozen=True)
+class Search:
+    """One nearest-neighbour search of a request: its query vector, how many rows it wants
+    and its breadth (``ef``: see ``ef_search``; None: ``RECOMMENDER_HNSW_EF_SEARCH``)."""
+
+    vector: np.ndarray | Sequence[float]
+    k: int
+    ef: int | None = None
+
+
 def nearest_rows(
     vector: np.ndarray | Sequence[float],
     k: int,
@@ -194,15 +210,63 @@ def nearest_rows(
     ``cosine`` features, in one binary round trip (the query vector goes in as binary).
     With ``history``, the user's items are left out in the same statement, so the search
     need not wait for their history. ``ef``: the search breadth asked for (default
-    ``RECOMMENDER_HNSW_EF_SEARCH``; see ``ef_search``).
+    ``RECOMMENDER_HNSW_EF_SEARCH``; see ``ef_search``). One ``Search`` of
+    ``nearest_searches``."""
+    return nearest_searches(
+        [Search(vector, k, ef)],
+        space=space,
+        filters=filters,
+        columns=columns,
+        history=history,
+        cosine=cosine,
+    )[0]
 
-    The cast to ``vector(dim)`` matches the space's partial HNSW index expression; without
+
+def nearest_searches(
+    searches: Sequence[Search],
+    *,
+    space: EncoderSpace | None = None,
+    filters: Filters | None = None,
+    columns: bool = True,
+    history: HistoryExclusion | None = None,
+    cosine: CosineFeatures | None = None,
+) -> list[list[NearestRow]]:
+    """The rows of each search, nearest first: the searches of one breadth go to the
+    database as one statement (a ``UNION ALL`` of one index scan each, sharing the
+    exclusions and the features' sub-selects), in one transaction that sets the breadth;
+    a request's searches usually share one.
+
+    The cast to the space's index type matches its partial HNSW index expression; without
     it PostgreSQL cannot use the index. Filtered scans keep searching until k rows pass
     the filters (pgvector's iterative scan); its relaxed order is re-sorted here by the
     exact distance selected anyway.
     """
     space = space or spaces.active_space()
     filters = filters or Filters()
+    groups: dict[int, list[int]] = {}
+    for n, search in enumerate(searches):
+        groups.setdefault(ef_search(search.k, search.ef), []).append(n)
+    found: list[list[NearestRow]] = [[] for _ in searches]
+    for ef, members in groups.items():
+        rows = _search_rows(
+            [searches[n] for n in members], ef, space, filters, columns, history, cosine
+        )
+        for position, item_id, distance, *rest in rows:
+            n = members[position]
+            similarity = 1.0 - float(distance)
+            if not columns:
+                found[n].append(NearestRow(item_id, similarity))
+                continue
+            category, created, *values = rest
+            features, stored = CosineFeatures.read(values)
+            found[n].append(NearestRow(item_id, similarity, category, created, stored, features))
+    for rows in found:
+        rows.sort(key=lambda row: -row.similarity)
+    return found
+
+
+def _search_rows(searches, ef, space, filters, columns, history, cosine) -> list[tuple]:
+    """(position in ``searches``, item id, distance, …) rows of one statement."""
     cast = spaces.vector_cast(space)
     item_table, vector_table = Item._meta.db_table, ItemVector._meta.db_table
     where, where_params = item_where(filters)
@@ -216,40 +280,35 @@ def nearest_rows(
         # An uncorrelated sub-select: run once, then a membership test per row scanned.
         items, touched_params = history.items_sql()
         touched = f" AND NOT (v.item_id = ANY(ARRAY({items})))"
-    sql = (
-        f"{with_sql}SELECT v.item_id, v.embedding::{cast} <=> %s AS distance{extra} "
-        f"FROM {vector_table} v JOIN {item_table} ON {item_table}.id = v.item_id "
-        f"WHERE v.space_id = %s AND NOT (v.item_id = ANY(%s::bigint[])){touched} AND {where} "
-        "ORDER BY distance LIMIT %s"
-    )
-    params = [
-        *with_params,
-        vector_io.Vector(vector),
-        *extra_params,
-        space.pk,
-        list(filters.exclude_ids),
-        *touched_params,
-        *where_params,
-        k,
-    ]
+    excluded = list(filters.exclude_ids)
+    branches, params = [], list(with_params)
+    for position, search in enumerate(searches):
+        branches.append(
+            f"(SELECT {position} AS search, v.item_id, "
+            f"v.embedding::{cast} <=> %s::{cast} AS distance{extra} "
+            f"FROM {vector_table} v JOIN {item_table} ON {item_table}.id = v.item_id "
+            f"WHERE v.space_id = %s AND NOT (v.item_id = ANY(%s::bigint[])){touched} "
+            f"AND {where} ORDER BY distance LIMIT %s)"
+        )
+        params += [
+            vector_io.Vector(search.vector),
+            *extra_params,
+            space.pk,
+            excluded,
+            *touched_params,
+            *where_params,
+            search.k,
+        ]
+    sql = with_sql + " UNION ALL ".join(branches)
     db = dbroute.read_connection()  # a standby's, within a request that may read from one
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
         # Settings for this transaction only (safe behind transaction-mode poolers).
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', %s, true)",
-            [str(ef_search(k, ef))],
+            [str(ef)],
         )
-        rows = vector_io.fetch(sql, params, using=db)
-    rows.sort(key=lambda row: row[1])
-    if not columns:
-        return [NearestRow(row[0], 1.0 - float(row[1])) for row in rows]
-    found = []
-    for item_id, distance, category, created, *values in rows:
-        features, stored = CosineFeatures.read(values)
-        similarity = 1.0 - float(distance)
-        found.append(NearestRow(item_id, similarity, category, created, stored, features))
-    return found
+        return vector_io.fetch(sql, params, using=db)
 
 
 def candidate_rows(

@@ -1,5 +1,6 @@
-"""Encoder spaces: creation, activation, retirement, coverage, and the active space that
-serving asks for on every request. Each space's HNSW index: ``spaces.indexes``."""
+"""Encoder spaces: creation, activation, retirement, a switch of index precision, coverage,
+and the active space that serving asks for on every request. Each space's HNSW index:
+``spaces.indexes``."""
 
 from __future__ import annotations
 
@@ -23,18 +24,24 @@ from recommender.models import (
     DEFAULT_TEXT_TEMPLATE,
     LANGUAGE_CODE,
     EncoderSpace,
+    IndexPrecision,
     Item,
     ItemVector,
     Scenario,
     SpaceStatus,
 )
 from recommender.spaces.indexes import (  # noqa: F401 (the package's API)
+    check_precision,
     create_index,
     drop_index,
     index_exists,
     index_name,
+    index_names,
+    index_size,
+    index_valid,
     space_lock,
     vector_cast,
+    vector_field,
 )
 
 TEMPLATE_FIELDS = ("title", "category", "tags", "description")
@@ -105,8 +112,10 @@ def create_space(
     *,
     text_template: str = DEFAULT_TEXT_TEMPLATE,
     activate: bool = False,
+    index_precision: str = IndexPrecision.VECTOR,
 ) -> EncoderSpace:
-    """Create a space (status ``building``); with ``activate``, also its HNSW index.
+    """Create a space (status ``building``); with ``activate``, also its HNSW index, in
+    ``index_precision`` (``vector``, or ``halfvec`` for an index of half the size).
 
     A space that does not serve yet gets its index when its build completes
     (``mark_ready_if_complete``): one bulk build is several times cheaper than inserting
@@ -124,6 +133,7 @@ def create_space(
         options=options,
         dim=encoder.dim,
         text_template=check_template(text_template),
+        index_precision=check_precision(index_precision),
     )
     if activate:
         activate_space(space)
@@ -155,6 +165,76 @@ def retire_space(space: EncoderSpace) -> EncoderSpace:
     drop_index(space)
     ItemVector.objects.filter(space=space).delete()
     return space
+
+
+@dataclass(frozen=True)
+class Reindexed:
+    """What ``reindex_space`` did: the index that serves now, the one it replaced (None
+    when the precision did not change or the space had no index yet), and the build."""
+
+    space: EncoderSpace
+    index: str | None  # None: a space still building gets its index when the build ends
+    replaced: str | None
+    seconds: float
+    size_bytes: int
+
+
+def needs_index(space: EncoderSpace) -> bool:
+    """Whether the space has (or must have) an HNSW index now: it serves, is ready, or has
+    one; a space still building gets its index when its build completes."""
+    if space.status == SpaceStatus.RETIRED:
+        return False
+    return space.is_active or space.status == SpaceStatus.READY or index_exists(space)
+
+
+def reindex_space(space: EncoderSpace, precision: str) -> Reindexed:
+    """Switch the space's HNSW index to ``precision`` (``vector`` or ``halfvec``), never
+    leaving it without one: the new index is built (concurrently, outside a transaction)
+    while the old one serves; only once it is valid does ``index_precision`` change, and the
+    old index is dropped after every process has seen the change (``CHECK_S``).
+
+    Under the space's advisory lock (``space_lock``), so a worker finishing the space's
+    build cannot build an index meanwhile. Run again with the same precision, it completes
+    a switch that was interrupted (an invalid half-built index, or both indexes left).
+    """
+    check_precision(precision)
+    space = EncoderSpace.objects.get(pk=space.pk)
+    if space.status == SpaceStatus.RETIRED:
+        raise ValidationError(f"space {space.name!r} is retired; it has no index")
+    with space_lock(space) as acquired:
+        if not acquired:
+            raise ValidationError(
+                f"space {space.name!r} is being indexed by another process; try again later"
+            )
+        old = space.index_precision
+        serves = index_exists(space, old)
+        started = time.perf_counter()
+        if needs_index(space):
+            if index_exists(space, precision) and not index_valid(space, precision):
+                drop_index(space, precision)  # left by an interrupted concurrent build
+            create_index(space, precision)
+            if not index_valid(space, precision):  # never switch to an index not in use
+                raise ValidationError(f"the {precision} index of {space.name!r} is not valid")
+        seconds = time.perf_counter() - started
+        if old != precision:
+            EncoderSpace.objects.filter(pk=space.pk).update(index_precision=precision)
+            space.index_precision = precision
+            spaces_changed()
+            if serves and not transaction.get_connection().in_atomic_block:
+                # Other processes keep their copy of the space (and its cast) for up to
+                # CHECK_S: the old index serves them until then.
+                time.sleep(CHECK_S + 0.1)
+        for other in IndexPrecision.values:
+            if other != precision:
+                drop_index(space, other)
+    built = index_exists(space, precision)
+    return Reindexed(
+        space=space,
+        index=index_name(space, precision) if built else None,
+        replaced=index_name(space, old) if serves and old != precision else None,
+        seconds=seconds,
+        size_bytes=index_size(space, precision) if built else 0,
+    )
 
 
 def active_space() -> EncoderSpace:
@@ -326,6 +406,10 @@ def mark_ready_if_complete(space: EncoderSpace) -> bool:
     with space_lock(space) as acquired:
         if not acquired:  # another worker is finishing this space right now
             return False
+        # Read under the lock: a precision switch (``reindex_space``) may have changed it.
+        space.index_precision = (
+            EncoderSpace.objects.filter(pk=space.pk).values_list("index_precision", flat=True).get()
+        )
         create_index(space)
         EncoderSpace.objects.filter(pk=space.pk, status=SpaceStatus.BUILDING).update(
             status=SpaceStatus.READY

@@ -1,4 +1,5 @@
-"""``manage.py encoder_space create|activate|retire|list|ensure-default``: blue/green models."""
+"""``manage.py encoder_space create|activate|retire|reindex|list|ensure-default``: blue/green
+models, and each space's index precision."""
 
 import json
 
@@ -6,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender import spaces
-from recommender.models import DEFAULT_TEXT_TEMPLATE, EncoderSpace
+from recommender.models import DEFAULT_TEXT_TEMPLATE, EncoderSpace, IndexPrecision
 
 
 def parse_option(raw: str) -> tuple[str, object]:
@@ -20,10 +21,17 @@ def parse_option(raw: str) -> tuple[str, object]:
         return key, value
 
 
+PRECISION_HELP = (
+    "the HNSW index's type: vector (default) or halfvec (half the index size; the stored "
+    "vectors stay full precision)"
+)
+
+
 class Command(BaseCommand):
     help = (
         "Manage encoder spaces: create one (built in the background by the workers while the "
-        "active one keeps serving), activate it in one step, retire old ones, list coverage."
+        "active one keeps serving), activate it in one step, retire old ones, switch a "
+        "space's index between vector and halfvec, list coverage."
     )
 
     def add_arguments(self, parser):
@@ -36,6 +44,7 @@ class Command(BaseCommand):
         create.add_argument(
             "--inline", action="store_true", help="build here instead of queueing to workers"
         )
+        create.add_argument("--precision", default=IndexPrecision.VECTOR, help=PRECISION_HELP)
         activate = sub.add_parser("activate", help="make a space the one that serves")
         activate.add_argument("name")
         activate.add_argument(
@@ -43,6 +52,13 @@ class Command(BaseCommand):
         )
         retire = sub.add_parser("retire", help="drop a space's vectors and index")
         retire.add_argument("name")
+        reindex = sub.add_parser(
+            "reindex",
+            help="switch a space's HNSW index to another precision (the old index serves "
+            "until the new one is built)",
+        )
+        reindex.add_argument("name")
+        reindex.add_argument("--precision", required=True, help=PRECISION_HELP)
         sub.add_parser("list", help="spaces with coverage and stale counts")
         sub.add_parser("ensure-default", help="create and activate the default space if none")
 
@@ -63,7 +79,11 @@ class Command(BaseCommand):
     def do_create(self, options):
         opts = dict(parse_option(raw) for raw in options["option"])
         space = spaces.create_space(
-            options["name"], options["plugin"], opts, text_template=options["template"]
+            options["name"],
+            options["plugin"],
+            opts,
+            text_template=options["template"],
+            index_precision=options["precision"],
         )
         self.stdout.write(f"created {space}")
         if options["inline"]:
@@ -91,6 +111,27 @@ class Command(BaseCommand):
         space = spaces.retire_space(self._space(options["name"]))
         self.stdout.write(f"retired {space.name}")
 
+    def do_reindex(self, options):
+        space = self._space(options["name"])
+        precision = spaces.check_precision(options["precision"])
+        if spaces.needs_index(space) and not spaces.index_valid(space, precision):
+            self.stdout.write(
+                f"building {spaces.index_name(space, precision)} ({precision}) for space "
+                f"{space.name}, {spaces.coverage(space).vectors} vectors; "
+                f"{spaces.index_name(space)} ({space.index_precision}) serves meanwhile…"
+            )
+        done = spaces.reindex_space(space, precision)
+        if done.index is None:
+            self.stdout.write(
+                f"space {space.name} will be indexed as {precision} when its build completes"
+            )
+            return
+        replaced = f"; dropped {done.replaced}" if done.replaced else ""
+        self.stdout.write(
+            f"space {space.name} serves from {done.index} ({precision}, "
+            f"{done.size_bytes / 2**20:,.1f} MiB, built in {done.seconds:.1f}s){replaced}"
+        )
+
     def do_list(self, options):
         rows = EncoderSpace.objects.all()
         if not rows:
@@ -99,7 +140,8 @@ class Command(BaseCommand):
             cover = spaces.coverage(space)
             mark = "*" if space.is_active else " "
             self.stdout.write(
-                f"{mark} {space.name:<20} {space.plugin:<22} {space.dim:>5}d {space.status:<9} "
+                f"{mark} {space.name:<20} {space.plugin:<22} {space.dim:>5}d "
+                f"{space.index_precision:<7} {space.status:<9} "
                 f"{cover.vectors}/{cover.active_items} vectors ({cover.ratio:.0%}), "
                 f"{cover.stale} stale"
             )
