@@ -128,7 +128,7 @@ DATASET_VERSION = 1
 EVENT_PREFIX = "bench-serving-"
 EF_SWEEP = (40, 100, 200, 400, 600, 800, 1000)
 EF: dict[int, int] = {}  # k → the ef_search nearest_items uses (filled in by main)
-TARGETS = {"ratio": 3.0, "recall": 0.95, "post_ms": 15.0}
+TARGETS = {"ratio": 2.0, "recall": 0.95, "post_ms": 15.0}
 # (e): recall@10 of the filtered HNSW query against exact filtered search, and the filtered
 # endpoint's p50 against the bare filtered query's.
 FILTERED_TARGETS = {"recall": 0.95, "ratio": 2.0}
@@ -660,6 +660,19 @@ def measure_recall(space, vectors, user_pks: list[int]) -> dict:
         out[label] = statistics.fmean(hits)
         out[label + "_min"] = min(hits)
         out[label + "_hits"] = hits
+    # As served: the searches serving runs for the user (around their interests and
+    # recent items, or the profile), without the exclusions; does their union hold the
+    # profile's exact top-10?
+    hits, times = [], []
+    for i, (pk, v) in enumerate(zip(user_pks, vectors, strict=True)):
+        started = time.perf_counter()
+        found = served_search_ids(space, pk, v)
+        times.append(time.perf_counter() - started)
+        hits.append(len(found & set(exact[i][:10].tolist())) / 10)
+    out["r10_as_served"] = statistics.fmean(hits)
+    out["r10_as_served_min"] = min(hits)
+    out["as_served_hits"] = hits
+    out["as_served_times"] = times
     # The trade-off behind RECOMMENDER_HNSW_EF_SEARCH: recall@10 and bare top-10 latency.
     out["sweep"] = []
     for ef in EF_SWEEP:
@@ -672,13 +685,26 @@ def measure_recall(space, vectors, user_pks: list[int]) -> dict:
         out["sweep"].append((ef, statistics.fmean(hits), pct(times, 50), pct(times, 99)))
     # The profile of a user with several interests lies between their clusters; split the
     # ef-40 recall by how many clusters the user engaged with.
-    by_interest: dict[int, list[float]] = defaultdict(list)
-    for n_clusters, hit in zip(interests(user_pks), out["r10_ef40_hits"], strict=True):
-        by_interest[n_clusters].append(hit)
-    out["by_interest"] = {
-        n: (len(hits), statistics.fmean(hits)) for n, hits in sorted(by_interest.items())
-    }
+    out["clusters"] = interests(user_pks)
     return out
+
+
+def served_search_ids(space, user_pk: int, vector) -> set[int]:
+    """The items serving's own vector searches find for the user (``candidates._searches``
+    for a plain request, run as serving runs them, without the user's exclusions)."""
+    from recommender.conf import conf
+    from recommender.models import EndUser
+    from recommender.serving import candidates, nearest
+    from recommender.serving.pipeline import RecommendationRequest
+
+    request = RecommendationRequest(user=EndUser(pk=user_pk), k=10, explain=False)
+    recent = candidates.recent_items(
+        user_pk, space, max_interests=candidates._interest_searches(request, None)
+    )
+    n = max(int(conf.CANDIDATES_PER_SOURCE), 30)
+    searches = candidates._searches(request, space, n, None, np.asarray(vector), recent)
+    rows = nearest.nearest_searches([search for _, search in searches], space=space, columns=False)
+    return {row.item_id for found in rows for row in found}
 
 
 def floors(n: int = 200) -> dict[str, list[float]]:
@@ -1856,15 +1882,29 @@ def measure_ann_recall(args, space, sample: Sample) -> dict:
         f"    recall@10 ef 1000 {recall['r10_ef1000']:.4f}; ef 40 by the user's number of "
         f"interest clusters: {by_interest(recall)}"
     )
+    print(
+        f"    recall@10 as served (the profile's exact top-10 in what serving's searches "
+        f"find): {recall['r10_as_served']:.4f} (min {recall['r10_as_served_min']:.1f}); by "
+        f"clusters: {by_interest(recall, 'as_served_hits')}; those searches "
+        f"{summary(recall['as_served_times'])}"
+    )
     print("    ef_search sweep (top-10):  ef  recall@10  p50 ms  p99 ms")
     for ef, mean_recall, p50, p99 in recall["sweep"]:
         print(f"    {ef:>30}  {mean_recall:9.4f}  {ms(p50):6.2f}  {ms(p99):6.2f}")
     return recall
 
 
-def by_interest(recall: dict) -> str:
+def by_interest(recall: dict, key: str = "r10_ef40_hits") -> str:
+    """Mean recall (``key``: the per-query hits) by the user's number of clusters."""
+    if "clusters" not in recall:  # filtered_recall's, grouped already
+        return ", ".join(
+            f"{n}: {mean:.3f} (n={count})" for n, (count, mean) in recall["by_interest"].items()
+        )
+    grouped: dict[int, list[float]] = defaultdict(list)
+    for n_clusters, hit in zip(recall["clusters"], recall[key], strict=True):
+        grouped[n_clusters].append(hit)
     return ", ".join(
-        f"{n}: {mean:.3f} (n={count})" for n, (count, mean) in recall["by_interest"].items()
+        f"{n}: {statistics.fmean(hits):.3f} (n={len(hits)})" for n, hits in sorted(grouped.items())
     )
 
 
@@ -1930,12 +1970,12 @@ def measure_bare_search_again(space, sample: Sample) -> list[float]:
 
 def judge(bare: Bare, in_process: InProcess, live: Live, recall: dict) -> Verdict:
     """The endpoint/bare ratios and whether each target is met."""
-    bare_p50 = pct(bare.both, 50)
+    bare_p50 = pct(bare.ef40, 50)  # pgvector's default breadth: issue 20's base
     ratio_live = pct(live.recs, 50) / bare_p50
     ratio_in = pct(in_process.times, 50) / bare_p50
     met = {
         "ratio": ratio_live <= TARGETS["ratio"],
-        "recall": recall["r10_serving"] >= TARGETS["recall"],
+        "recall": recall["r10_as_served"] >= TARGETS["recall"],
         "post": ms(pct(live.posts, 50)) < TARGETS["post_ms"],
     }
     return Verdict(ratio_live, ratio_in, met)
@@ -2090,6 +2130,12 @@ def search_rows(bare: Bare, recall: dict) -> list[tuple[str, str]]:
         (f"recall@100 ef{EF[100]}", f"{recall['r100_serving']:.4f}"),
         ("recall@10 ef1000", f"{recall['r10_ef1000']:.4f}"),
         ("recall@10 ef40 by clusters", by_interest(recall)),
+        (
+            "recall@10 as served",
+            f"{recall['r10_as_served']:.4f}; by clusters "
+            f"{by_interest(recall, 'as_served_hits')}; "
+            f"searches {summary(recall['as_served_times'])}",
+        ),
     ]
 
 
@@ -2116,14 +2162,14 @@ def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[t
         ("  log cost at p50", logging_cost(in_process.logging_on, in_process.logging_off)),
         ("event POST live", summary(live.posts)),
         (
-            "ratio endpoint/bare p50",
+            "ratio endpoint/bare ef40 p50",
             f"live {verdict.ratio_live:.1f}x, in-process {verdict.ratio_in:.1f}x "
             f"(target <= {TARGETS['ratio']:.0f}x: "
             f"{'met' if met['ratio'] else 'MISSED'})",
         ),
         (
             "recall target >= 0.95",
-            f"recall@10 at ef {EF[10]} (as served): {'met' if met['recall'] else 'MISSED'}",
+            f"recall@10 as served: {'met' if met['recall'] else 'MISSED'}",
         ),
         (
             "event POST p50 < 15 ms",

@@ -251,8 +251,17 @@ SETTINGS: tuple[Setting, ...] = (
         "RECENT_EF_SEARCH",
         100,
         int,
-        "HNSW search breadth of the recent-items search (at least 2k): its vector lies "
-        "near a few items, where a narrow search already finds the true neighbours",
+        "HNSW search breadth of the searches around the user's recent items and interests "
+        "(at least 2k): their vectors lie near a few items, where a narrow search already "
+        "finds the true neighbours",
+    ),
+    Setting(
+        "INTEREST_SEARCHES",
+        3,
+        int,
+        "at most this many interests (groups of the user's last 20 positively engaged "
+        "items) each searched narrowly instead of the profile at full breadth; 0: the "
+        "profile",
     ),
     Setting(
         "CANDIDATES_PER_SOURCE",

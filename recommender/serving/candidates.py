@@ -29,8 +29,9 @@ from recommender.serving.keywords import keyword_matches
 from recommender.serving.nearest import (
     CosineFeatures,
     HistoryExclusion,
+    Search,
     candidate_rows,
-    nearest_rows,
+    nearest_searches,
     seen_window,
 )
 from recommender.serving.popularity import ScoreTable, new_items, popularity, top_items, trending
@@ -91,12 +92,19 @@ class History:
     def seeds(self, now: datetime) -> dict[int, float]:
         """Recent positively engaged items, weighted by kind and recency."""
         seeds: dict[int, float] = {}
+        weights: dict[str, float] = {}  # per kind: settings are read once, not per event
+        half_life = profiles.half_life_seconds()
         for item_id, kind, occurred_at, value in self.recent:
-            weight = behaviour.seed_weight(kind, value)
+            if kind == "rating":
+                weight = behaviour.seed_weight(kind, value)
+            elif kind in weights:
+                weight = weights[kind]
+            else:
+                weight = weights[kind] = behaviour.seed_weight(kind, value)
             if weight <= 0 or item_id in self.disliked:
                 continue
-            age = (now - occurred_at).total_seconds()
-            seeds[item_id] = seeds.get(item_id, 0.0) + weight * profiles.decay_factor(age)
+            age = max((now - occurred_at).total_seconds(), 0.0)
+            seeds[item_id] = seeds.get(item_id, 0.0) + weight * 0.5 ** (age / half_life)
         return dict(sorted(seeds.items(), key=lambda kv: -kv[1])[:SEED_LIMIT])
 
     def positive_sequence(self) -> list[int]:
@@ -162,6 +170,8 @@ class Pool:
     # The user's stored profile as this request read it (None: no user, or a forgetting
     # request), so explanations need not read it again.
     profile_state: profiles.ProfileState | None = None
+    # ``history.seeds`` as this request computed them (None: not computed).
+    seeds: dict[int, float] | None = None
 
 
 def candidate_pool(request: RecommendationRequest) -> Pool:
@@ -202,30 +212,27 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
     filters.exclude_ids |= set(request.forget)
     profile_vector, profile_state = _profile_vector(request, space, query_vector, history_share)
-    recent_vector = None
+    recent = RecentItems()
     if space is not None and request.user is not None and not search_mode:
-        recent_vector = recent_items_vector(request.user.pk, space, request.as_of, request.forget)
+        recent = recent_items(
+            request.user.pk,
+            space,
+            request.as_of,
+            request.forget,
+            max_interests=_interest_searches(request, query_vector),
+        )
     cosine = CosineFeatures(
         profile=profile_vector,
         query=query_vector,
         dislikes_of=request.user.pk if request.user is not None else None,
         before=request.as_of,
         vectors=request.diversity > 0,  # only re-ranking for diversity compares candidates
-        recent=recent_vector,
+        recent=recent.vector,
     )
     # The nearest-neighbour searches first, on the helper connection when there is one
     # (``parallel``): they are the request's longest wait, and they leave out the user's
     # items in their own SQL, so they need nothing gathered below.
-    searches: list[tuple[str, np.ndarray]] = []
-    if space is not None:
-        if query_vector is not None:
-            searches.append(("query", query_vector))
-        if profile_vector is not None and not search_mode:
-            source = "positive" if request.positive and request.user is None else "history"
-            searches.append((source, profile_vector))
-        if recent_vector is not None:
-            searches.append(("recent", recent_vector))
-    searches = [(name, vector) for name, vector in searches if wanted is None or name in wanted]
+    searches = _searches(request, space, n, query_vector, profile_vector, recent)
     exclusion = None
     if request.user is not None:
         exclusion = HistoryExclusion(
@@ -235,7 +242,6 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         _nearest,
         space,
         searches,
-        n,
         replace(filters, exclude_ids=set(filters.exclude_ids)),  # this thread adds to its own
         exclusion,
         cosine,
@@ -252,8 +258,10 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         matches = keyword_matches(request.query, n // 2, filters)
         top = max(matches.values(), default=1)
         found += [("keyword", i, {"keyword_match": c / top}, None) for i, c in matches.items()]
+    seeds = None
     if not search_mode:
         seeds = history.seeds(now)
+        kept_seeds = dict(seeds)
         for item_id in request.positive:
             seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
         cooc = cooccurrence_candidates(seeds, n, filters)
@@ -342,7 +350,16 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             f["cooccurrence"] *= history_share
     _add_model_scores(ordered, models, model_history, model_scales)
     context_features.add_features(request, ordered)
-    return Pool(ordered, history, space, anchor_ids, anchor_items, anchor_vectors, profile_state)
+    return Pool(
+        ordered,
+        history,
+        space,
+        anchor_ids,
+        anchor_items,
+        anchor_vectors,
+        profile_state,
+        kept_seeds if seeds is not None else None,
+    )
 
 
 def _profile_vector(
@@ -397,6 +414,23 @@ def _add_model_scores(ordered, models, model_history, scales) -> None:
 RECENT_ITEMS = 5
 RECENT_DECAY = 0.7
 DISLIKE_PUSH = 0.5
+# The user's interests: their last INTEREST_ITEMS distinct positively engaged items,
+# grouped (``interests``); each group is searched on its own, so a user with several
+# interests is not served from the point between them, where a narrow HNSW search
+# lands in one of them and a broad one costs several times as much.
+INTEREST_ITEMS = 20
+INTEREST_DECAY = 0.9
+# Two groups whose weighted mean vectors are at least this similar are one interest.
+INTEREST_SIMILARITY = 0.5
+
+
+@dataclass
+class RecentItems:
+    """What the user's latest events say: the recent-items vector (``recent_items``) and
+    their interests' vectors with each one's share of the recency weight."""
+
+    vector: np.ndarray | None = None
+    interests: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
 
 def recent_items_vector(
@@ -405,19 +439,39 @@ def recent_items_vector(
     as_of: datetime | None = None,
     forget: frozenset[int] = frozenset(),
 ) -> np.ndarray | None:
-    """The unit mean of the vectors of the user's last ``RECENT_ITEMS`` distinct positively
-    engaged items, weighted ``RECENT_DECAY`` ** (0 for the newest, 1, …), less
-    ``DISLIKE_PUSH`` times those they disliked among them; in one query."""
+    """``recent_items(…).vector``."""
+    return recent_items(user_id, space, as_of, forget).vector
+
+
+def recent_items(
+    user_id: int,
+    space: EncoderSpace,
+    as_of: datetime | None = None,
+    forget: frozenset[int] = frozenset(),
+    max_interests: int = 0,
+) -> RecentItems:
+    """From the user's latest events with their vectors, in one query: the unit mean of
+    the vectors of the last ``RECENT_ITEMS`` distinct positively engaged items, weighted
+    ``RECENT_DECAY`` ** (0 for the newest, 1, …), less ``DISLIKE_PUSH`` times those they
+    disliked among them; and up to ``max_interests`` interests among the last
+    ``INTEREST_ITEMS`` such items (``interests``)."""
     rows = vector_io.fetch(
         f"SELECT b.item_id, b.kind, b.value, v.embedding FROM {Behaviour._meta.db_table} b "
         f"JOIN {ItemVector._meta.db_table} v ON v.item_id = b.item_id AND v.space_id = %s "
         "WHERE b.user_id = %s AND b.item_id IS NOT NULL AND NOT (b.kind = ANY(%s)) "
         "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz) "
         "ORDER BY b.occurred_at DESC, b.id DESC LIMIT %s",
-        [space.pk, user_id, list(behaviour.SIGNALLESS), as_of, as_of, 8 * RECENT_ITEMS],
+        [
+            space.pk,
+            user_id,
+            list(behaviour.SIGNALLESS),
+            as_of,
+            as_of,
+            max(8 * RECENT_ITEMS, 3 * INTEREST_ITEMS if max_interests else 0),
+        ],
     )
     total, used, skipped = None, 0, set(forget)
-    disliked = []
+    disliked, engaged = [], []
     for item_id, kind, value, stored in rows:
         if item_id in skipped:
             continue
@@ -426,21 +480,55 @@ def recent_items_vector(
         if vector is None:
             continue
         if kind == "dislike":
-            disliked.append(vector * RECENT_DECAY**used)
+            if used < RECENT_ITEMS:
+                disliked.append(vector * RECENT_DECAY**used)
             continue
         if behaviour.seed_weight(kind, value) <= 0:
             continue
-        weighted = vector * RECENT_DECAY**used
-        total = weighted if total is None else total + weighted
+        if used < RECENT_ITEMS:
+            weighted = vector * RECENT_DECAY**used
+            total = weighted if total is None else total + weighted
         used += 1
-        if used == RECENT_ITEMS:
+        engaged.append(vector)
+        if used >= RECENT_ITEMS and (not max_interests or used >= INTEREST_ITEMS):
             break
     if total is None:
-        return None
+        return RecentItems()
     # A recent dislike pushes away, as it does in the profile (profiles.apply).
     for vector in disliked:
         total = total - DISLIKE_PUSH * vector
-    return _unit(total)
+    found = RecentItems(_unit(total))
+    if max_interests:
+        weights = INTEREST_DECAY ** np.arange(len(engaged))
+        found.interests = interests(np.array(engaged), weights, max_interests)
+    return found
+
+
+def interests(
+    vectors: np.ndarray, weights: np.ndarray, limit: int
+) -> list[tuple[np.ndarray, float]]:
+    """The unit weighted means of groups of ``vectors`` (unit rows), heaviest first, each
+    with its share of ``weights``: every vector starts as its own group, then the two most
+    similar groups merge while their means' cosine is at least ``INTEREST_SIMILARITY`` or
+    there are more than ``limit`` groups. (Agglomerative clustering of at most
+    ``INTEREST_ITEMS`` points is a few small matrix products; no library call needed.)"""
+    sums = [vector * weight for vector, weight in zip(vectors, weights, strict=True)]
+    mass = [float(weight) for weight in weights]
+    while len(sums) > 1:
+        means = np.array(sums)
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        similar = means @ means.T
+        np.fill_diagonal(similar, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(similar)), similar.shape)
+        if similar[a, b] < INTEREST_SIMILARITY and len(sums) <= limit:
+            break
+        a, b = min(a, b), max(a, b)
+        sums[a] = sums[a] + sums.pop(b)
+        mass[a] += mass.pop(b)
+    total = sum(mass) or 1.0
+    found = [(_unit(group), share / total) for group, share in zip(sums, mass, strict=True)]
+    found = [(vector, share) for vector, share in found if vector is not None]
+    return sorted(found, key=lambda pair: -pair[1])
 
 
 def _forgetting_profile(
@@ -468,27 +556,68 @@ def _forgetting_profile(
     return state
 
 
-def _nearest(space, searches, n, filters, exclusion, cosine):
-    """Each search's nearest rows (run by ``parallel``, perhaps on the helper thread).
-    The recent-items vector lies near a few items, so a narrow search finds its true
-    neighbours (``RECOMMENDER_RECENT_EF_SEARCH``); the profile, a blend of interests that
-    may lie between clusters, gets the full breadth."""
-    recent_ef = int(conf.RECENT_EF_SEARCH)
-    return [
-        (
-            source,
-            nearest_rows(
-                vector,
-                n,
-                space=space,
-                filters=filters,
-                history=exclusion,
-                cosine=cosine,
-                ef=recent_ef if source == "recent" else None,
-            ),
-        )
-        for source, vector in searches
-    ]
+def _interest_searches(request: RecommendationRequest, query_vector) -> int:
+    """How many of the user's interests this request searches
+    (``RECOMMENDER_INTEREST_SEARCHES``; none for a session's or a forgetting request,
+    whose profile is not the stored one)."""
+    if request.positive or request.negative or request.forget:
+        return 0
+    if request.sources is not None and "history" not in request.sources:
+        return 0
+    return max(int(conf.INTEREST_SEARCHES), 0)
+
+
+def _searches(
+    request: RecommendationRequest,
+    space: EncoderSpace | None,
+    n: int,
+    query_vector: np.ndarray | None,
+    profile_vector: np.ndarray | None,
+    recent: RecentItems,
+) -> list[tuple[str, Search]]:
+    """The request's nearest-neighbour searches, each with the source it feeds.
+
+    The ``history`` source searches around each of the user's interests, its ``n`` rows
+    shared by their weights (at least ``k`` each), at ``RECOMMENDER_RECENT_EF_SEARCH``: a
+    vector near a few items needs a narrow search only. A user without interests (no
+    recent item with a vector), a session's positives and free-text intent blended into the
+    profile search the profile at the full breadth (``RECOMMENDER_HNSW_EF_SEARCH``), as a
+    mean of several interests may lie between them. The recent-items vector is searched
+    narrowly too."""
+    if space is None:
+        return []
+    k = max(1, min(request.k, MAX_K))
+    narrow = int(conf.RECENT_EF_SEARCH)
+    searches: list[tuple[str, Search]] = []
+    if query_vector is not None:
+        searches.append(("query", Search(query_vector, n)))
+    if profile_vector is not None and request.mode != "search":
+        if request.positive and request.user is None:
+            searches.append(("positive", Search(profile_vector, n)))
+        elif recent.interests and query_vector is None:
+            for vector, share in recent.interests:
+                searches.append(("history", Search(vector, max(k, round(n * share)), narrow)))
+        else:
+            searches.append(("history", Search(profile_vector, n)))
+    if recent.vector is not None:
+        searches.append(("recent", Search(recent.vector, n, narrow)))
+    wanted = request.sources
+    return [(name, search) for name, search in searches if wanted is None or name in wanted]
+
+
+def _nearest(space, searches, filters, exclusion, cosine):
+    """Each search's source and nearest rows (run by ``helper_connection``, perhaps on
+    the helper thread), in as few statements as their breadths allow."""
+    if not searches:
+        return []
+    found = nearest_searches(
+        [search for _, search in searches],
+        space=space,
+        filters=filters,
+        history=exclusion,
+        cosine=cosine,
+    )
+    return [(source, rows) for (source, _), rows in zip(searches, found, strict=True)]
 
 
 def load_items(

@@ -106,6 +106,10 @@ def _run(function: Callable[..., T], args: tuple) -> T:
     # replace it once it is past CONN_MAX_AGE or has failed.
     try:
         connection.close_if_unusable_or_obsolete()
+        # No ``SELECT 1`` probe before each job (CONN_HEALTH_CHECKS would send one, a round
+        # trip a request): a dead connection fails the job itself, which closes it below,
+        # and the request runs the work again inline.
+        connection.health_check_done = True
         return function(*args)
     except DatabaseError:
         connection.close()

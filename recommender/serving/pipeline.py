@@ -247,7 +247,10 @@ def _faithful(strong, request, found, pool, vectors) -> set[tuple[int, int]]:
                 age = (state.ref_time - occurred_at).total_seconds()
                 weight = profiles.event_weight(kind, value, state) * profiles.decay_factor(age)
                 weights[item_id] = weights.get(item_id, 0.0) + weight
-    seeds = found.history.seeds(request.as_of or timezone.now())
+    seeds = found.seeds
+    if seeds is None:
+        seeds = found.history.seeds(request.as_of or timezone.now())
+    seeds = dict(seeds)
     for item_id in request.positive:
         seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
     shares = evidence.cooccurrence_shares(seeds, anchor_ids, [c.item_id for c in ranked])

@@ -29,14 +29,14 @@ def committed_shop(transactional_db, space, make_items):
 
 def _spy_on_searches(monkeypatch) -> list[int]:
     backends: list[int] = []
-    original = nearest.nearest_rows
+    original = nearest.nearest_searches
 
     def spy(*args, **kwargs):
         connection.ensure_connection()
         backends.append(connection.connection.info.backend_pid)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(candidates, "nearest_rows", spy)  # as the pipeline calls it
+    monkeypatch.setattr(candidates, "nearest_searches", spy)  # as the pipeline calls it
     return backends
 
 
@@ -55,8 +55,9 @@ def test_the_nearest_search_runs_on_a_second_connection_with_the_same_answer(
     backends = _spy_on_searches(monkeypatch)
     parallel_answer = _served(committed_shop, category="c1")
     main_pid = connection.connection.info.backend_pid
-    # The profile's search and the recent items' search, both on the helper connection.
-    assert len(backends) == 2 and main_pid not in backends
+    # The searches around the user's interests and recent items, one call (they share a
+    # breadth: one statement), on the helper connection.
+    assert len(backends) == 1 and main_pid not in backends
     assert parallel_answer and {pk for pk, *_ in parallel_answer} <= set(
         Item.objects.filter(category="c1").values_list("pk", flat=True)
     )

@@ -77,22 +77,75 @@ def test_the_recent_items_search_finds_a_new_item_like_the_last_ones(space, make
     assert any(c.features.get("recent_similarity", 0) > 0 for c in pool.candidates)
 
 
-def test_the_recent_items_search_is_narrow_and_the_profiles_full(
+def test_the_searches_around_recent_items_are_narrow_and_the_profiles_full(
     space, make_items, monkeypatch, settings
 ):
     from recommender.serving import nearest
 
     assert nearest.ef_search(10, 100) == 100 and nearest.ef_search(100, 100) == 200
     items, user, _ = _shop(space, make_items)
-    asked = {}
-    original = candidates.nearest_rows
+    asked = []
+    original = candidates.nearest_searches
 
-    def spy(vector, k, **options):
-        asked[len(asked)] = options.get("ef")
-        return original(vector, k, **options)
+    def spy(searches, **options):
+        asked.append([(search.k, search.ef) for search in searches])
+        return original(searches, **options)
 
-    monkeypatch.setattr(candidates, "nearest_rows", spy)
+    monkeypatch.setattr(candidates, "nearest_searches", spy)
     settings.RECOMMENDER_RECENT_EF_SEARCH = 64
     candidates.candidate_pool(RecommendationRequest(user=user, k=5, explain=False))
-    # The profile's search first (the configured breadth), then the recent items' (64).
-    assert asked == {0: None, 1: 64}
+    # Four positively engaged items, mutually orthogonal: four interests, merged to three
+    # (RECOMMENDER_INTEREST_SEARCHES), each searched at 64 with its share of the 50 rows
+    # (at least k), then the recent items' search (64). One call: one statement.
+    (searches,) = asked
+    assert [ef for _, ef in searches] == [64, 64, 64, 64]
+    assert all(k >= 5 for k, _ in searches[:3]) and sum(k for k, _ in searches[:3]) <= 50 + 3 * 5
+    # Without interests: the profile at the configured breadth, then the recent items'.
+    settings.RECOMMENDER_INTEREST_SEARCHES = 0
+    asked.clear()
+    candidates.candidate_pool(RecommendationRequest(user=user, k=5, explain=False))
+    assert asked == [[(50, None), (50, 64)]]
+
+
+def test_interests_group_similar_items_and_keep_at_most_the_limit():
+    rng = np.random.default_rng(3)
+    centres = [_basis(0), _basis(1), _basis(2)]
+    # Newest first: five items near centre 0, three near centre 1, one near centre 2.
+    picked = [0, 0, 1, 0, 1, 0, 0, 1, 2]
+    vectors = np.array([centres[c] + 0.05 * rng.standard_normal(48) for c in picked])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    weights = 0.9 ** np.arange(len(picked))
+    found = candidates.interests(vectors, weights, limit=3)
+    assert len(found) == 3
+    # Heaviest first, each mean nearest its own centre, the shares summing to 1.
+    assert [int(np.argmax(vector[:3])) for vector, _ in found] == [0, 1, 2]
+    assert [share for _, share in found] == sorted((share for _, share in found), reverse=True)
+    assert abs(sum(share for _, share in found) - 1.0) < 1e-6
+    expected = weights[[i for i, c in enumerate(picked) if c == 0]].sum() / weights.sum()
+    assert abs(found[0][1] - expected) < 1e-6
+    # A limit of two merges the lightest interest into one of the others.
+    assert len(candidates.interests(vectors, weights, limit=2)) == 2
+    # One interest only: one group, whatever the limit.
+    assert len(candidates.interests(vectors[[0, 1, 3]], weights[:3], limit=3)) == 1
+
+
+def test_a_user_with_two_interests_gets_the_nearest_items_of_both(space, make_items):
+    # Two clusters far apart; the user viewed three items of the first and two of the
+    # second: the history source finds the unseen items of both.
+    items = make_items(12)
+    rng = np.random.default_rng(5)
+    for index, item in enumerate(items):
+        centre = _basis(0) if index < 6 else _basis(1)
+        vector = centre + 0.05 * rng.standard_normal(48)
+        ItemVector.objects.create(space=space, item=item, embedding=vector / np.linalg.norm(vector))
+    user = EndUser.objects.create(external_id="u1")
+    start = timezone.now() - timedelta(hours=5)
+    for hour, index in enumerate([0, 1, 2, 6, 7]):
+        Behaviour.objects.create(
+            user=user, item=items[index], kind="view", occurred_at=start + timedelta(hours=hour)
+        )
+    pool = candidates.candidate_pool(
+        RecommendationRequest(user=user, k=2, explain=False, sources=frozenset({"history"}))
+    )
+    found = {c.item_id for c in pool.candidates if "history" in c.sources}
+    assert {items[i].pk for i in (3, 4, 5, 8, 9, 10, 11)} <= found
