@@ -938,7 +938,7 @@ def recommendation_stages():
     """The stages of the recommendations endpoint, timed (see ``timed_stages``)."""
     from recommender import spaces
     from recommender.api import access, views
-    from recommender.serving import candidates, helper_connection, pipeline, profiles
+    from recommender.serving import candidates, evidence, helper_connection, pipeline, profiles
 
     return timed_stages(
         (
@@ -955,7 +955,14 @@ def recommendation_stages():
             (spaces, "serving_space", "active space (process cache, Redis token)"),
             (candidates.History, "load", "history load"),
             (profiles, "state_for", "profile load"),
-            (candidates, "nearest_rows", "HNSW search as served (k 50, filters), rows + cosines"),
+            (
+                candidates,
+                "nearest_searches",
+                "HNSW searches as served (one statement per breadth), rows + cosines",
+            ),
+            (candidates, "recent_items", "recent items and interests (one query, vectors)"),
+            (evidence, "cooccurrence_proofs", "explanations: co-occurrence proofs (SQL)"),
+            (evidence, "cooccurrence_shares", "explanations: co-occurrence shares (SQL)"),
             (candidates, "cooccurrence_candidates", "co-occurrence candidates"),
             (candidates, "popularity", "popularity (per-minute cache)"),
             (candidates, "trending", "trending (per-minute cache)"),

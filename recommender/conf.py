@@ -257,11 +257,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "INTEREST_SEARCHES",
-        3,
+        0,
         int,
         "at most this many interests (groups of the user's last 20 positively engaged "
         "items) each searched narrowly instead of the profile at full breadth; 0: the "
-        "profile",
+        "profile (docs/performance.md has both measured)",
     ),
     Setting(
         "CANDIDATES_PER_SOURCE",

@@ -220,6 +220,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             request.as_of,
             request.forget,
             max_interests=_interest_searches(request, query_vector),
+            state=profile_state,
         )
     cosine = CosineFeatures(
         profile=profile_vector,
@@ -449,14 +450,17 @@ def recent_items(
     as_of: datetime | None = None,
     forget: frozenset[int] = frozenset(),
     max_interests: int = 0,
+    state: profiles.ProfileState | None = None,
 ) -> RecentItems:
     """From the user's latest events with their vectors, in one query: the unit mean of
     the vectors of the last ``RECENT_ITEMS`` distinct positively engaged items, weighted
     ``RECENT_DECAY`` ** (0 for the newest, 1, …), less ``DISLIKE_PUSH`` times those they
     disliked among them; and up to ``max_interests`` interests among the last
-    ``INTEREST_ITEMS`` such items (``interests``)."""
+    ``INTEREST_ITEMS`` such items (``interests``), each item weighted as the profile
+    weighs its events (kind, rating against the user's mean in ``state``, age)."""
     rows = vector_io.fetch(
-        f"SELECT b.item_id, b.kind, b.value, v.embedding FROM {Behaviour._meta.db_table} b "
+        f"SELECT b.item_id, b.kind, b.value, b.occurred_at, v.embedding "
+        f"FROM {Behaviour._meta.db_table} b "
         f"JOIN {ItemVector._meta.db_table} v ON v.item_id = b.item_id AND v.space_id = %s "
         "WHERE b.user_id = %s AND b.item_id IS NOT NULL AND NOT (b.kind = ANY(%s)) "
         "AND (%s::timestamptz IS NULL OR b.occurred_at < %s::timestamptz) "
@@ -471,8 +475,8 @@ def recent_items(
         ],
     )
     total, used, skipped = None, 0, set(forget)
-    disliked, engaged = [], []
-    for item_id, kind, value, stored in rows:
+    disliked = []
+    for item_id, kind, value, _, stored in rows:
         if item_id in skipped:
             continue
         skipped.add(item_id)  # an item counts once, at its latest event
@@ -480,17 +484,14 @@ def recent_items(
         if vector is None:
             continue
         if kind == "dislike":
-            if used < RECENT_ITEMS:
-                disliked.append(vector * RECENT_DECAY**used)
+            disliked.append(vector * RECENT_DECAY**used)
             continue
         if behaviour.seed_weight(kind, value) <= 0:
             continue
-        if used < RECENT_ITEMS:
-            weighted = vector * RECENT_DECAY**used
-            total = weighted if total is None else total + weighted
+        weighted = vector * RECENT_DECAY**used
+        total = weighted if total is None else total + weighted
         used += 1
-        engaged.append(vector)
-        if used >= RECENT_ITEMS and (not max_interests or used >= INTEREST_ITEMS):
+        if used == RECENT_ITEMS:
             break
     if total is None:
         return RecentItems()
@@ -499,21 +500,51 @@ def recent_items(
         total = total - DISLIKE_PUSH * vector
     found = RecentItems(_unit(total))
     if max_interests:
-        weights = INTEREST_DECAY ** np.arange(len(engaged))
-        found.interests = interests(np.array(engaged), weights, max_interests)
+        found.interests = _interests_of(rows, forget, max_interests, state, as_of)
     return found
+
+
+def _interests_of(rows, forget, limit, state, as_of) -> list[tuple[np.ndarray, float]]:
+    """``interests`` of the last ``INTEREST_ITEMS`` distinct items of ``rows`` (newest
+    first) whose events, weighted as the profile weighs them, add up to a pull towards
+    the item: each interest is then the part of the profile its items make."""
+    state = state or profiles.ProfileState(item_sum=None, text_sum=None, ref_time=None)
+    now = as_of or timezone.now()
+    half_life = profiles.half_life_seconds()
+    weights: dict[int, float] = {}
+    vectors: dict[int, np.ndarray] = {}
+    for item_id, kind, value, occurred_at, stored in rows:
+        if item_id in forget:
+            continue
+        if item_id not in vectors:
+            if len(vectors) == INTEREST_ITEMS:
+                continue  # older events of the items already in count below
+            vector = _unit(vector_io.decode(stored))
+            if vector is None:
+                continue
+            vectors[item_id] = vector
+        age = max((now - occurred_at).total_seconds(), 0.0)
+        pull = profiles.event_weight(kind, value, state) * 0.5 ** (age / half_life)
+        weights[item_id] = weights.get(item_id, 0.0) + pull
+    kept = [item_id for item_id in vectors if weights[item_id] > 0]
+    if not kept:
+        return []
+    return interests(
+        np.array([vectors[i] for i in kept]), np.array([weights[i] for i in kept]), limit
+    )
 
 
 def interests(
     vectors: np.ndarray, weights: np.ndarray, limit: int
 ) -> list[tuple[np.ndarray, float]]:
-    """The unit weighted means of groups of ``vectors`` (unit rows), heaviest first, each
-    with its share of ``weights``: every vector starts as its own group, then the two most
-    similar groups merge while their means' cosine is at least ``INTEREST_SIMILARITY`` or
-    there are more than ``limit`` groups. (Agglomerative clustering of at most
-    ``INTEREST_ITEMS`` points is a few small matrix products; no library call needed.)"""
+    """Groups of ``vectors`` (unit rows) as the unit direction of each group's weighted
+    sum, strongest first, each with its share of the sums' lengths (how much of the
+    weighted sum of all of them it makes): every vector starts as its own group, then the
+    two most similar groups merge while their directions' cosine is at least
+    ``INTEREST_SIMILARITY`` or there are more than ``limit`` groups. (Agglomerative
+    clustering of at most ``INTEREST_ITEMS`` points is a few small matrix products; no
+    library call needed.)"""
     sums = [vector * weight for vector, weight in zip(vectors, weights, strict=True)]
-    mass = [float(weight) for weight in weights]
     while len(sums) > 1:
         means = np.array(sums)
         means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
@@ -524,9 +555,9 @@ def interests(
             break
         a, b = min(a, b), max(a, b)
         sums[a] = sums[a] + sums.pop(b)
-        mass[a] += mass.pop(b)
-    total = sum(mass) or 1.0
-    found = [(_unit(group), share / total) for group, share in zip(sums, mass, strict=True)]
+    lengths = [float(np.linalg.norm(group)) for group in sums]
+    total = sum(lengths) or 1.0
+    found = [(_unit(group), length / total) for group, length in zip(sums, lengths, strict=True)]
     found = [(vector, share) for vector, share in found if vector is not None]
     return sorted(found, key=lambda pair: -pair[1])
 

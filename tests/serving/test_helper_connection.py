@@ -55,8 +55,7 @@ def test_the_nearest_search_runs_on_a_second_connection_with_the_same_answer(
     backends = _spy_on_searches(monkeypatch)
     parallel_answer = _served(committed_shop, category="c1")
     main_pid = connection.connection.info.backend_pid
-    # The searches around the user's interests and recent items, one call (they share a
-    # breadth: one statement), on the helper connection.
+    # The profile's and the recent items' searches, one call, on the helper connection.
     assert len(backends) == 1 and main_pid not in backends
     assert parallel_answer and {pk for pk, *_ in parallel_answer} <= set(
         Item.objects.filter(category="c1").values_list("pk", flat=True)

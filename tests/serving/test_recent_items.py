@@ -93,6 +93,7 @@ def test_the_searches_around_recent_items_are_narrow_and_the_profiles_full(
 
     monkeypatch.setattr(candidates, "nearest_searches", spy)
     settings.RECOMMENDER_RECENT_EF_SEARCH = 64
+    settings.RECOMMENDER_INTEREST_SEARCHES = 3
     candidates.candidate_pool(RecommendationRequest(user=user, k=5, explain=False))
     # Four positively engaged items, mutually orthogonal: four interests, merged to three
     # (RECOMMENDER_INTEREST_SEARCHES), each searched at 64 with its share of the 50 rows
@@ -121,15 +122,21 @@ def test_interests_group_similar_items_and_keep_at_most_the_limit():
     assert [int(np.argmax(vector[:3])) for vector, _ in found] == [0, 1, 2]
     assert [share for _, share in found] == sorted((share for _, share in found), reverse=True)
     assert abs(sum(share for _, share in found) - 1.0) < 1e-6
-    expected = weights[[i for i, c in enumerate(picked) if c == 0]].sum() / weights.sum()
-    assert abs(found[0][1] - expected) < 1e-6
+    lengths = [
+        np.linalg.norm(
+            (vectors * weights[:, None])[[i for i, c in enumerate(picked) if c == g]].sum(0)
+        )
+        for g in range(3)
+    ]
+    assert abs(found[0][1] - lengths[0] / sum(lengths)) < 1e-6
     # A limit of two merges the lightest interest into one of the others.
     assert len(candidates.interests(vectors, weights, limit=2)) == 2
     # One interest only: one group, whatever the limit.
     assert len(candidates.interests(vectors[[0, 1, 3]], weights[:3], limit=3)) == 1
 
 
-def test_a_user_with_two_interests_gets_the_nearest_items_of_both(space, make_items):
+def test_a_user_with_two_interests_gets_the_nearest_items_of_both(space, make_items, settings):
+    settings.RECOMMENDER_INTEREST_SEARCHES = 3
     # Two clusters far apart; the user viewed three items of the first and two of the
     # second: the history source finds the unseen items of both.
     items = make_items(12)
