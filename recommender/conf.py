@@ -293,6 +293,13 @@ SETTINGS: tuple[Setting, ...] = (
         '("Shoppers who viewed X also viewed this")',
     ),
     Setting(
+        "EXPLAIN_CACHE_SECONDS",
+        60,
+        int,
+        "how long each serving process keeps a co-occurrence reason's proof (its shoppers "
+        "and what they did) before reading it again; 0: read it every request",
+    ),
+    Setting(
         "BLEND_WEIGHTS",
         {},
         None,

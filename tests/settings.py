@@ -39,3 +39,6 @@ RECOMMENDER_USE_LEARNED_RANKER = False  # tests opt in explicitly
 RECOMMENDER_REQUIRE_API_KEY = False
 # Each test sees a fresh health report (test_access.py tests the reuse itself).
 RECOMMENDER_HEALTH_CACHE_SECONDS = 0
+# Explanations read their proofs every request (tests/serving/test_proof_cache.py
+# switches the cache on).
+RECOMMENDER_EXPLAIN_CACHE_SECONDS = 0

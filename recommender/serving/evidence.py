@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -113,6 +115,15 @@ def _common_kind(per_user: list[set[str]]) -> str:
     return "mixed"
 
 
+# Proofs read in the last RECOMMENDER_EXPLAIN_CACHE_SECONDS, per process: (anchor, item,
+# min_count) → (when read, the proof or None). A popular pair is explained on many lists
+# a second, and its proof (a stored count refreshed by a periodic task, and what its
+# shoppers did) changes slowly; reading it costs a join over both items' events.
+_proofs: dict[tuple[int, int, int], tuple[float, CooccurrenceProof | None]] = {}
+_proofs_lock = threading.Lock()
+PROOF_CACHE_SIZE = 100_000
+
+
 def cooccurrence_proofs(
     pairs: list[tuple[int, int]], as_of: datetime | None = None, *, min_count: int = 0
 ) -> dict[tuple[int, int], CooccurrenceProof]:
@@ -120,10 +131,37 @@ def cooccurrence_proofs(
     engaged with both did to each (events before ``as_of``, engagements as
     ``serving.cooccurrence`` counts them). Pairs without a stored count are left out.
     Pairs with fewer than ``min_count`` shoppers are left out too (no behaviour rows read
-    for them). One query for all pairs."""
+    for them). One query for all pairs not read in the last
+    ``RECOMMENDER_EXPLAIN_CACHE_SECONDS`` (``as_of``, a replay of the past, reads all)."""
     pairs = list(dict.fromkeys(pairs))
     if not pairs:
         return {}
+    keep = float(conf.EXPLAIN_CACHE_SECONDS) if as_of is None else 0.0
+    if keep <= 0:
+        return _read_proofs(pairs, as_of, min_count)
+    now = time.monotonic()
+    found: dict[tuple[int, int], CooccurrenceProof] = {}
+    missing = []
+    with _proofs_lock:
+        for pair in pairs:
+            cached = _proofs.get((*pair, min_count))
+            if cached is None or now - cached[0] > keep:
+                missing.append(pair)
+            elif cached[1] is not None:
+                found[pair] = cached[1]
+    if missing:
+        read = _read_proofs(missing, as_of, min_count)
+        found.update(read)
+        with _proofs_lock:
+            if len(_proofs) + len(missing) > PROOF_CACHE_SIZE:
+                _proofs.clear()
+            for pair in missing:
+                _proofs[(*pair, min_count)] = (now, read.get(pair))
+    return found
+
+
+def _read_proofs(pairs, as_of, min_count) -> dict[tuple[int, int], CooccurrenceProof]:
+    """``cooccurrence_proofs``' query, for every pair."""
     ids = list({i for pair in pairs for i in pair})
     sql = f"""
         WITH p AS (SELECT * FROM unnest(%(anchors)s::bigint[], %(items)s::bigint[])
