@@ -4,7 +4,7 @@ endpoint and event ingestion, measured in one run against the same data.
 Run by hand:
     .venv/bin/python benchmarks/serving.py [--items 100000] [--users 10000] [--dim 384]
         [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--keep-servers]
-        [--no-filtered | --only-filtered] [--filtered-queries 200]
+        [--no-filtered | --only-filtered] [--filtered-queries 200] [--halfvec]
 
 Uses its own embedded PostgreSQL and Redis under .recsite/bench-serving (it refuses to run
 with DATABASE_URL or CELERY_BROKER_URL set, because it empties its database).
@@ -176,6 +176,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the data set")
     parser.add_argument("--profile", action="store_true", help="break down even if targets met")
+    parser.add_argument(
+        "--halfvec",
+        action="store_true",
+        help="after (b), the same queries against a half-precision index built beside the "
+        "space's own (benchmarks/halfvec.py: size, build time, latency, recall)",
+    )
     parser.add_argument("--keep-servers", action="store_true")
     parser.add_argument(
         "--filtered",
@@ -673,6 +679,20 @@ def measure_recall(space, vectors, user_pks: list[int]) -> dict:
     out["r10_as_served_min"] = min(hits)
     out["as_served_hits"] = hits
     out["as_served_times"] = times
+    # The same with three interests searched instead of the profile (the option
+    # RECOMMENDER_INTEREST_SEARCHES, off by default; docs/performance.md).
+    from django.test import override_settings
+
+    hits, times = [], []
+    with override_settings(RECOMMENDER_INTEREST_SEARCHES=3):
+        for i, (pk, v) in enumerate(zip(user_pks, vectors, strict=True)):
+            started = time.perf_counter()
+            found = served_search_ids(space, pk, v)
+            times.append(time.perf_counter() - started)
+            hits.append(len(found & set(exact[i][:10].tolist())) / 10)
+    out["r10_interests"] = statistics.fmean(hits)
+    out["interests_hits"] = hits
+    out["interests_times"] = times
     # The trade-off behind RECOMMENDER_HNSW_EF_SEARCH: recall@10 and bare top-10 latency.
     out["sweep"] = []
     for ef in EF_SWEEP:
@@ -1895,10 +1915,24 @@ def measure_ann_recall(args, space, sample: Sample) -> dict:
         f"clusters: {by_interest(recall, 'as_served_hits')}; those searches "
         f"{summary(recall['as_served_times'])}"
     )
+    print(
+        f"    with RECOMMENDER_INTEREST_SEARCHES=3: {recall['r10_interests']:.4f}; by clusters: "
+        f"{by_interest(recall, 'interests_hits')}; searches {summary(recall['interests_times'])}"
+    )
     print("    ef_search sweep (top-10):  ef  recall@10  p50 ms  p99 ms")
     for ef, mean_recall, p50, p99 in recall["sweep"]:
         print(f"    {ef:>30}  {mean_recall:9.4f}  {ms(p50):6.2f}  {ms(p99):6.2f}")
     return recall
+
+
+def measure_halfvec(args, space, sample: Sample) -> None:
+    """(b') ``benchmarks/halfvec.py``'s vector-against-halfvec measure on the same profile
+    queries as (b); its temporary indexes are dropped before it returns."""
+    import halfvec
+
+    print("(b') vector and halfvec HNSW indexes, the same queries (benchmarks/halfvec.py):")
+    result = halfvec.measure(space, sample.vectors[: args.recall_queries])
+    halfvec.report(result, (40, 1000))
 
 
 def by_interest(recall: dict, key: str = "r10_ef40_hits") -> str:
@@ -2209,6 +2243,8 @@ def main() -> None:
                 floor = measure_floors()
                 bare = measure_bare_search(data.space, sample)
                 recall = measure_ann_recall(args, data.space, sample)
+                if args.halfvec:
+                    measure_halfvec(args, data.space, sample)
                 in_process = measure_endpoint_in_process(client, sample)
                 live = measure_live_server(args, sample)
                 bare.after = measure_bare_search_again(data.space, sample)
