@@ -1,6 +1,6 @@
 """Bounded load against the demo served by gunicorn + a Celery worker, on 127.0.0.1 only.
 
-Run by hand:  .venv/bin/python benchmarks/load.py [--clients 50] [--seconds 60]
+Run by hand:  .venv/bin/python benchmarks/load.py [--clients 50] [--seconds 60] [--list-cache S]
 
 Uses its own embedded servers (.recsite/bench-load, loaded with the demo shop), starts
 gunicorn and a worker, then runs N client threads for S seconds, each looping over a mix
@@ -88,6 +88,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument(
+        "--list-cache",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="RECOMMENDER_LIST_CACHE_SECONDS for the server (0, the default: off)",
+    )
     return parser.parse_args()
 
 
@@ -101,7 +108,14 @@ def prepare_data() -> str:
 def start_servers(args) -> list[testing.Process]:
     """gunicorn (--workers x 4 threads) and one Celery worker, each ready when it answers."""
     return [
-        start_gunicorn(DATA, PORT, workers=args.workers, timeout=240, extra=["--threads", "4"]),
+        start_gunicorn(
+            DATA,
+            PORT,
+            workers=args.workers,
+            timeout=240,
+            extra=["--threads", "4"],
+            env={"RECOMMENDER_LIST_CACHE_SECONDS": str(args.list_cache)},
+        ),
         start_worker(DATA, "load", pool="prefork", concurrency=1),
     ]
 
@@ -246,7 +260,8 @@ def report(args, run: Run) -> None:
     total = sum(len(v) for v in latencies.values())
     print(
         f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x 4 "
-        f"threads) + 1 Celery worker on 127.0.0.1; load average {run.load_before} → "
+        f"threads) + 1 Celery worker on 127.0.0.1, list cache {args.list_cache} s; load average "
+        f"{run.load_before} → "
         f"{run.load_after}"
     )
     print(f"{'kind':<18}{'requests':>9}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}")

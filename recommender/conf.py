@@ -293,6 +293,13 @@ SETTINGS: tuple[Setting, ...] = (
         '("Shoppers who viewed X also viewed this")',
     ),
     Setting(
+        "LIST_CACHE_SECONDS",
+        0,
+        int,
+        "keep each user's finished list this long in the shared cache, until anything they "
+        "do (other than an impression) or an item, scenario or model changes; 0: off",
+    ),
+    Setting(
         "EXPLAIN_CACHE_SECONDS",
         60,
         int,

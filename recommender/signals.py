@@ -1,6 +1,7 @@
 """Saving an item queues its embedding after commit, only when its text changed; saving or
 deleting an encoder space invalidates the cached active space in every process, and an
-attribute declaration the attribute schema."""
+attribute declaration the attribute schema; any of those, a scenario or an experiment
+the lists kept by ``serving.list_cache``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 
 from recommender.conf import conf
-from recommender.models import EncoderSpace, Item, ItemAttribute, Scenario
+from recommender.models import EncoderSpace, Experiment, Item, ItemAttribute, Scenario
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.item_text_changed")
@@ -69,3 +70,24 @@ def index_declared_attributes(sender, app_config=None, using="default", **kwargs
                 cursor.execute(statement)
     except DatabaseError:  # migrated backwards, before the attribute functions existed
         logging.getLogger(__name__).warning("attribute indexes not built", exc_info=True)
+
+
+@receiver(post_save, sender=Item, dispatch_uid="recommender.lists_item_saved")
+@receiver(post_delete, sender=Item, dispatch_uid="recommender.lists_item_deleted")
+@receiver(post_save, sender=Scenario, dispatch_uid="recommender.lists_scenario_saved")
+@receiver(post_delete, sender=Scenario, dispatch_uid="recommender.lists_scenario_deleted")
+@receiver(post_save, sender=Experiment, dispatch_uid="recommender.lists_experiment_saved")
+@receiver(post_delete, sender=Experiment, dispatch_uid="recommender.lists_experiment_deleted")
+@receiver(post_save, sender=EncoderSpace, dispatch_uid="recommender.lists_space_saved")
+@receiver(post_delete, sender=EncoderSpace, dispatch_uid="recommender.lists_space_deleted")
+@receiver(post_save, sender=ItemAttribute, dispatch_uid="recommender.lists_attribute_saved")
+@receiver(post_delete, sender=ItemAttribute, dispatch_uid="recommender.lists_attribute_deleted")
+def forget_kept_lists(sender, **kwargs) -> None:
+    """No list kept before this change is served again (``serving.list_cache``): now, and
+    after commit, as another process may have kept one from the old rows in between."""
+    from recommender.serving import list_cache
+
+    if not list_cache.enabled():
+        return
+    list_cache.changed()
+    transaction.on_commit(list_cache.changed)

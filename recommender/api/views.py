@@ -30,6 +30,7 @@ from recommender.serving import (
     business,
     experiments,
     explain,
+    list_cache,
     pipeline,
     scenarios,
     served_lists,
@@ -379,7 +380,16 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
                 raise ValidationError({"recommendation_id": [str(exc)]}) from None
             wanted = replace(wanted, exclude=earlier)
             wanted.context["continues"] = p["recommendation_id"].hex
-        results = _served(pipeline.recommend, wanted)
+        results, kept_as, token = None, None, None
+        if list_cache.enabled():
+            kept_as = list_cache.key(
+                wanted, scenario=scenario.name if scenario else "", variant=variant
+            )
+            results, token = list_cache.lookup(kept_as)
+        if results is None:
+            results = _served(pipeline.recommend, wanted)
+            if kept_as is not None:
+                list_cache.put(kept_as, results, token)
         return _list_response(
             results,
             user,

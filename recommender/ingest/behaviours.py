@@ -43,6 +43,7 @@ from recommender.ingest.fields import (
     uuid_cell,
 )
 from recommender.models import Behaviour, EndUser, Item
+from recommender.serving import list_cache
 
 BEHAVIOUR_FIELDS = (
     "event_id",
@@ -209,6 +210,8 @@ def import_behaviours(
         except IntegrityError as exc:
             # A concurrent writer stored one of these event ids after our check.
             raise ImportFailed("import", f"nothing written: {exc}".splitlines()[0]) from exc
+        list_cache.changed()
+        transaction.on_commit(list_cache.changed)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -31,6 +31,7 @@ from recommender.ingest.fields import (
     text_cell,
 )
 from recommender.models import LANGUAGE_CODE, Item
+from recommender.serving import list_cache
 
 ITEM_FIELDS = (
     "external_id", "title", "description", "category", "tags", "attributes", "translations",
@@ -223,6 +224,10 @@ def import_items(
                 )
                 if progress:
                     progress("write", len(batch))
+        # Bulk writes send no signals: the lists kept go now, and once more after commit
+        # (another process may have kept one from the old rows in between).
+        list_cache.changed()
+        transaction.on_commit(list_cache.changed)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -364,6 +364,9 @@ def save(name: str, arrays: dict[str, np.ndarray], meta: dict) -> Path:
         raise
     for old in sorted(directory.glob(f"{name}-*.npz"))[:-KEEP_VERSIONS]:
         old.unlink(missing_ok=True)
+    from recommender.serving import list_cache  # lists kept may hold other candidates now
+
+    list_cache.changed()
     return path
 
 

@@ -150,6 +150,9 @@ def _write(kind: str, data: dict) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     path = directory / f"ranker-{stamp}-{kind}.json"
     path.write_text(json.dumps(data))
+    from recommender.serving import list_cache  # lists kept may be ranked otherwise now
+
+    list_cache.changed()
     return path
 
 

@@ -1,0 +1,113 @@
+"""Finished lists kept in the shared cache (RECOMMENDER_LIST_CACHE_SECONDS): the same list
+while nothing the user did or the site holds changed, a fresh one as soon as it did, and
+every answer still logged as its own served list."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from recommender.ingest.fields import Row
+from recommender.models import EndUser, Item
+from recommender.serving import list_cache, pipeline, served_lists
+from recommender.spaces import embedding
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def shop(space, make_items, settings, monkeypatch):
+    settings.RECOMMENDER_LIST_CACHE_SECONDS = 60
+    items = make_items(12)
+    embedding.embed_items(space, [item.pk for item in items])
+    api = APIClient()
+    assert api.post(f"{API}/users", {"id": "u1"}, format="json").status_code == 201
+    assert event(api, items[0], "view").status_code == 201
+    computed = []
+    original = pipeline.recommend
+
+    def counting(request):
+        computed.append(request)
+        return original(request)
+
+    monkeypatch.setattr(pipeline, "recommend", counting)
+    return api, items, computed
+
+
+def event(api, item, kind, **fields):
+    body = {"user": "u1", "item": item.external_id, "kind": kind, **fields}
+    return api.post(f"{API}/behaviours", body, format="json")
+
+
+def recs(api, **params):
+    response = api.get(f"{API}/users/u1/recommendations", {"k": 5, **params})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    return [item["id"] for item in body["items"]], body["recommendation_id"]
+
+
+def test_a_repeat_is_served_from_the_cache_and_logged_as_its_own_list(shop):
+    api, items, computed = shop
+    first, first_id = recs(api)
+    again, again_id = recs(api)
+    assert first and again == first and len(computed) == 1
+    assert again_id != first_id
+    pks = {Item.objects.get(external_id=i).pk for i in first}
+    assert served_lists.served_in(first_id) == served_lists.served_in(again_id) == pks
+    # Other parameters are another list.
+    recs(api, k=4)
+    recs(api, diversity=0.5)
+    assert len(computed) == 3
+    recs(api, k=4)
+    assert len(computed) == 3
+
+
+def test_an_event_of_the_user_shows_in_their_next_list(shop):
+    api, items, computed = shop
+    first, _ = recs(api)
+    assert event(api, Item.objects.get(external_id=first[0]), "dislike").status_code == 201
+    after, _ = recs(api)
+    assert len(computed) == 2 and first[0] not in after
+
+
+def test_an_impression_keeps_the_list(shop):
+    api, items, computed = shop
+    first, shown_in = recs(api)
+    shown = Item.objects.get(external_id=first[0])
+    response = event(api, shown, "impression", recommendation_id=shown_in, position=1)
+    assert response.status_code == 201, response.content
+    assert recs(api)[0] == first and len(computed) == 1
+
+
+def test_an_item_change_or_the_users_attributes_make_a_fresh_list(shop):
+    api, items, computed = shop
+    first, _ = recs(api)
+    hidden = Item.objects.get(external_id=first[0])
+    hidden.is_active = False
+    hidden.save()
+    after, _ = recs(api)
+    assert len(computed) == 2 and hidden.external_id not in after
+    user = EndUser.objects.get(external_id="u1")
+    user.attributes = {"segment": "vip"}
+    user.save()
+    recs(api)
+    assert len(computed) == 3
+
+
+def test_a_model_saved_or_items_imported_make_a_fresh_list(shop):
+    from recommender.ingest.items import import_items
+
+    api, items, computed = shop
+    recs(api)
+    list_cache.changed()  # what saving a ranker or a behaviour model calls
+    recs(api)
+    assert len(computed) == 2
+    import_items([Row("test", {"external_id": "sku-new", "title": "新品 羽绒服"})])
+    recs(api)
+    assert len(computed) == 3
+
+
+def test_off_by_default_every_request_runs_the_pipeline(shop, settings):
+    api, items, computed = shop
+    settings.RECOMMENDER_LIST_CACHE_SECONDS = 0
+    recs(api)
+    recs(api)
+    assert len(computed) == 2
