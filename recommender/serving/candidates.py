@@ -186,9 +186,11 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
 
     query_vector = None
     if request.query and space is not None:
-        from recommender.spaces.embedding import encoder_for
+        from recommender.spaces.embedding import encode_cached
 
-        query_vector = _unit(encoder_for(space).encode([request.query])[0])
+        # Shoppers repeat the same queries: each distinct text is encoded once per
+        # TEXT_VECTOR_TTL across the processes (the shared cache), not once a request.
+        query_vector = _unit(encode_cached(space, [request.query])[0])
     # Free-text intent is blended into the profile for this request only, and history-bound
     # features are damped by the same share, so what the user asks for now comes first.
     history_share = 1.0

@@ -41,3 +41,25 @@ def test_candidates_per_source_follow_the_setting(space, settings, make_items):
         assert sum("history" in c.sources for c in pool) == per_source
     pool = candidate_pool(RecommendationRequest(user=user, k=5, per_source=12)).candidates
     assert sum("history" in c.sources for c in pool) == 15  # at least 3k
+
+
+def test_a_repeated_query_is_encoded_once(space, make_items, monkeypatch):
+    from recommender.serving.candidates import candidate_pool
+    from recommender.serving.pipeline import RecommendationRequest
+
+    items = make_items(10)
+    embedding.embed_items(space, [item.pk for item in items])
+    encoder = embedding.encoder_for(space)
+    encoded = []
+    original = encoder.encode
+
+    def counting(texts, *args, **kwargs):
+        encoded.extend(texts)
+        return original(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", counting)
+    first = candidate_pool(RecommendationRequest(query="羽绒服 款3", k=5)).candidates
+    again = candidate_pool(RecommendationRequest(query="羽绒服 款3", k=5)).candidates
+    assert encoded == ["羽绒服 款3"]
+    assert [c.item_id for c in again] == [c.item_id for c in first]
+    assert any(c.features.get("query_similarity", 0) > 0 for c in again)
