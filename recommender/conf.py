@@ -338,10 +338,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("POPULAR_WINDOW_DAYS", 30, int, "the days popularity counts"),
     Setting(
         "SEGMENT_ATTRIBUTE",
-        "segment",
+        "segment,age_band,language",
         str,
-        "the end-user attribute whose value groups users for the segment_category_affinity "
-        "ranking feature",
+        "the end-user attributes (comma-separated) whose values group users for the "
+        "segment_category_affinity ranking feature (averaged over those a user has)",
     ),
     Setting(
         "COOCCURRENCE_WINDOW",

@@ -14,15 +14,16 @@ feature depend on the context. The blend gives them no weight.
 
 Per candidate (shares of the candidate's category, 0 when the request says nothing):
 
-* ``segment_category_affinity``: among users whose ``RECOMMENDER_SEGMENT_ATTRIBUTE``
-  attribute has the requesting user's value, the share of positive engagements in the
-  candidate's category;
+* ``segment_category_affinity``: for each user attribute named in
+  ``RECOMMENDER_SEGMENT_ATTRIBUTE`` (segment, age band, language … by default) that the
+  requesting user has, the share of positive engagements in the candidate's category
+  among the users with the same value, averaged over those attributes;
 * ``context_category_affinity``: the same share among events sent with the request's
   context device (``Behaviour.context->>'device'``): "mobile shoppers buy accessories".
 
 Each share table is one grouped query over the positive engagements of the ``WINDOW_DAYS``
 before the request (all time before it when that window holds none), shared through the
-cache for ``CACHE_SECONDS`` per segment or device. Only events before the request's
+cache for ``CACHE_SECONDS`` per attribute value or device. Only events before the request's
 ``as_of`` count, so a training pool built as of a past event sees nothing that came later.
 """
 
@@ -93,26 +94,40 @@ def context_device(context: dict | None) -> str | None:
     return (device.strip() or None) if isinstance(device, str) else None
 
 
-def user_segment(user: EndUser | None) -> str | None:
-    """The user's ``RECOMMENDER_SEGMENT_ATTRIBUTE`` as PostgreSQL's ``->>`` reads it, or None."""
+def segment_attributes() -> list[str]:
+    """The user attributes that group users (``RECOMMENDER_SEGMENT_ATTRIBUTE``, names
+    separated by commas)."""
+    return [name.strip() for name in str(conf.SEGMENT_ATTRIBUTE).split(",") if name.strip()]
+
+
+def user_segments(user: EndUser | None) -> list[tuple[str, str]]:
+    """(attribute, value as PostgreSQL's ``->>`` reads it) for each of
+    ``segment_attributes()`` the user has a plain value for."""
     if user is None or not isinstance(user.attributes, dict):
-        return None
-    value = user.attributes.get(conf.SEGMENT_ATTRIBUTE)
-    if value is None or value == "" or isinstance(value, dict | list):
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
+        return []
+    found = []
+    for name in segment_attributes():
+        value = user.attributes.get(name)
+        if value is None or value == "" or isinstance(value, dict | list):
+            continue
+        found.append((name, value if isinstance(value, str) else json.dumps(value)))
+    return found
 
 
 def segment_shares(user: EndUser | None, as_of: datetime) -> dict[str, float]:
-    """Category → share of the engagements of the users in ``user``'s segment."""
-    segment = user_segment(user)
-    if segment is None:
+    """Category → share of the engagements of the users who share ``user``'s value of an
+    attribute, averaged over the attributes the user has (a user with none: empty)."""
+    segments = user_segments(user)
+    if not segments:
         return {}
-    name = conf.SEGMENT_ATTRIBUTE
-    events = Behaviour.objects.alias(segment=KeyTextTransform(name, "user__attributes")).filter(
-        segment=segment
-    )
-    return _cached_shares(f"segment:{name}:{segment}", events, as_of)
+    total: dict[str, float] = {}
+    for name, value in segments:
+        events = Behaviour.objects.alias(segment=KeyTextTransform(name, "user__attributes")).filter(
+            segment=value
+        )
+        for category, share in _cached_shares(f"segment:{name}:{value}", events, as_of).items():
+            total[category] = total.get(category, 0.0) + share / len(segments)
+    return total
 
 
 def device_shares(device: str | None, as_of: datetime) -> dict[str, float]:

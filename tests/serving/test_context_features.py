@@ -98,6 +98,29 @@ def test_without_a_segment_attribute_the_feature_is_zero(shop, settings):
     assert {f["segment_category_affinity"] for f in pool_features(student).values()} == {0.0}
 
 
+def test_every_grouping_attribute_the_user_has_counts_alike(shop):
+    # Two teenagers who chose keyboards; a student who is also a teenager gets the mean of
+    # the students' taste (tea 0.75, keyboard 0.25) and the teenagers' (keyboard 1.0).
+    for u in range(2):
+        teen = EndUser.objects.create(external_id=f"teen-{u}", attributes={"age_band": "13-19"})
+        Behaviour.objects.create(
+            user=teen, item=shop["keyboard"][1], kind="view", occurred_at=AS_OF - timedelta(hours=1)
+        )
+    student = EndUser.objects.create(
+        external_id="student-teen",
+        attributes={"segment": "students", "age_band": "13-19", "language": ["zh"]},
+    )
+    assert context_features.user_segments(student) == [
+        ("segment", "students"),
+        ("age_band", "13-19"),
+    ]
+    assert context_features.segment_shares(student, AS_OF) == pytest.approx(
+        {"tea": 0.375, "keyboard": 0.625}
+    )
+    teen = EndUser.objects.get(external_id="teen-0")
+    assert context_features.segment_shares(teen, AS_OF) == pytest.approx({"keyboard": 1.0})
+
+
 def test_a_segment_that_is_a_number_matches_as_json_reads_it(shop):
     tea = shop["tea"][0]
     for u in range(2):
