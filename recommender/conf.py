@@ -248,6 +248,13 @@ SETTINGS: tuple[Setting, ...] = (
         "HNSW search breadth (pgvector's hnsw.ef_search, at least 2k, at most 1000)",
     ),
     Setting(
+        "INDEX_BUILD_MEMORY",
+        "1GB",
+        str,
+        "PostgreSQL maintenance_work_mem for building a space's HNSW index (the graph is "
+        "built in it; empty: the server's setting, 64MB by default)",
+    ),
+    Setting(
         "RECENT_EF_SEARCH",
         100,
         int,
