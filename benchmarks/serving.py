@@ -5,9 +5,14 @@ Run by hand:
     .venv/bin/python benchmarks/serving.py [--items 100000] [--users 10000] [--dim 384]
         [--queries 300] [--recall-queries 200] [--rebuild] [--profile] [--keep-servers]
         [--no-filtered | --only-filtered] [--filtered-queries 200] [--halfvec]
+        [--data-dir .recsite/bench-serving] [--clusters 200]
+        [--maintenance-work-mem auto] [--index-workers 2]
 
-Uses its own embedded PostgreSQL and Redis under .recsite/bench-serving (it refuses to run
-with DATABASE_URL or CELERY_BROKER_URL set, because it empties its database).
+Uses its own embedded PostgreSQL and Redis under --data-dir, .recsite/bench-serving by
+default (it refuses to run with DATABASE_URL or CELERY_BROKER_URL set, because it empties
+its database). A million items: ``--data-dir .recsite/bench-serving-1m --items 1000000
+--users 100000 --clusters 2000`` (2,000 clusters keep ~500 items a cluster, as 200 do at
+100k; the build takes about 16 minutes on the 2-CPU development machine).
 
 Data (built once, reused while ``dataset.json`` and the row counts match; ``--rebuild``
 forces it): N items with Chinese product-like titles in 50 categories and vectors that are
@@ -15,8 +20,15 @@ clustered (200 Gaussian centres, item = centre + noise, L2-normalised) written s
 an encoder space of the ``hashing`` plugin with ``dim`` = --dim (its encoder is never
 called); U users with 20 engaged events each on items of 1-3 clusters (Zipf-like item
 popularity, timestamps spread over the last 60 days), their stored profiles, and the
-co-occurrence table. Items and users go in with ``bulk_create``; vectors and events with
-COPY; the HNSW index is dropped before the vectors load and built afterwards (timed).
+co-occurrence table. Items, users, vectors and events go in with COPY (explicit ids,
+foreign-key triggers off for the session; the item table's GIN indexes are built after the
+load); the HNSW index is dropped before the vectors load and built afterwards, in one
+plain (not concurrent) parallel build with --maintenance-work-mem (default: about 3x the
+index's expected size) and --index-workers; the profiles are computed in bulk with numpy in
+``profiles.recompute``'s arithmetic (``benchmarks/_bulk_build.py``), written with one COPY,
+and 50 random users' are checked against ``profiles.recompute`` (the build fails if they
+differ); the co-occurrence table is the library's ``refresh_cooccurrence()``. Every stage
+prints its time and rate.
 
 Measured, in this order, so that the ratios come from one run on one machine state
 (first two floors: a ``SELECT 1`` round trip and a one-row INSERT + COMMIT):
@@ -106,22 +118,29 @@ from urllib.parse import urlencode
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+# --data-dir (set by main before django.setup(); every use reads it at call time).
 DATA_DIR = ROOT / ".recsite" / "bench-serving"
 sys.path.insert(0, str(ROOT))
 from recsite import testing  # noqa: E402
 
-# The development default (DEBUG on, no API key needed) unless DEBUG=0 is given.
-testing.use_data_dir(
-    DATA_DIR,
-    DEBUG="1",
-    RECOMMENDER_REQUIRE_API_KEY="0",
-    SECURE_SSL_REDIRECT="0",
-    SECRET_KEY="bench-serving-not-a-secret",
-    # It measures the endpoint, not its request budget (a run makes ~400 list requests).
-    RECOMMENDER_RECOMMENDATIONS_RATE="1000000/min",
-    RECOMMENDER_EVENTS_RATE="1000000/min",
-    RECOMMENDER_HEALTH_RATE="1000000/min",
-)
+
+def use_data_dir(data_dir: Path) -> None:
+    """Point this process (and the gunicorn it starts) at ``data_dir``'s servers."""
+    global DATA_DIR
+    DATA_DIR = data_dir
+    # The development default (DEBUG on, no API key needed) unless DEBUG=0 is given.
+    testing.use_data_dir(
+        DATA_DIR,
+        DEBUG="1",
+        RECOMMENDER_REQUIRE_API_KEY="0",
+        SECURE_SSL_REDIRECT="0",
+        SECRET_KEY="bench-serving-not-a-secret",
+        # It measures the endpoint, not its request budget (a run makes ~400 list requests).
+        RECOMMENDER_RECOMMENDATIONS_RATE="1000000/min",
+        RECOMMENDER_EVENTS_RATE="1000000/min",
+        RECOMMENDER_HEALTH_RATE="1000000/min",
+    )
+
 
 SPACE_NAME = "bench-serving"
 DATASET_VERSION = 1
@@ -153,6 +172,13 @@ BRANDS = "北辰 云杉 青禾 远山 知夏 白鹭 星河 木棉 听雨 南风 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="the embedded servers and dataset.json (default .recsite/bench-serving; give "
+        "each catalogue size its own, e.g. .recsite/bench-serving-1m)",
+    )
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=384)
@@ -171,8 +197,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
         "--maintenance-work-mem",
-        default="1GB",
-        help="for the HNSW build only (the graph must fit or the build slows down a lot)",
+        default=None,
+        help="for the HNSW build only (the graph must fit or the build slows down a lot); "
+        "default: 1GB, or about 3x the index's expected size when that is more, at most a "
+        "third of the machine's memory (6GB for 1M items of 384d on 24 GiB)",
+    )
+    parser.add_argument(
+        "--index-workers",
+        type=int,
+        default=2,
+        help="max_parallel_maintenance_workers for the HNSW build (the leader works too)",
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the data set")
     parser.add_argument("--profile", action="store_true", help="break down even if targets met")
@@ -202,6 +236,9 @@ def parse_args() -> argparse.Namespace:
         help="(e): timed queries and requests per filter and index state",
     )
     args = parser.parse_args()
+    args.data_dir = args.data_dir.resolve()
+    if args.maintenance_work_mem is None:
+        args.maintenance_work_mem = f"{hnsw_build_memory_gb(args.items, args.dim)}GB"
     if args.only_filtered and not args.filtered:
         parser.error("--only-filtered and --no-filtered contradict each other")
     if args.filtered_queries > args.queries + 60:
@@ -209,6 +246,17 @@ def parse_args() -> argparse.Namespace:
     if args.categories > len(CATEGORY_NAMES):
         parser.error(f"--categories at most {len(CATEGORY_NAMES)}")
     return args
+
+
+def hnsw_build_memory_gb(items: int, dim: int) -> int:
+    """maintenance_work_mem for the HNSW build: about 3x the on-disk index (~2 KB an item
+    at 384d and m=16: 195 MiB at 100k items), at least 1 GB, at most a third of the
+    machine's memory (the parallel build's graph lives in shared memory). Not the memory
+    free now: after a first build the page cache holds most of it, and a graph that
+    outgrows maintenance_work_mem is finished on disk, several times slower."""
+    expected_gb = items * (dim * 4 + 500) / 2**30
+    total_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    return max(1, min(int(np.ceil(3 * expected_gb)), int(total_gb // 3)))
 
 
 # --- Small helpers -----------------------------------------------------------------------
@@ -310,11 +358,11 @@ def dataset_ready(args) -> tuple[bool, str]:
 
     if not spaces.index_exists(space):
         return False, "no HNSW index"
-    return True, f"reusing {marker_path.relative_to(ROOT)} (built {marker.get('built_at')})"
+    return True, f"reusing {marker_path} (built {marker.get('built_at')})"
 
 
 def build_dataset(args) -> dict:
-    """Empty the benchmark database and fill it; returns timings."""
+    """Empty the benchmark database and fill it; returns timings (and sizes)."""
     from django.utils import timezone
 
     marker_path = DATA_DIR / "dataset.json"
@@ -324,12 +372,19 @@ def build_dataset(args) -> dict:
     timings: dict[str, float] = {}
     empty_tables()
     item_pks, cluster_of, timings["items"] = create_items(args, rng, now)
-    space, timings["vectors"] = load_vectors(args, rng, now, item_pks, cluster_of)
+    space, vectors, timings["vectors"] = load_vectors(args, rng, now, item_pks, cluster_of)
     timings["index"], timings["index_mib"] = build_index(args, space)
-    user_pks, timings["events"] = create_users_and_events(args, rng, now, item_pks, cluster_of)
-    timings["profiles"] = compute_profiles(space, user_pks)
+    user_pks, events, timings["events"] = create_users_and_events(
+        args, rng, now, item_pks, cluster_of
+    )
+    timings["profiles"] = compute_profiles(space, user_pks, events, vectors)
+    del vectors, events
+    timings["profile_check"] = check_profiles(args, space, user_pks)
     timings["cooccurrence"], timings["cooccurrence_rows"] = refresh_cooccurrence()
+    started = time.perf_counter()
     activate(space)
+    timings["activate"] = time.perf_counter() - started
+    print(f"  space activated; VACUUM ANALYZE of profiles and vectors: {timings['activate']:.1f}s")
     marker = {
         **wanted_marker(args),
         "built_at": datetime.now(UTC).isoformat(),
@@ -361,8 +416,62 @@ def empty_tables() -> None:
     print(f"  emptied tables in {time.perf_counter() - started:.1f}s")
 
 
+def bulk_connection():
+    """``raw_connection()`` for loading generated rows with COPY, foreign-key checks off.
+
+    ``session_replication_role = replica`` skips the per-row foreign-key triggers (each
+    one a lookup that also locks the referenced row), as ``pg_restore --disable-triggers``
+    does; the rows reference ids this build has just written. The embedded server's
+    ``postgres`` role is a superuser, which the setting needs."""
+    conn = raw_connection()
+    conn.execute("SET session_replication_role = replica")
+    return conn
+
+
+def copy_lines(copy, lines: list[str]) -> None:
+    """Send COPY text-format lines. The generated values hold no tab, newline or
+    backslash, so they need no escaping (cheaper than ``write_row`` per value)."""
+    copy.write("".join(lines))
+
+
+def set_sequence(model, last_id: int) -> None:
+    """Move the id sequence past ids that COPY gave explicitly."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table(model), last_id]
+        )
+
+
+@contextmanager
+def indexes_built_after(model, label: str) -> Iterator[None]:
+    """Drop ``model``'s ``Meta.indexes`` (the item table's GIN indexes: bigrams, attributes,
+    tags) for the block and build them again after it, timed: one build over the loaded
+    rows is much cheaper than keeping a GIN index up to date row by row."""
+    from django.db import connection
+
+    indexes = list(model._meta.indexes)
+    with connection.schema_editor() as editor:
+        for index in indexes:
+            editor.remove_index(model, index)
+    try:
+        yield
+    finally:
+        started = time.perf_counter()
+        with connection.schema_editor() as editor:
+            editor.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            for index in indexes:
+                editor.add_index(model, index)
+        print(
+            f"    {label}: {len(indexes)} indexes ({', '.join(i.name for i in indexes)}) built "
+            f"after the load in {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+
+
 def create_items(args, rng, now) -> tuple[np.ndarray, np.ndarray, float]:
-    """The items (``bulk_create``): their pks, their clusters, and the seconds it took."""
+    """The items (COPY, ids 1..N): their pks, their clusters, and the seconds it took."""
     from recommender.models import Item
 
     # Items: a cluster each (categories follow clusters, 10% elsewhere), Zipf-like weights.
@@ -374,34 +483,47 @@ def create_items(args, rng, now) -> tuple[np.ndarray, np.ndarray, float]:
     ages_days = rng.uniform(0, 365, size=n)
     prices = np.round(rng.lognormal(4.0, 1.0, size=n), 2)
     started = time.perf_counter()
-    item_pks = np.zeros(n, dtype=np.int64)
-    batch = 5000
-    for start in range(0, n, batch):
-        rows = []
-        for i in range(start, min(start + batch, n)):
-            category = CATEGORY_NAMES[category_of[i]]
-            adjective = ADJECTIVES[(cluster_of[i] * 7 + i) % len(ADJECTIVES)]
-            brand = BRANDS[(cluster_of[i] + i) % len(BRANDS)]
-            rows.append(
-                Item(
-                    external_id=f"item-{i}",
-                    title=f"{brand}{adjective}{category} {i}号",
-                    description=f"{brand}出品的{adjective}{category}，系列 {cluster_of[i]}。",
-                    category=category,
-                    tags=[adjective, f"系列{cluster_of[i]}"],
-                    attributes={"price": float(prices[i])},
-                    created_at=now - timedelta(days=float(ages_days[i])),
-                )
-            )
-        created = Item.objects.bulk_create(rows)
-        item_pks[start : start + len(created)] = [item.pk for item in created]
+    item_pks = np.arange(1, n + 1, dtype=np.int64)
+    now_text = now.isoformat()
+    batch = 50_000
+    columns = (
+        "id, external_id, title, description, category, tags, attributes, translations, "
+        "is_active, is_hidden, created_at, updated_at"
+    )
+    with indexes_built_after(Item, "items"):
+        with bulk_connection() as conn, conn.cursor() as cursor:
+            with cursor.copy(f"COPY {table(Item)} ({columns}) FROM STDIN") as copy:
+                for start in range(0, n, batch):
+                    lines = []
+                    for i in range(start, min(start + batch, n)):
+                        cluster = int(cluster_of[i])
+                        category = CATEGORY_NAMES[category_of[i]]
+                        adjective = ADJECTIVES[(cluster * 7 + i) % len(ADJECTIVES)]
+                        brand = BRANDS[(cluster + i) % len(BRANDS)]
+                        tags = json.dumps([adjective, f"系列{cluster}"], ensure_ascii=False)
+                        attributes = json.dumps({"price": float(prices[i])})
+                        created = (now - timedelta(days=float(ages_days[i]))).isoformat()
+                        lines.append(
+                            f"{i + 1}\titem-{i}\t{brand}{adjective}{category} {i}号\t"
+                            f"{brand}出品的{adjective}{category}，系列 {cluster}。\t{category}\t"
+                            f"{tags}\t{attributes}\t{{}}\tt\tf\t{created}\t{now_text}\n"
+                        )
+                    copy_lines(copy, lines)
+                    done = min(start + batch, n)
+                    if done % (10 * batch) == 0 or done == n:
+                        rate = done / (time.perf_counter() - started)
+                        print(f"    items: {done:,}/{n:,} ({rate:,.0f}/s)", flush=True)
+    set_sequence(Item, n)
     seconds = time.perf_counter() - started
-    print(f"  {n:,} items (bulk_create, {batch} a batch) in {seconds:.1f}s")
+    print(f"  {n:,} items (COPY, GIN indexes after) in {seconds:.1f}s = {n / seconds:,.0f}/s")
     return item_pks, cluster_of, seconds
 
 
 def load_vectors(args, rng, now, item_pks: np.ndarray, cluster_of: np.ndarray):
-    """The bench space and its clustered vectors (binary COPY, no index); the seconds."""
+    """The bench space and its clustered vectors (binary COPY, no index): the space, the
+    vectors (row i is item_pks[i]'s, as stored) and the seconds."""
+    from django.db import connection
+
     from recommender import spaces
     from recommender.models import Item, ItemVector
 
@@ -414,25 +536,35 @@ def load_vectors(args, rng, now, item_pks: np.ndarray, cluster_of: np.ndarray):
         args.noise / np.sqrt(dim)
     )
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    hashes = dict(Item.objects.values_list("pk", "text_hash"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, text_hash FROM {table(Item)}")
+        hashes = dict(cursor.fetchall())
     space = spaces.create_space(SPACE_NAME, "hashing", {"dim": dim})
     spaces.drop_index(space)  # load first, index after: much faster than per-row inserts
-    with raw_connection() as conn, conn.cursor() as cursor:
+    with bulk_connection() as conn, conn.cursor() as cursor:
         with cursor.copy(
             f"COPY {table(ItemVector)} (space_id, item_id, embedding, text_hash, updated_at) "
             "FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int8", "int8", "vector", "varchar", "timestamptz"])
-            for pk, vector in zip(item_pks.tolist(), vectors, strict=True):
+            for done, (pk, vector) in enumerate(zip(item_pks.tolist(), vectors, strict=True), 1):
                 copy.write_row((space.pk, pk, vector, hashes[pk], now))
+                if done % 200_000 == 0:
+                    rate = done / (time.perf_counter() - started)
+                    print(f"    vectors: {done:,}/{n:,} ({rate:,.0f}/s)", flush=True)
     seconds = time.perf_counter() - started
-    print(f"  {n:,} vectors ({dim}d, binary COPY, no index) in {seconds:.1f}s")
-    return space, seconds
+    print(
+        f"  {n:,} vectors ({dim}d, binary COPY, no index) in {seconds:.1f}s = {n / seconds:,.0f}/s"
+    )
+    return space, vectors, seconds
 
 
 def build_index(args, space) -> tuple[float, float]:
-    """The space's HNSW index, with --maintenance-work-mem; seconds and MiB."""
-    from django.db import connection
+    """The space's HNSW index, with --maintenance-work-mem and --index-workers; seconds and
+    MiB. Built in a transaction, so not CONCURRENTLY (nothing else writes the table now,
+    and a concurrent build scans the table and the index once more)."""
+    from django.db import connection, transaction
+    from django.test import override_settings
 
     from recommender import spaces
     from recommender.models import ItemVector
@@ -442,121 +574,204 @@ def build_index(args, space) -> tuple[float, float]:
         cursor.execute(f"VACUUM ANALYZE {table(ItemVector)}")
         cursor.execute("SHOW maintenance_work_mem")
         default_mwm = cursor.fetchone()[0]
-        cursor.execute("SHOW max_parallel_maintenance_workers")
-        workers = cursor.fetchone()[0]
-        cursor.execute("SET maintenance_work_mem = %s", [args.maintenance_work_mem])
+    notices: list[str] = []
+
+    def handler(diagnostic) -> None:  # pgvector says so when the graph outgrows the memory
+        notices.append(diagnostic.message_primary or "")
+        print(f"    PostgreSQL: {notices[-1]}", flush=True)  # now: a spilled build runs long
+
+    connection.ensure_connection()
+    connection.connection.add_notice_handler(handler)
+    with connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_maintenance_workers = %s", [args.index_workers])
     started = time.perf_counter()
-    spaces.create_index(space)
+    try:
+        # create_index sets maintenance_work_mem itself, from RECOMMENDER_INDEX_BUILD_MEMORY
+        # (1GB by default: the graph of 1M vectors of 384d needs about 2.2 GB).
+        with (
+            override_settings(RECOMMENDER_INDEX_BUILD_MEMORY=args.maintenance_work_mem),
+            transaction.atomic(),
+        ):
+            spaces.create_index(space)
+    finally:
+        connection.connection.remove_notice_handler(handler)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET max_parallel_maintenance_workers")
     seconds = time.perf_counter() - started
     with connection.cursor() as cursor:
-        cursor.execute("RESET maintenance_work_mem")
         cursor.execute("SELECT pg_relation_size(%s)", [spaces.index_name(space)])
         index_bytes = cursor.fetchone()[0]
     print(
         f"  HNSW index (m={indexes.HNSW_M}, ef_construction={indexes.HNSW_EF_CONSTRUCTION}, "
         f"maintenance_work_mem {args.maintenance_work_mem} instead of {default_mwm}, "
-        f"max_parallel_maintenance_workers {workers}) built in {seconds:.1f}s, "
-        f"{index_bytes / 2**20:,.0f} MiB"
+        f"max_parallel_maintenance_workers {args.index_workers}) built in {seconds:.1f}s = "
+        f"{args.items / seconds:,.0f} vectors/s, {index_bytes / 2**20:,.0f} MiB"
     )
     return seconds, index_bytes / 2**20
 
 
-def create_users_and_events(args, rng, now, item_pks, cluster_of) -> tuple[list[int], float]:
-    """The users (``bulk_create``) and their events (COPY); their pks and the seconds."""
+def create_users_and_events(args, rng, now, item_pks, cluster_of):
+    """The users and their events (both COPY): the user pks, the events as columns (for the
+    bulk profiles) and the seconds."""
     from django.db import connection
 
     from recommender.models import Behaviour, EndUser, Item
 
     # Users and their events: 1-3 clusters each, items drawn by popularity inside them.
     started = time.perf_counter()
-    users = EndUser.objects.bulk_create(
-        [EndUser(external_id=f"user-{u}") for u in range(args.users)], batch_size=5000
-    )
-    user_pks = [user.pk for user in users]
-    members, weights = popularity_within_clusters(args, cluster_of)
-    rows_written = copy_events(args, rng, now, user_pks, item_pks, members, weights)
+    user_pks = np.arange(1, args.users + 1, dtype=np.int64)
+    now_text = now.isoformat()
+    with bulk_connection() as conn, conn.cursor() as cursor:
+        with cursor.copy(
+            f"COPY {table(EndUser)} (id, external_id, attributes, created_at) FROM STDIN"
+        ) as copy:
+            copy_lines(copy, [f"{pk}\tuser-{pk - 1}\t{{}}\t{now_text}\n" for pk in user_pks])
+    set_sequence(EndUser, args.users)
+    members, cdfs = popularity_within_clusters(args, cluster_of)
+    events = copy_events(args, rng, now, user_pks, item_pks, members, cdfs, started)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {table(Behaviour)}")
         cursor.execute(f"ANALYZE {table(EndUser)}")
         cursor.execute(f"ANALYZE {table(Item)}")
     seconds = time.perf_counter() - started
     print(
-        f"  {args.users:,} users (bulk_create) + {rows_written:,} events (COPY) in {seconds:.1f}s"
+        f"  {args.users:,} users + {len(events.user):,} events (COPY) in {seconds:.1f}s = "
+        f"{len(events.user) / seconds:,.0f} events/s"
     )
-    return user_pks, seconds
+    return user_pks, events, seconds
 
 
 def popularity_within_clusters(args, cluster_of: np.ndarray):
-    """Each cluster's items (indexes) and their Zipf-like probabilities of being picked."""
+    """Each cluster's items (indexes) and the cumulative distribution of their Zipf-like
+    probabilities of being picked (normalised as ``Generator.choice(p=…)`` does)."""
     members: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=np.int64))
     order = np.argsort(cluster_of, kind="stable")
     bounds = np.searchsorted(cluster_of[order], np.arange(args.clusters + 1))
-    weights: dict[int, np.ndarray] = {}
+    cdfs: dict[int, np.ndarray] = {}
     for c in range(args.clusters):
         members[c] = order[bounds[c] : bounds[c + 1]]
         w = 1.0 / np.power(np.arange(1, len(members[c]) + 1) + 5.0, 0.9)
-        weights[c] = w / w.sum()
-    return members, weights
+        cdf = (w / w.sum()).cumsum()
+        cdfs[c] = cdf / cdf[-1] if len(cdf) else cdf
+    return members, cdfs
 
 
-def copy_events(args, rng, now, user_pks, item_pks, members, weights) -> int:
-    """--events-per-user events of each user on items of 1-3 clusters (COPY); rows written."""
+def copy_events(args, rng, now, user_pks, item_pks, members, cdfs, started) -> Any:
+    """--events-per-user events of each user on items of 1-3 clusters (COPY); the events
+    as columns.
+
+    The draws are ``Generator.choice``'s own steps (an index from ``integers``, a weighted
+    pick as ``searchsorted`` of ``random()`` in the CDF), so a seed gives the data set it
+    gave when this called ``rng.choice(…, p=…)`` per event, five times faster."""
+    from _bulk_build import EventArrays, microseconds
+
     from recommender.models import Behaviour
 
     kinds = np.array(["view", "click", "like", "cart", "purchase"])
     kind_p = np.array([0.78, 0.1, 0.05, 0.04, 0.03])
     window_s = 60 * 86400
-    rows_written = 0
-    with raw_connection() as conn, conn.cursor() as cursor:
+    total = len(user_pks) * args.events_per_user
+    user_of = np.zeros(total, dtype=np.int64)
+    item_of = np.zeros(total, dtype=np.int64)
+    kind_of = np.empty(total, dtype=kinds.dtype)
+    at_us = np.zeros(total, dtype=np.int64)
+    now_us = microseconds(now)
+    one_us = timedelta(microseconds=1)
+    row = 0
+    with bulk_connection() as conn, conn.cursor() as cursor:
         with cursor.copy(
             f"COPY {table(Behaviour)} (user_id, item_id, kind, value, text, context, event_id, "
             "occurred_at, created_at) FROM STDIN"
         ) as copy:
-            for user_pk in user_pks:
+            lines: list[str] = []
+            for position, user_pk in enumerate(user_pks.tolist()):
                 chosen = rng.choice(args.clusters, size=int(rng.integers(1, 4)), replace=False)
                 picks = []
                 while len(picks) < args.events_per_user:
-                    c = int(rng.choice(chosen))
+                    c = int(chosen[rng.integers(0, len(chosen))])
                     if len(members[c]) == 0:
                         continue
-                    picks.append(int(members[c][rng.choice(len(members[c]), p=weights[c])]))
+                    picks.append(int(members[c][cdfs[c].searchsorted(rng.random(), "right")]))
                 offsets = np.sort(rng.uniform(0, window_s, size=len(picks)))[::-1]
                 for item_index, offset, kind in zip(
                     picks, offsets, rng.choice(kinds, size=len(picks), p=kind_p), strict=True
                 ):
-                    at = now - timedelta(seconds=float(offset))
-                    row = (user_pk, int(item_pks[item_index]), str(kind), None, "", "{}", None)
-                    copy.write_row((*row, at, at))
-                    rows_written += 1
-    return rows_written
+                    delta = timedelta(seconds=float(offset))
+                    at = (now - delta).isoformat()
+                    lines.append(
+                        f"{user_pk}\t{item_pks[item_index]}\t{kind}\t\\N\t\t{{}}\t\\N\t{at}\t{at}\n"
+                    )
+                    user_of[row], item_of[row], kind_of[row] = position, item_index, kind
+                    at_us[row] = now_us - delta // one_us
+                    row += 1
+                if (position + 1) % 10_000 == 0 or position + 1 == len(user_pks):
+                    copy_lines(copy, lines)
+                    lines = []
+                    rate = row / (time.perf_counter() - started)
+                    print(
+                        f"    events: {position + 1:,}/{len(user_pks):,} users, {row:,} events "
+                        f"({rate:,.0f}/s)",
+                        flush=True,
+                    )
+    return EventArrays(
+        user=user_of[:row],
+        item=item_of[:row],
+        kind=kind_of[:row],
+        value=np.full(row, np.nan),
+        at_us=at_us[:row],
+    )
 
 
-def compute_profiles(space, user_pks: list[int]) -> float:
-    """Every user's stored profile, ``profiles.save(recompute())``; the seconds."""
-    from recommender.serving import profiles
+def compute_profiles(space, user_pks: np.ndarray, events, vectors: np.ndarray) -> float:
+    """Every user's stored profile, computed in bulk from the events just written
+    (``_bulk_build.bulk_profiles``, the arithmetic of ``profiles.recompute``) and written
+    with one binary COPY; the seconds."""
+    from _bulk_build import bulk_profiles, copy_profiles
+    from django.db import connection
+
+    from recommender.models import UserProfile
 
     started = time.perf_counter()
-    for done, user_pk in enumerate(user_pks, 1):
-        profiles.save(user_pk, space, profiles.recompute(user_pk, space))
-        if done % 2000 == 0:
-            rate = done / (time.perf_counter() - started)
-            print(f"    profiles: {done:,}/{len(user_pks):,} ({rate:,.0f}/s)", flush=True)
+    bulk = bulk_profiles(events, vectors, len(user_pks))
+    computed = time.perf_counter() - started
+    with bulk_connection() as conn:
+        written = copy_profiles(conn, table(UserProfile), space.pk, user_pks, bulk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table(UserProfile)}")
     seconds = time.perf_counter() - started
     print(
-        f"  {len(user_pks):,} profiles (profiles.save(recompute())) in "
-        f"{seconds:.1f}s = {ms(seconds) / len(user_pks):.2f} ms/user"
+        f"  {written:,} profiles (numpy over {len(events.user):,} events in {computed:.1f}s, "
+        f"binary COPY) in {seconds:.1f}s = {ms(seconds) / max(written, 1):.3f} ms/user"
     )
     return seconds
 
 
+def check_profiles(args, space, user_pks: np.ndarray, n: int = 50) -> float:
+    """Fail the build unless ``n`` random users' bulk profiles equal
+    ``profiles.recompute``; the seconds."""
+    from _bulk_build import check_profiles as compare
+
+    started = time.perf_counter()
+    checked = compare(space, user_pks, np.random.default_rng(args.seed + 2), n)
+    seconds = time.perf_counter() - started
+    print(f"  {checked} bulk profiles equal profiles.recompute() (checked in {seconds:.1f}s)")
+    return seconds
+
+
 def refresh_cooccurrence() -> tuple[float, int]:
-    """The co-occurrence table; seconds and rows."""
+    """The co-occurrence table (the library's one statement, the server's settings, as the
+    hourly task runs it); seconds and rows."""
+    from recommender.models import Behaviour
     from recommender.serving import cooccurrence
 
+    events = Behaviour.objects.count()
     started = time.perf_counter()
     pairs = cooccurrence.refresh_cooccurrence()
     seconds = time.perf_counter() - started
-    print(f"  refresh_cooccurrence(): {pairs:,} rows in {seconds:.1f}s")
+    print(
+        f"  refresh_cooccurrence(): {pairs:,} rows from {events:,} events in {seconds:.1f}s "
+        f"= {events / seconds:,.0f} events/s"
+    )
     return seconds, pairs
 
 
@@ -567,7 +782,18 @@ def activate(space) -> None:
     from recommender import spaces
     from recommender.models import ItemVector, UserProfile
 
-    spaces.mark_ready_if_complete(space)
+    # ``mark_ready_if_complete`` asks ``items_needing_vectors``, whose ``id IN (…)`` and
+    # ``NOT (id IN (…))`` subqueries PostgreSQL can only hash when the ids fit work_mem
+    # (4MB by default). At 1M items they do not, and the plan rescans a million-row list
+    # per item (cost 8.5e10: it ran for minutes without finishing). Enough work_mem for
+    # the hash, for this call only.
+    with connection.cursor() as cursor:
+        cursor.execute("SET work_mem = '256MB'")
+    try:
+        spaces.mark_ready_if_complete(space)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET work_mem")
     spaces.activate_space(space)
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {table(UserProfile)}")
@@ -1782,7 +2008,7 @@ def refuse_outside_servers() -> None:
     if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
         raise SystemExit(
             "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark empties its database "
-            "and uses its own embedded servers under .recsite/bench-serving"
+            f"and uses its own embedded servers under {DATA_DIR}"
         )
 
 
@@ -2224,6 +2450,7 @@ def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[t
 
 def main() -> None:
     args = parse_args()
+    use_data_dir(args.data_dir)
     refuse_outside_servers()
     with testing.own_services(DATA_DIR, keep=args.keep_servers):
         load_start = load()
