@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from encoders.registry import get_encoder
@@ -383,14 +383,16 @@ def coverage(space: EncoderSpace) -> Coverage:
 
 
 def items_needing_vectors(space: EncoderSpace):
-    """Ids of active items whose vector is missing or stale in ``space``."""
-    stale = ItemVector.objects.filter(space=space).exclude(text_hash=F("item__text_hash"))
+    """Ids of active items whose vector is missing or stale in ``space``: those without a
+    vector of their current text. One anti-join (``NOT EXISTS``): ``IN`` / ``NOT IN``
+    sub-selects over a million ids rescanned the whole id list for every item (a 5-minute
+    stall in ``benchmarks/serving.py``'s one-million-item build)."""
+    fresh = ItemVector.objects.filter(
+        space=space, item_id=OuterRef("pk"), text_hash=OuterRef("text_hash")
+    )
     return (
         Item.objects.filter(is_active=True)
-        .filter(
-            Q(pk__in=stale.values("item_id"))
-            | ~Q(pk__in=ItemVector.objects.filter(space=space).values("item_id"))
-        )
+        .filter(~Exists(fresh))
         .order_by("pk")
         .values_list("pk", flat=True)
     )

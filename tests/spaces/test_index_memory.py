@@ -1,5 +1,6 @@
-"""HNSW builds run with RECOMMENDER_INDEX_BUILD_MEMORY as maintenance_work_mem, and leave
-the connection's own setting as it was."""
+"""Large spaces: HNSW builds run with RECOMMENDER_INDEX_BUILD_MEMORY as maintenance_work_mem
+and leave the connection's own setting as it was; the items a space still needs are found
+with one anti-join."""
 
 import pytest
 from django.db import connection
@@ -44,3 +45,19 @@ def test_an_index_is_built_under_it(make_space, make_items, settings, monkeypatc
     indexes.drop_index(space)
     indexes.create_index(space)
     assert indexes.index_exists(space) and "80MB" in seen
+
+
+def test_items_needing_vectors_are_the_missing_and_the_stale_active_ones(
+    make_space, make_items, settings
+):
+    from recommender import spaces
+    from recommender.models import Item
+    from recommender.spaces import embedding
+
+    settings.RECOMMENDER_EMBED_ON_SAVE = False
+    space = make_space("needs", dim=8)
+    fresh, stale, missing, inactive = make_items(4)
+    embedding.embed_items(space, [fresh.pk, stale.pk])
+    Item.objects.filter(pk=stale.pk).update(title="改过的标题")  # its vector is now stale
+    Item.objects.filter(pk=inactive.pk).update(is_active=False)
+    assert list(spaces.items_needing_vectors(space)) == [stale.pk, missing.pk]
