@@ -57,7 +57,6 @@ sys.path.insert(0, str(ROOT))
 from recsite import testing  # noqa: E402
 
 # Production's DEBUG=0 unless asked: with DEBUG on, Django keeps the SQL of every query.
-testing.use_data_dir(DATA_DIR, DEBUG="0", SECRET_KEY="bench-halfvec-not-a-secret")
 
 SPACE_NAME = "bench-serving"  # benchmarks/serving.py's space
 PRECISIONS = ("vector", "halfvec")
@@ -359,6 +358,9 @@ def report(result: dict, efs: Sequence[int]) -> None:
 
 def main() -> None:
     args = parse_args()
+    # Here, not at import: benchmarks/serving.py imports this module for --halfvec after
+    # pointing the process at its own --data-dir.
+    testing.use_data_dir(DATA_DIR, DEBUG="0", SECRET_KEY="bench-halfvec-not-a-secret")
     if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
         raise SystemExit(
             "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark uses the embedded "

@@ -895,12 +895,7 @@ def measure_recall(space, vectors, user_pks: list[int]) -> dict:
     # As served: the searches serving runs for the user (around their interests and
     # recent items, or the profile), without the exclusions; does their union hold the
     # profile's exact top-10?
-    hits, times = [], []
-    for i, (pk, v) in enumerate(zip(user_pks, vectors, strict=True)):
-        started = time.perf_counter()
-        found = served_search_ids(space, pk, v)
-        times.append(time.perf_counter() - started)
-        hits.append(len(found & set(exact[i][:10].tolist())) / 10)
+    hits, times = served_recall(space, user_pks, vectors, exact)
     out["r10_as_served"] = statistics.fmean(hits)
     out["r10_as_served_min"] = min(hits)
     out["as_served_hits"] = hits
@@ -909,13 +904,8 @@ def measure_recall(space, vectors, user_pks: list[int]) -> dict:
     # RECOMMENDER_INTEREST_SEARCHES, off by default; docs/performance.md).
     from django.test import override_settings
 
-    hits, times = [], []
     with override_settings(RECOMMENDER_INTEREST_SEARCHES=3):
-        for i, (pk, v) in enumerate(zip(user_pks, vectors, strict=True)):
-            started = time.perf_counter()
-            found = served_search_ids(space, pk, v)
-            times.append(time.perf_counter() - started)
-            hits.append(len(found & set(exact[i][:10].tolist())) / 10)
+        hits, times = served_recall(space, user_pks, vectors, exact)
     out["r10_interests"] = statistics.fmean(hits)
     out["interests_hits"] = hits
     out["interests_times"] = times
@@ -933,6 +923,18 @@ def measure_recall(space, vectors, user_pks: list[int]) -> dict:
     # ef-40 recall by how many clusters the user engaged with.
     out["clusters"] = interests(user_pks)
     return out
+
+
+def served_recall(space, user_pks, vectors, exact) -> tuple[list[float], list[float]]:
+    """Per user: the share of the profile's exact top-10 in ``served_search_ids``, and the
+    seconds those searches took."""
+    hits, times = [], []
+    for i, (pk, v) in enumerate(zip(user_pks, vectors, strict=True)):
+        started = time.perf_counter()
+        found = served_search_ids(space, pk, v)
+        times.append(time.perf_counter() - started)
+        hits.append(len(found & set(exact[i][:10].tolist())) / 10)
+    return hits, times
 
 
 def served_search_ids(space, user_pk: int, vector) -> set[int]:
