@@ -121,6 +121,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # --data-dir (set by main before django.setup(); every use reads it at call time).
 DATA_DIR = ROOT / ".recsite" / "bench-serving"
 sys.path.insert(0, str(ROOT))
+from halfvec import exact_sql  # noqa: E402  (PostgreSQL's exact top-k, index scans off)
+
 from recsite import testing  # noqa: E402
 
 
@@ -840,17 +842,6 @@ def time_bare(space, vectors, ef: int, warmup: int = 30) -> list[float]:
         hnsw_top(space, vector, 10, ef)
         times.append(time.perf_counter() - started)
     return times
-
-
-def exact_sql(space, vector, k: int) -> list[int]:
-    from django.db import connection, transaction
-
-    from recommender.serving import nearest
-
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        return list(nearest.vector_query(space, vector).values_list("item_id", flat=True)[:k])
 
 
 def interests(user_pks: list[int]) -> list[int]:
