@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A Redis nobody listens on: what the cache sees during an outage.
 DEAD_REDIS = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "recsite.cache.ReusedClientRedisCache",
         "LOCATION": "unix:///nonexistent/recsite-test-redis.sock?db=1",
     }
 }

@@ -393,7 +393,7 @@ def test_text_vectors_are_encoded_when_the_cache_is_down(shop, settings, tmp_pat
     expected = embedding.encoder_for(shop).encode(["有机绿茶"])
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "recsite.cache.ReusedClientRedisCache",
             "LOCATION": f"unix://{tmp_path / 'no-redis.sock'}?db=1",
         }
     }

@@ -428,7 +428,7 @@ def test_segmentation_fails_open_when_the_shared_cache_is_down(settings, monkeyp
     monkeypatch.setattr(segmentation, "_shared_retry_at", 0.0)  # restored afterwards
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "recsite.cache.ReusedClientRedisCache",
             "LOCATION": "unix:///nonexistent/redis.sock",
         }
     }

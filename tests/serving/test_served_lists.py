@@ -16,7 +16,7 @@ from recommender.tasks import flush_served_lists
 API = "/api/v1"
 DEAD_REDIS = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "recsite.cache.ReusedClientRedisCache",
         "LOCATION": "unix:///nonexistent/recsite-test-redis.sock?db=1",
     }
 }
