@@ -108,19 +108,32 @@ class HistoryExclusion:
     seen: bool = True
     before: datetime | None = None
 
-    def items_sql(self) -> tuple[str, list]:
-        """A sub-select of those items' ids, and its parameters: from the user's latest
-        ``seen_window()`` events with an item, so that a user with a million events costs
-        what one with a thousand does (an index range scan of ``behaviour_user_time``)."""
+    def events_sql(self) -> tuple[str, list]:
+        """A select of ``(item_id, kind)`` of the user's latest ``seen_window()`` events
+        with an item, and its parameters: a user with a million events costs what one
+        with a thousand does (an index range scan of ``behaviour_user_time``)."""
         sql = (
-            "SELECT b.item_id FROM (SELECT item_id, kind FROM "
+            "SELECT item_id, kind FROM "
             f"{Behaviour._meta.db_table} WHERE user_id = %s AND item_id IS NOT NULL "
             "AND NOT (kind = ANY(%s)) "
             "AND (%s::timestamptz IS NULL OR occurred_at < %s::timestamptz) "
-            "ORDER BY occurred_at DESC LIMIT %s) b WHERE (%s OR b.kind = 'dislike')"
+            "ORDER BY occurred_at DESC LIMIT %s"
         )
         params = [self.user_id, list(behaviour.SIGNALLESS), self.before, self.before]
-        return sql, [*params, seen_window(), self.seen]
+        return sql, [*params, seen_window()]
+
+    def items_sql(self, events: str | None = None) -> tuple[str, list]:
+        """A sub-select of the left-out items' ids, and its parameters; from ``events``,
+        the name of a CTE holding ``events_sql()``, if the statement has one."""
+        if events is None:
+            events, params = self.events_sql()
+            events = f"({events})"
+        else:
+            params = []
+        return f"SELECT b.item_id FROM {events} b WHERE (%s OR b.kind = 'dislike')", [
+            *params,
+            self.seen,
+        ]
 
 
 @dataclass(frozen=True)
@@ -141,10 +154,15 @@ class CosineFeatures:
 
     NAMES = ("similarity", "query_similarity", "dislike_similarity", "recent_similarity")
 
-    def sql(self, space: EncoderSpace, column: str) -> tuple[str, list, str, list]:
-        """A WITH clause and its parameters, then select-list items (``NAMES`` and the
-        vector) and theirs, for rows whose stored vector is ``column``."""
-        with_sql, with_params = "", []
+    def sql(
+        self, space: EncoderSpace, column: str, events: str | None = None
+    ) -> tuple[list[str], list, str, list]:
+        """Common table expressions (without ``WITH``) and their parameters, then
+        select-list items (``NAMES`` and the vector) and theirs, for rows whose stored
+        vector is ``column``. ``events``: the name of a CTE of the statement holding the
+        disliking user's ``HistoryExclusion.events_sql()``, which the dislikes then read
+        instead of running that select again."""
+        ctes, with_params = [], []
         items, params = [], []
         for vector in (self.profile, self.query):
             if vector is None:
@@ -155,11 +173,11 @@ class CosineFeatures:
         if self.dislikes_of is not None:
             disliked, disliked_params = HistoryExclusion(
                 self.dislikes_of, seen=False, before=self.before
-            ).items_sql()
-            with_sql = (
-                f"WITH disliked AS MATERIALIZED (SELECT d.embedding FROM "
+            ).items_sql(events)
+            ctes.append(
+                f"disliked AS MATERIALIZED (SELECT d.embedding FROM "
                 f"{ItemVector._meta.db_table} d WHERE d.space_id = %s "
-                f"AND d.item_id = ANY(ARRAY({disliked}))) "
+                f"AND d.item_id = ANY(ARRAY({disliked})))"
             )
             with_params = [space.pk, *disliked_params]
             items.append(f"(SELECT max(1 - ({column} <=> d.embedding)) FROM disliked d)")
@@ -171,7 +189,7 @@ class CosineFeatures:
             items.append(f"1 - ({column} <=> %s)")
             params.append(vector_io.Vector(self.recent))
         items.append(column if self.vectors else "NULL::bytea")
-        return with_sql, with_params, ", ".join(items), params
+        return ctes, with_params, ", ".join(items), params
 
     @classmethod
     def read(cls, values: Sequence) -> tuple[dict[str, float], np.ndarray | None]:
@@ -270,15 +288,32 @@ def _search_rows(searches, ef, space, filters, columns, history, cosine) -> list
     cast = spaces.vector_cast(space)
     item_table, vector_table = Item._meta.db_table, ItemVector._meta.db_table
     where, where_params = item_where(filters)
-    with_sql, with_params, extra, extra_params = "", [], "", []
+    ctes, with_params, extra, extra_params = [], [], "", []
+    events = None
+    if history is not None:
+        # The user's latest events, read once for the exclusion of every branch and for
+        # the dislikes' feature when both are the same user's at the same time.
+        events_sql, events_params = history.events_sql()
+        ctes, with_params, events = (
+            [f"history_events AS MATERIALIZED ({events_sql})"],
+            [*events_params],
+            "history_events",
+        )
     if columns:
         cosine = cosine or CosineFeatures()
-        with_sql, with_params, features, extra_params = cosine.sql(space, "v.embedding")
+        shared = history is not None and (cosine.dislikes_of, cosine.before) == (
+            history.user_id,
+            history.before,
+        )
+        more, more_params, features, extra_params = cosine.sql(
+            space, "v.embedding", events if shared else None
+        )
+        ctes, with_params = [*ctes, *more], [*with_params, *more_params]
         extra = f", {item_table}.category, {item_table}.created_at, {features}"
     touched, touched_params = "", []
     if history is not None:
         # An uncorrelated sub-select: run once, then a membership test per row scanned.
-        items, touched_params = history.items_sql()
+        items, touched_params = history.items_sql(events)
         touched = f" AND NOT (v.item_id = ANY(ARRAY({items})))"
     excluded = list(filters.exclude_ids)
     branches, params = [], list(with_params)
@@ -299,7 +334,7 @@ def _search_rows(searches, ef, space, filters, columns, history, cosine) -> list
             *where_params,
             search.k,
         ]
-    sql = with_sql + " UNION ALL ".join(branches)
+    sql = _with(ctes) + " UNION ALL ".join(branches)
     db = dbroute.read_connection()  # a standby's, within a request that may read from one
     with transaction.atomic(using=db.alias), db.cursor() as cursor:
         # Settings for this transaction only (safe behind transaction-mode poolers).
@@ -309,6 +344,11 @@ def _search_rows(searches, ef, space, filters, columns, history, cosine) -> list
             [str(ef)],
         )
         return vector_io.fetch(sql, params, using=db)
+
+
+def _with(ctes: Sequence[str]) -> str:
+    """A WITH clause of ``ctes``, or nothing."""
+    return f"WITH {', '.join(ctes)} " if ctes else ""
 
 
 def candidate_rows(
@@ -323,12 +363,12 @@ def candidate_rows(
         return {}
     table = Item._meta.db_table
     where, where_params = item_where(filters)
-    with_sql, with_params, features, feature_params = "", [], "NULL, NULL, NULL, NULL, NULL", []
+    ctes, with_params, features, feature_params = [], [], "NULL, NULL, NULL, NULL, NULL", []
     if space is not None:
         cosine = cosine or CosineFeatures()
-        with_sql, with_params, features, feature_params = cosine.sql(space, "v.embedding")
+        ctes, with_params, features, feature_params = cosine.sql(space, "v.embedding")
     rows = vector_io.fetch(
-        f"{with_sql}SELECT {table}.id, {table}.category, {table}.created_at, {features} "
+        f"{_with(ctes)}SELECT {table}.id, {table}.category, {table}.created_at, {features} "
         f"FROM {table} LEFT JOIN {ItemVector._meta.db_table} v "
         f"ON v.item_id = {table}.id AND v.space_id = %s "
         f"WHERE {table}.id = ANY(%s::bigint[]) AND {where}",
