@@ -344,6 +344,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("POPULAR_WINDOW_DAYS", 30, int, "the days popularity counts"),
     Setting(
+        "POPULARITY_REFRESH_SECONDS",
+        60,
+        float,
+        "the age at which the live popular and trending tables are recomputed by a worker "
+        "(requests keep serving the previous ones meanwhile)",
+    ),
+    Setting(
         "SEGMENT_ATTRIBUTE",
         "segment,age_band,language",
         str,

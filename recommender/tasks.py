@@ -110,6 +110,15 @@ def refresh_cooccurrence() -> dict:
     return {"pairs": cooccurrence.refresh_cooccurrence()}
 
 
+@shared_task(name="recommender.refresh_popularity", **_RETRY)
+def refresh_popularity(names: list[str] | None = None) -> dict:
+    """Recompute the live popular and trending tables (asked for by the first request that
+    finds them older than RECOMMENDER_POPULARITY_REFRESH_SECONDS); seconds per table."""
+    from recommender.serving import popularity
+
+    return popularity.refresh_live(names)
+
+
 @shared_task(name="recommender.flush_served_lists", acks_late=True, **_RETRY)
 def flush_served_lists() -> dict:
     """Write the served lists queued in Redis to the database (beat: every 5 seconds)."""
