@@ -71,3 +71,54 @@ def start_worker(data_dir: Path, name: str, **options) -> testing.Process:
 def load_average() -> list[str]:
     with open("/proc/loadavg") as handle:
         return handle.read().split()[:3]
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """Every process: pid → (parent pid, CPU clock ticks, command line), from /proc. The
+    ticks are its own and those of its children that ended (reaped: a database backend
+    that closed, a recycled worker), so a tree's sum loses nothing that exited."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) "
+        ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        table[int(entry)] = (int(fields[1]), ticks, command)
+    return table
+
+
+def server_cpu(data_dir: Path, **roots: int) -> dict[str, float]:
+    """CPU seconds used so far by each server of a run, with all its descendants:
+    ``roots`` (name → pid, e.g. gunicorn's master and the worker's), and the embedded
+    PostgreSQL and Redis of ``data_dir``. Compared before and after a run, this is what
+    each request cost in CPU, a figure that other jobs on a shared machine disturb far
+    less than latencies. Linux only (/proc)."""
+    table = _processes()
+    named = dict(roots)
+    for pid, (_, _, command) in table.items():
+        program = command.split(" ", 1)[0]
+        if program.endswith("/postgres") and f"-D {data_dir}/pgdata " in command:
+            named["postgres"] = pid
+        elif program.endswith("/redis-server") and f"{data_dir}/redis/" in command:
+            named["redis"] = pid
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, root in named.items():
+        total, stack = 0, [root]
+        while stack:
+            pid = stack.pop()
+            if pid in table:
+                total += table[pid][1]
+                stack.extend(children.get(pid, []))
+        used[name] = total / ticks
+    return used

@@ -7,7 +7,9 @@ gunicorn and a worker, then runs N client threads for S seconds, each looping ov
 of requests (45% recommendations, 10% with free-text intent, 10% impressions (a batch for
 the client's last list), 10% clicks naming that list (recommendation_id and position),
 15% other behaviour events, 10% search), and stops by itself. Prints errors (target 0),
-p50/p99 per kind and throughput.
+p50/p99 per kind and throughput, and the CPU each server (gunicorn, the worker, PostgreSQL,
+Redis) spent per request: on this shared machine other jobs move the latencies and the
+throughput far more than they move the CPU a request costs.
 
 Production settings (benchmarks/_production.py: DEBUG off, a generated SECRET_KEY, keys
 required; HTTPS redirect and secure cookies off for plain HTTP; throttle rates raised so
@@ -21,6 +23,7 @@ clients then call as browsers, each request with its user's token
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import threading
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from _production import load_average, manage, start_gunicorn, start_worker
+from _production import load_average, manage, server_cpu, start_gunicorn, start_worker
 
 from recsite import testing
 
@@ -74,6 +77,7 @@ class Run:
     wall: float
     load_before: list[str]
     load_after: list[str]
+    cpu: dict[str, float]  # CPU seconds each server used during the run
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -146,9 +150,12 @@ def warm_up(args, shopper: dict[str, dict[str, str]]) -> None:
         ).raise_for_status()
 
 
-def run_clients(args, shopper: dict[str, dict[str, str]]) -> Run:
+def run_clients(args, shopper: dict[str, dict[str, str]], servers) -> Run:
     """--clients threads, each looping over the mix of requests for --seconds."""
     tally = Tally()
+    roots = {"gunicorn": servers[0].pid, "celery": servers[1].pid}
+    cpu_before = server_cpu(DATA, **roots)
+    client_before = sum(os.times()[:2])
     stop_at = time.monotonic() + args.seconds
     load_before = load_average()
     threads = [
@@ -161,7 +168,10 @@ def run_clients(args, shopper: dict[str, dict[str, str]]) -> Run:
     for thread in threads:
         thread.join()
     wall = time.monotonic() - started
-    return Run(tally, wall, load_before, load_average())
+    cpu_after = server_cpu(DATA, **roots)
+    cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+    cpu["load client"] = sum(os.times()[:2]) - client_before
+    return Run(tally, wall, load_before, load_average(), cpu)
 
 
 def client(seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally: Tally) -> None:
@@ -280,16 +290,25 @@ def report(args, run: Run) -> None:
     )
     for (kind, outcome), count in sorted(run.tally.error_kinds.items()):
         print(f"  {kind}: {outcome} x{count}")
+    # CPU per request: what the servers spent, a figure other jobs on the machine disturb
+    # far less than the latencies and the throughput above.
+    servers = {k: v for k, v in run.cpu.items() if k != "load client"}
+    per_request = ", ".join(f"{k} {v * 1000 / total:.1f}" for k, v in sorted(servers.items()))
+    print(
+        f"server CPU per request: {sum(servers.values()) * 1000 / total:.1f} ms ({per_request}); "
+        f"the load client used {run.cpu['load client']:.1f} CPU s"
+    )
 
 
 def main() -> None:
     args = parse_args()
     with testing.own_services(DATA):  # stops the servers this run started
         key = prepare_data()
-        with testing.running(*start_servers(args)):
+        servers = start_servers(args)
+        with testing.running(*servers):
             shopper = issue_tokens(key)
             warm_up(args, shopper)
-            run = run_clients(args, shopper)
+            run = run_clients(args, shopper, servers)
     report(args, run)
 
 
