@@ -17,6 +17,7 @@ from recommender.learning import experiment_results
 from recommender.models import (
     ApiKey,
     Behaviour,
+    CooccurrenceRefresh,
     EncoderSpace,
     EndUser,
     EvaluationRun,
@@ -278,6 +279,18 @@ class EncoderSpaceAdmin(admin.ModelAdmin):
         for space in queryset:
             build_space.delay(space.pk)
         self.message_user(request, _("Build queued."), messages.SUCCESS)
+
+
+@admin.register(CooccurrenceRefresh)
+class CooccurrenceRefreshAdmin(admin.ModelAdmin):
+    list_display = ("finished_at", "kind", "items", "rows", "seconds", "last_event_id")
+    list_filter = ("kind",)
+
+    def has_add_permission(self, request):
+        return False  # refreshes come from the hourly task, `load_demo` and evaluation
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(EvaluationRun)

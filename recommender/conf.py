@@ -364,6 +364,19 @@ SETTINGS: tuple[Setting, ...] = (
         "events apart that still count as co-occurring in a user's history",
     ),
     Setting(
+        "COOCCURRENCE_INCREMENTAL",
+        True,
+        _bool,
+        "the hourly co-occurrence refresh recomputes only the rows that new events changed "
+        "(a full refresh still runs every COOCCURRENCE_FULL_HOURS)",
+    ),
+    Setting(
+        "COOCCURRENCE_FULL_HOURS",
+        24,
+        float,
+        "the age of the last full co-occurrence refresh after which the next one is full",
+    ),
+    Setting(
         "POSITIVE_RATING",
         3.5,
         float,

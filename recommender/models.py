@@ -432,6 +432,36 @@ class ItemCooccurrence(models.Model):
         return f"{self.item_id} → {self.other_id} ({self.score:.3f})"
 
 
+class CooccurrenceRefresh(models.Model):
+    """One refresh of the co-occurrence table: a full one rewrites it from the whole log;
+    an incremental one recomputes only the rows of items near events added since the
+    last refresh (``last_event_id``: the newest event the table is known to include); a
+    replay (evaluation, a past ``as_of``) leaves a table no later refresh may build on."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", _("full")
+        INCREMENTAL = "incremental", _("incremental")
+        REPLAY = "replay", _("replay (evaluation)")
+
+    finished_at = models.DateTimeField(_("finished at"), default=timezone.now, db_index=True)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    last_event_id = models.BigIntegerField(_("included events up to id"), null=True)
+    # Events with ids up to last_event_id when it finished: fewer later means some were
+    # deleted (a forgotten user, expired events), which only a full refresh takes out.
+    events_up_to = models.BigIntegerField(_("events up to that id"), null=True)
+    items = models.PositiveIntegerField(_("items recomputed"), default=0)
+    rows = models.PositiveIntegerField(_("rows written"), default=0)
+    seconds = models.FloatField(_("seconds"), default=0.0)
+
+    class Meta:
+        verbose_name = _("co-occurrence refresh")
+        verbose_name_plural = _("co-occurrence refreshes")
+        ordering = ["-finished_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.finished_at:%Y-%m-%d %H:%M}"
+
+
 class EvaluationRun(models.Model):
     """One offline evaluation: protocol, settings, metrics per recommender, report folder."""
 

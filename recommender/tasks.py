@@ -104,10 +104,12 @@ def enqueue_item_embeddings(item_ids: list[int]) -> None:
 
 @shared_task(name="recommender.refresh_cooccurrence", acks_late=True, **_RETRY)
 def refresh_cooccurrence() -> dict:
-    """Recompute the item-to-item co-occurrence table from the behaviour log."""
+    """Refresh the item-to-item co-occurrence table from the behaviour log: only the rows
+    that events since the last refresh changed, and the whole table once a day
+    (``cooccurrence.scheduled_refresh``)."""
     from recommender.serving import cooccurrence
 
-    return {"pairs": cooccurrence.refresh_cooccurrence()}
+    return cooccurrence.scheduled_refresh()
 
 
 @shared_task(name="recommender.refresh_popularity", **_RETRY)

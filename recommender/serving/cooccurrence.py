@@ -3,15 +3,18 @@ refreshed into a table, and the candidates they give for a user's recent items."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from recommender import behaviour, dbroute
 from recommender.conf import conf
 from recommender.models import (
     Behaviour,
+    CooccurrenceRefresh,
     Item,
     ItemCooccurrence,
 )
@@ -22,53 +25,41 @@ def cooccurrence_window() -> int:
     return int(conf.COOCCURRENCE_WINDOW)
 
 
-def refresh_cooccurrence(
-    *,
-    as_of: datetime | None = None,
-    per_item: int = 50,
-    exclude_events: Sequence[int] = (),
-) -> int:
-    """Recompute the item-to-item table from engaged events (before ``as_of``, within the
-    retention, and without the behaviours in ``exclude_events``: offline evaluation's
-    held-out events).
+# The engaged events that count, as both refreshes select them (``%(...)s`` parameters
+# of ``_params``); ``e`` is the behaviour table.
+_COUNTED = """
+    e.item_id IS NOT NULL AND e.kind = ANY(%(kinds)s)
+    AND (%(as_of)s::timestamptz IS NULL OR e.occurred_at < %(as_of)s::timestamptz)
+    AND (%(since)s::timestamptz IS NULL OR e.occurred_at >= %(since)s::timestamptz)
+    AND (e.kind <> 'rating' OR e.value IS NULL OR e.value >= %(min_rating)s)
+    AND NOT (e.id = ANY(%(exclude)s))
+"""
 
-    Two items co-occur when one user engaged with both within ``window`` consecutive
-    events. Score: shrunk cosine, n / sqrt(n_a n_b) * n / (n + 2). Raw SQL because the
-    windowed self-join and top-N per item are one statement here and many in the ORM.
-    """
-    table = ItemCooccurrence._meta.db_table
-    sql = f"""
-        WITH ev AS (
-            SELECT user_id, item_id,
-                   row_number() OVER (PARTITION BY user_id ORDER BY occurred_at, id) AS rn
-            FROM {Behaviour._meta.db_table}
-            WHERE item_id IS NOT NULL AND kind = ANY(%(kinds)s)
-              AND (%(as_of)s::timestamptz IS NULL OR occurred_at < %(as_of)s::timestamptz)
-              AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
-              AND (kind <> 'rating' OR value IS NULL OR value >= %(min_rating)s)
-              AND NOT (id = ANY(%(exclude)s))
-        ),
-        freq AS (SELECT item_id, count(DISTINCT user_id) AS n FROM ev GROUP BY item_id),
-        pairs AS (
-            SELECT a.item_id AS item, b.item_id AS other, count(DISTINCT a.user_id) AS n
-            FROM ev a JOIN ev b
-              ON a.user_id = b.user_id AND a.item_id <> b.item_id
-             AND b.rn BETWEEN a.rn - %(window)s AND a.rn + %(window)s
-            GROUP BY 1, 2
-        ),
-        scored AS (
-            SELECT p.item, p.other, p.n,
-                   p.n / sqrt(fa.n * fb.n) * p.n / (p.n + 2.0) AS score
-            FROM pairs p JOIN freq fa ON fa.item_id = p.item JOIN freq fb ON fb.item_id = p.other
-        ),
-        ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY item ORDER BY score DESC, other) AS r
-            FROM scored
-        )
-        INSERT INTO {table} (item_id, other_id, score, count)
-        SELECT item, other, score, n FROM ranked WHERE r <= %(per_item)s
-    """
-    params = {
+# Pairs, scores and the top ``per_item`` of each item, from ``ev`` (numbered events) and
+# ``freq`` (distinct users per item), for the source items ``ev`` pairs allow.
+_RANKED = """
+    pairs AS (
+        SELECT a.item_id AS item, b.item_id AS other, count(DISTINCT a.user_id) AS n
+        FROM ev a JOIN ev b
+          ON a.user_id = b.user_id AND a.item_id <> b.item_id
+         AND b.rn BETWEEN a.rn - %(window)s AND a.rn + %(window)s
+        {where_source}
+        GROUP BY 1, 2
+    ),
+    scored AS (
+        SELECT p.item, p.other, p.n,
+               p.n / sqrt(fa.n * fb.n) * p.n / (p.n + 2.0) AS score
+        FROM pairs p JOIN freq fa ON fa.item_id = p.item JOIN freq fb ON fb.item_id = p.other
+    ),
+    ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY item ORDER BY score DESC, other) AS r
+        FROM scored
+    )
+"""
+
+
+def _params(as_of, per_item, exclude_events) -> dict:
+    return {
         "kinds": list(behaviour.ENGAGED),
         "as_of": as_of,
         "since": behaviour.retention_start(as_of),  # older events no longer count
@@ -77,13 +68,189 @@ def refresh_cooccurrence(
         "exclude": list(exclude_events),
         "min_rating": behaviour.positive_rating(),
     }
+
+
+# How old an event must be to count as surely committed (see ``_watermark``).
+WATERMARK_LAG = "5 minutes"
+
+
+def _events_up_to(cursor, event_id: int | None) -> int | None:
+    if event_id is None:
+        return None
+    cursor.execute(f"SELECT count(*) FROM {Behaviour._meta.db_table} WHERE id <= %s", [event_id])
+    return cursor.fetchone()[0]
+
+
+def _watermark(cursor) -> int | None:
+    """The newest event id that every earlier-committed event is known to be below: ids
+    are taken at insert and committed later, so events created in the last minutes may
+    still be missing below it; they are taken again by the next incremental refresh,
+    which recomputes rows rather than adding to them, so taking one twice is harmless."""
+    cursor.execute(
+        f"SELECT max(id) FROM {Behaviour._meta.db_table} "
+        "WHERE created_at < statement_timestamp() - %s::interval",
+        [WATERMARK_LAG],
+    )
+    return cursor.fetchone()[0]
+
+
+def refresh_cooccurrence(
+    *,
+    as_of: datetime | None = None,
+    per_item: int = 50,
+    exclude_events: Sequence[int] = (),
+) -> int:
+    """Recompute the item-to-item table from engaged events (before ``as_of``, within the
+    retention, and without the behaviours in ``exclude_events``: offline evaluation's
+    held-out events). Rows written.
+
+    Two items co-occur when one user engaged with both within ``window`` consecutive
+    events. Score: shrunk cosine, n / sqrt(n_a n_b) * n / (n + 2). Raw SQL because the
+    windowed self-join and top-N per item are one statement here and many in the ORM.
+    """
+    started = time.monotonic()
+    table = ItemCooccurrence._meta.db_table
+    replay = as_of is not None or bool(exclude_events)
+    sql = f"""
+        WITH ev AS (
+            SELECT e.user_id, e.item_id,
+                   row_number() OVER (PARTITION BY e.user_id ORDER BY e.occurred_at, e.id) AS rn
+            FROM {Behaviour._meta.db_table} e WHERE {_COUNTED}
+        ),
+        freq AS (SELECT item_id, count(DISTINCT user_id) AS n FROM ev GROUP BY item_id),
+        {_RANKED.format(where_source="")}
+        INSERT INTO {table} (item_id, other_id, score, count)
+        SELECT item, other, score, n FROM ranked WHERE r <= %(per_item)s
+    """
     with transaction.atomic(), connection.cursor() as cursor:
+        watermark = None if replay else _watermark(cursor)
         cursor.execute(f"DELETE FROM {table}")
-        cursor.execute(sql, params)
+        cursor.execute(sql, _params(as_of, per_item, exclude_events))
         written = cursor.rowcount
         # Fresh statistics, or the planner scans the whole table for every lookup.
         cursor.execute(f"ANALYZE {table}")
+        CooccurrenceRefresh.objects.create(
+            kind=CooccurrenceRefresh.Kind.REPLAY if replay else CooccurrenceRefresh.Kind.FULL,
+            last_event_id=watermark,
+            events_up_to=_events_up_to(cursor, watermark),
+            items=Item.objects.count(),
+            rows=written,
+            seconds=time.monotonic() - started,
+        )
         return written
+
+
+def affected_items(after: int) -> list[int]:
+    """Items whose co-occurrence rows events with ids above ``after`` change: those
+    engaged within ``window`` events of one of them in the same user's history (a
+    back-dated event shifts the positions after it, which moves only pairs around it)."""
+    events = Behaviour._meta.db_table
+    sql = f"""
+        WITH new_users AS (
+            SELECT DISTINCT e.user_id FROM {events} e WHERE e.id > %(after)s AND {_COUNTED}
+        ),
+        ev AS (
+            SELECT e.user_id, e.item_id, e.id,
+                   row_number() OVER (PARTITION BY e.user_id ORDER BY e.occurred_at, e.id) AS rn
+            FROM {events} e WHERE e.user_id IN (SELECT user_id FROM new_users) AND {_COUNTED}
+        )
+        SELECT DISTINCT b.item_id FROM ev a JOIN ev b
+          ON a.user_id = b.user_id
+         AND b.rn BETWEEN a.rn - %(window)s AND a.rn + %(window)s
+        WHERE a.id > %(after)s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**_params(None, 0, ()), "after": after})
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def refresh_cooccurrence_incremental(per_item: int = 50) -> tuple[int, int] | None:
+    """Recompute only the rows of items whose co-occurrence counts changed since the last
+    refresh: those engaged within ``window`` events of an event added since (and in the
+    same user's history). Their rows are rebuilt from every user's events, exactly as a
+    full refresh builds them. (items recomputed, rows written); None when there is no
+    refresh to build on (none yet, or the last one was a replay), and the caller should
+    run a full one.
+
+    Deleted events (a forgotten user, ``expire_behaviours``) are noticed (fewer events
+    up to the last refresh's mark): None, a full refresh takes them out. What it does not
+    follow until the next full refresh: the score of a pair whose other item gained users
+    elsewhere (``n_b`` in the score), events passing the retention age without being
+    deleted, and a changed co-occurrence window or positive rating.
+    """
+    started = time.monotonic()
+    last = CooccurrenceRefresh.objects.first()
+    if last is None or last.kind == CooccurrenceRefresh.Kind.REPLAY or last.last_event_id is None:
+        return None
+    table, events = ItemCooccurrence._meta.db_table, Behaviour._meta.db_table
+    params = {**_params(None, per_item, ()), "after": last.last_event_id}
+    rebuild_sql = f"""
+        WITH ev AS (
+            SELECT e.user_id, e.item_id,
+                   row_number() OVER (PARTITION BY e.user_id ORDER BY e.occurred_at, e.id) AS rn
+            FROM {events} e
+            WHERE {_COUNTED} AND e.user_id IN (
+                SELECT DISTINCT e.user_id FROM {events} e
+                WHERE e.item_id = ANY(%(affected)s) AND {_COUNTED}
+            )
+        ),
+        freq AS (
+            SELECT e.item_id, count(DISTINCT e.user_id) AS n FROM {events} e
+            WHERE {_COUNTED} AND e.item_id IN (SELECT DISTINCT item_id FROM ev)
+            GROUP BY e.item_id
+        ),
+        {_RANKED.format(where_source="WHERE a.item_id = ANY(%(affected)s)")}
+        INSERT INTO {table} (item_id, other_id, score, count)
+        SELECT item, other, score, n FROM ranked WHERE r <= %(per_item)s
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        if (_events_up_to(cursor, last.last_event_id) or 0) < (last.events_up_to or 0):
+            return None  # events were deleted: only a full refresh takes them out
+        watermark = max(_watermark(cursor) or 0, last.last_event_id)
+        affected = affected_items(last.last_event_id)
+        written = 0
+        if affected:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE item_id = ANY(%(affected)s)", {"affected": affected}
+            )
+            cursor.execute(rebuild_sql, {**params, "affected": affected})
+            written = cursor.rowcount
+            if written > 10_000:
+                cursor.execute(f"ANALYZE {table}")
+        CooccurrenceRefresh.objects.create(
+            kind=CooccurrenceRefresh.Kind.INCREMENTAL,
+            last_event_id=watermark,
+            events_up_to=_events_up_to(cursor, watermark),
+            items=len(affected),
+            rows=written,
+            seconds=time.monotonic() - started,
+        )
+        return len(affected), written
+
+
+def scheduled_refresh() -> dict:
+    """The hourly task's refresh: incremental while the last full one is younger than
+    ``RECOMMENDER_COOCCURRENCE_FULL_HOURS`` and ``RECOMMENDER_COOCCURRENCE_INCREMENTAL``
+    is on, else full. What was done, for the task's result."""
+    started = time.monotonic()
+    if conf.COOCCURRENCE_INCREMENTAL:
+        full = CooccurrenceRefresh.objects.filter(kind=CooccurrenceRefresh.Kind.FULL).first()
+        young = (
+            full is not None
+            and (timezone.now() - full.finished_at).total_seconds()
+            < float(conf.COOCCURRENCE_FULL_HOURS) * 3600
+        )
+        done = refresh_cooccurrence_incremental() if young else None
+        if done is not None:
+            items, rows = done
+            return {
+                "kind": "incremental",
+                "items": items,
+                "pairs": rows,
+                "seconds": round(time.monotonic() - started, 3),
+            }
+    rows = refresh_cooccurrence()
+    return {"kind": "full", "pairs": rows, "seconds": round(time.monotonic() - started, 3)}
 
 
 def cooccurrence_candidates(
