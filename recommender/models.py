@@ -446,9 +446,11 @@ class CooccurrenceRefresh(models.Model):
     finished_at = models.DateTimeField(_("finished at"), default=timezone.now, db_index=True)
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     last_event_id = models.BigIntegerField(_("included events up to id"), null=True)
-    # Events with ids up to last_event_id when it finished: fewer later means some were
-    # deleted (a forgotten user, expired events), which only a full refresh takes out.
-    events_up_to = models.BigIntegerField(_("events up to that id"), null=True)
+    # The newest event when it ran, and how many events had ids up to it: fewer later
+    # means some were deleted (a forgotten user, expired events), which only a full
+    # refresh takes out.
+    newest_event_id = models.BigIntegerField(_("newest event id"), null=True)
+    events_up_to = models.BigIntegerField(_("events up to the newest"), null=True)
     items = models.PositiveIntegerField(_("items recomputed"), default=0)
     rows = models.PositiveIntegerField(_("rows written"), default=0)
     seconds = models.FloatField(_("seconds"), default=0.0)

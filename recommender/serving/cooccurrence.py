@@ -74,7 +74,21 @@ def _params(as_of, per_item, exclude_events) -> dict:
 WATERMARK_LAG = "5 minutes"
 
 
-def _events_up_to(cursor, event_id: int | None) -> int | None:
+# An incremental refresh that would recompute more than this share of the active items
+# runs in full instead (measured, docs/scaling.md: at a third of the items it cost 0.92 of
+# a full refresh, and it writes nearly as much).
+INCREMENTAL_MAX_SHARE = 0.2
+
+
+def _newest(cursor) -> tuple[int | None, int | None]:
+    """The newest event id now, and how many events have ids up to it."""
+    table = Behaviour._meta.db_table
+    cursor.execute(f"SELECT max(id) FROM {table}")
+    newest = cursor.fetchone()[0]
+    return newest, _count_up_to(cursor, newest)
+
+
+def _count_up_to(cursor, event_id: int | None) -> int | None:
     if event_id is None:
         return None
     cursor.execute(f"SELECT count(*) FROM {Behaviour._meta.db_table} WHERE id <= %s", [event_id])
@@ -124,6 +138,7 @@ def refresh_cooccurrence(
     """
     with transaction.atomic(), connection.cursor() as cursor:
         watermark = None if replay else _watermark(cursor)
+        newest, count = (None, None) if replay else _newest(cursor)
         cursor.execute(f"DELETE FROM {table}")
         cursor.execute(sql, _params(as_of, per_item, exclude_events))
         written = cursor.rowcount
@@ -132,7 +147,8 @@ def refresh_cooccurrence(
         CooccurrenceRefresh.objects.create(
             kind=CooccurrenceRefresh.Kind.REPLAY if replay else CooccurrenceRefresh.Kind.FULL,
             last_event_id=watermark,
-            events_up_to=_events_up_to(cursor, watermark),
+            newest_event_id=newest,
+            events_up_to=count,
             items=Item.objects.count(),
             rows=written,
             seconds=time.monotonic() - started,
@@ -164,16 +180,19 @@ def affected_items(after: int) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def refresh_cooccurrence_incremental(per_item: int = 50) -> tuple[int, int] | None:
+def refresh_cooccurrence_incremental(
+    per_item: int = 50, max_share: float | None = INCREMENTAL_MAX_SHARE
+) -> tuple[int, int] | None:
     """Recompute only the rows of items whose co-occurrence counts changed since the last
     refresh: those engaged within ``window`` events of an event added since (and in the
     same user's history). Their rows are rebuilt from every user's events, exactly as a
-    full refresh builds them. (items recomputed, rows written); None when there is no
-    refresh to build on (none yet, or the last one was a replay), and the caller should
-    run a full one.
+    full refresh builds them. (items recomputed, rows written); None when the caller
+    should run a full refresh instead: there is no refresh to build on (none yet, or the
+    last one was a replay), events were deleted, or more than ``max_share`` of the active
+    items would be recomputed.
 
     Deleted events (a forgotten user, ``expire_behaviours``) are noticed (fewer events
-    up to the last refresh's mark): None, a full refresh takes them out. What it does not
+    up to the last refresh's newest): only a full refresh takes them out. What it does not
     follow until the next full refresh: the score of a pair whose other item gained users
     elsewhere (``n_b`` in the score), events passing the retention age without being
     deleted, and a changed co-occurrence window or positive rating.
@@ -204,10 +223,15 @@ def refresh_cooccurrence_incremental(per_item: int = 50) -> tuple[int, int] | No
         SELECT item, other, score, n FROM ranked WHERE r <= %(per_item)s
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        if (_events_up_to(cursor, last.last_event_id) or 0) < (last.events_up_to or 0):
+        if (_count_up_to(cursor, last.newest_event_id) or 0) < (last.events_up_to or 0):
             return None  # events were deleted: only a full refresh takes them out
         watermark = max(_watermark(cursor) or 0, last.last_event_id)
+        newest, count = _newest(cursor)
         affected = affected_items(last.last_event_id)
+        if max_share is not None and len(affected) > max_share * max(
+            Item.objects.filter(is_active=True).count(), 1
+        ):
+            return None
         written = 0
         if affected:
             cursor.execute(
@@ -220,7 +244,8 @@ def refresh_cooccurrence_incremental(per_item: int = 50) -> tuple[int, int] | No
         CooccurrenceRefresh.objects.create(
             kind=CooccurrenceRefresh.Kind.INCREMENTAL,
             last_event_id=watermark,
-            events_up_to=_events_up_to(cursor, watermark),
+            newest_event_id=newest,
+            events_up_to=count,
             items=len(affected),
             rows=written,
             seconds=time.monotonic() - started,

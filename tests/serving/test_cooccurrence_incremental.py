@@ -63,7 +63,7 @@ def test_incremental_rows_are_the_full_refresh_rows_of_the_items_near_new_events
     affected = set(cooccurrence.affected_items(mark))
     # the new events' items, their neighbours within the window, and not the whole catalogue
     assert {items[n].pk for n in range(5)} <= affected and len(affected) < len(items)
-    count, written = cooccurrence.refresh_cooccurrence_incremental()
+    count, written = cooccurrence.refresh_cooccurrence_incremental(max_share=None)
     incremental = _rows()
     refresh = CooccurrenceRefresh.objects.first()
     assert refresh.kind == INCREMENTAL and (refresh.items, refresh.rows) == (count, written)
@@ -130,3 +130,22 @@ def test_deleted_events_make_the_next_refresh_full(shop):
     assert cooccurrence.refresh_cooccurrence_incremental() is None
     assert tasks.refresh_cooccurrence()["kind"] == "full"
     assert tasks.refresh_cooccurrence()["kind"] == "incremental"
+
+
+def test_a_deleted_event_newer_than_the_mark_is_noticed_too(shop):
+    items, users = shop
+    fresh = Behaviour.objects.create(user=users[0], item=items[7], kind="purchase")
+    cooccurrence.refresh_cooccurrence()  # the table counts it; the mark lags behind it
+    assert CooccurrenceRefresh.objects.first().last_event_id < fresh.pk
+    fresh.delete()
+    assert cooccurrence.refresh_cooccurrence_incremental() is None
+
+
+def test_too_many_items_to_recompute_means_a_full_refresh(shop):
+    items, users = shop
+    cooccurrence.refresh_cooccurrence()
+    for user in users[:6]:
+        Behaviour.objects.create(user=user, item=items[9], kind="purchase")
+    assert cooccurrence.refresh_cooccurrence_incremental(max_share=0.05) is None
+    count, _ = cooccurrence.refresh_cooccurrence_incremental(max_share=None)
+    assert count > 0.05 * len(items)
