@@ -92,6 +92,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument(
         "--list-cache",
         type=int,
@@ -110,14 +111,14 @@ def prepare_data() -> str:
 
 
 def start_servers(args) -> list[testing.Process]:
-    """gunicorn (--workers x 4 threads) and one Celery worker, each ready when it answers."""
+    """gunicorn (--workers x --threads) and one Celery worker, each ready when it answers."""
     return [
         start_gunicorn(
             DATA,
             PORT,
             workers=args.workers,
             timeout=240,
-            extra=["--threads", "4"],
+            extra=["--threads", str(args.threads)],
             env={"RECOMMENDER_LIST_CACHE_SECONDS": str(args.list_cache)},
         ),
         start_worker(DATA, "load", pool="prefork", concurrency=1),
@@ -269,10 +270,9 @@ def report(args, run: Run) -> None:
     latencies, errors = run.tally.latencies, run.tally.errors
     total = sum(len(v) for v in latencies.values())
     print(
-        f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x 4 "
-        f"threads) + 1 Celery worker on 127.0.0.1, list cache {args.list_cache} s; load average "
-        f"{run.load_before} → "
-        f"{run.load_after}"
+        f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x "
+        f"{args.threads} threads) + 1 Celery worker on 127.0.0.1, list cache "
+        f"{args.list_cache} s; load average {run.load_before} → {run.load_after}"
     )
     print(f"{'kind':<18}{'requests':>9}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}")
     for kind, values in sorted(latencies.items()):
