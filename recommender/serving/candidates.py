@@ -61,29 +61,33 @@ class History:
     def load(
         cls, user: EndUser | None, as_of: datetime | None, forget: frozenset[int] = frozenset()
     ) -> History:
-        """``forget``: items whose events are left out, as if never touched."""
+        """``forget``: items whose events are left out, as if never touched.
+
+        One precomposed statement: the ORM's query building cost as much as the read."""
         if user is None:
             return cls([], set(), set())
-        events = Behaviour.objects.filter(user=user, item__isnull=False).exclude(
-            kind__in=behaviour.SIGNALLESS
-        )
-        if forget:
-            events = events.exclude(item_id__in=forget)
-        if as_of is not None:
-            events = events.filter(occurred_at__lt=as_of)
-        rows = list(
-            events.order_by("-occurred_at").values_list(
-                "item_id", "kind", "occurred_at", "value", "item__category"
-            )[: HISTORY_LIMIT + 1]
-        )
+        events, params = _history_sql(user.pk, as_of, forget)
+        item_table = Item._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT b.item_id, b.kind, b.occurred_at, b.value, i.category FROM {events} "
+                f"JOIN {item_table} i ON i.id = b.item_id "
+                "ORDER BY b.occurred_at DESC LIMIT %s",
+                [*params, HISTORY_LIMIT + 1],
+            )
+            rows = cursor.fetchall()
         recent = [row[:4] for row in rows[:HISTORY_LIMIT]]
         seen = {row[0] for row in rows}
         disliked = {item for item, kind, _, _ in recent if kind == "dislike"}
         if len(rows) > HISTORY_LIMIT:
             # A long history: "seen" and dislikes come from the latest seen_window()
             # events (the search's exclusion uses the same window), a bounded read.
-            window = events.order_by("-occurred_at").values_list("item_id", "kind")
-            pairs = set(window[: seen_window()])
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT b.item_id, b.kind FROM {events} ORDER BY b.occurred_at DESC LIMIT %s",
+                    [*params, seen_window()],
+                )
+                pairs = set(cursor.fetchall())
             seen = {item for item, _ in pairs}
             disliked = {item for item, kind in pairs if kind == "dislike"}
         categories = {row[0]: row[4] for row in rows[:HISTORY_LIMIT]}
@@ -111,8 +115,14 @@ class History:
         """The positively engaged items, oldest first, each once at its latest event (what
         the behaviour models read)."""
         order: dict[int, None] = {}
+        positive: dict[str, bool] = {}  # per kind: settings are read once, not per event
         for item_id, kind, _, value in reversed(self.recent):
-            if item_id in self.disliked or behaviour.seed_weight(kind, value) <= 0:
+            if item_id in self.disliked:
+                continue
+            if kind == "rating":
+                if behaviour.seed_weight(kind, value) <= 0:
+                    continue
+            elif not positive.setdefault(kind, behaviour.seed_weight(kind, value) > 0):
                 continue
             order.pop(item_id, None)
             order[item_id] = None
@@ -128,6 +138,25 @@ class History:
             ):
                 best[item_id] = kind
         return best
+
+
+def _history_sql(user_id: int, as_of: datetime | None, forget: frozenset[int]) -> tuple[str, list]:
+    """The user's events that carry a signal (not impressions), before ``as_of``, without
+    the ``forget`` items: a FROM clause aliased ``b``, and its parameters."""
+    table = Behaviour._meta.db_table
+    where = [
+        "user_id = %s",
+        "item_id IS NOT NULL",
+        "NOT (kind = ANY(%s::text[]))",
+    ]
+    params: list = [user_id, list(behaviour.SIGNALLESS)]
+    if forget:
+        where.append("NOT (item_id = ANY(%s::bigint[]))")
+        params.append(sorted(forget))
+    if as_of is not None:
+        where.append("occurred_at < %s")
+        params.append(as_of)
+    return f"(SELECT * FROM {table} WHERE {' AND '.join(where)}) AS b", params
 
 
 def _unit(vector: np.ndarray | None) -> np.ndarray | None:
@@ -163,9 +192,8 @@ class Pool:
     candidates: list[Candidate]
     history: History
     space: EncoderSpace | None
-    # The recent items a reason may name (``request.explain``), their rows and vectors.
+    # The recent items a reason may name (``request.explain``) and their vectors.
     anchor_ids: list[int] = field(default_factory=list)
-    anchor_items: dict[int, Item] = field(default_factory=dict)
     anchor_vectors: dict[int, np.ndarray] = field(default_factory=dict)
     # The user's stored profile as this request read it (None: no user, or a forgetting
     # request), so explanations need not read it again.
@@ -303,8 +331,9 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     # their cosine features, in one round trip.
     rows = candidate_rows(space, list({entry[1] for entry in found}), filters, cosine)
     # Still waiting for the search: fetch what explanations will need.
+    # Only their vectors: the few a reason names are read with the list's own items.
     anchor_ids = _anchor_ids(history, request) if request.explain else []
-    anchor_items, anchor_vectors = load_items(anchor_ids, space)
+    anchor_vectors = item_vectors(space, anchor_ids)
     hits = nearest.result()  # these passed the filters in their own SQL
     cold = profile_vector is None and query_vector is None and not search_mode
     if cold and (wanted is None or "new" in wanted):
@@ -332,7 +361,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             if anchor is not None:
                 candidate.anchor_item_id = anchor
     if not candidates:
-        return Pool([], history, space, anchor_ids, anchor_items, anchor_vectors)
+        return Pool([], history, space, anchor_ids, anchor_vectors)
 
     ordered = list(candidates.values())
     affinity = _category_affinity(history)
@@ -358,7 +387,6 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         history,
         space,
         anchor_ids,
-        anchor_items,
         anchor_vectors,
         profile_state,
         kept_seeds if seeds is not None else None,

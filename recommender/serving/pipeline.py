@@ -108,14 +108,15 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     chosen = _merged(chosen, promoted_picks)
     anchors: dict[int, str] = {}
     closest: dict[int, int] = {}
-    # Full rows for what is returned (with vectors, to pick the closest anchor); the
-    # anchors' came with the pool.
-    missing = [c.item_id for c in chosen if c.item_id not in found.anchor_items]
-    items, vectors = load_items(missing, found.space if request.explain else None)
-    items.update(found.anchor_items)
-    vectors.update(found.anchor_vectors)
+    vectors = dict(found.anchor_vectors)
     if request.explain:
+        # The closest anchor of each listed item by their vectors, then one read of the
+        # rows of the list and of the anchors its reasons may name.
+        needed = [c.item_id for c in chosen if c.item_id not in vectors]
+        vectors.update(item_vectors(found.space, needed))
         anchors, closest = anchors_of(chosen, found.anchor_ids, found.history, vectors)
+    listed = [c.item_id for c in chosen]
+    items, _ = load_items(listed + [i for i in anchors if i not in set(listed)])
     results = [
         Recommendation(
             item=items[c.item_id],
