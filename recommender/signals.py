@@ -1,7 +1,8 @@
 """Saving an item queues its embedding after commit, only when its text changed; saving or
 deleting an encoder space invalidates the cached active space in every process, and an
 attribute declaration the attribute schema; any of those, a scenario or an experiment
-the lists kept by ``serving.list_cache``."""
+the lists kept by ``serving.list_cache``; a scenario, a promotion, an experiment or a
+variant the scenarios serving keeps (``serving.scenarios.remembered``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 
 from recommender.conf import conf
-from recommender.models import EncoderSpace, Experiment, Item, ItemAttribute, Scenario
+from recommender.models import (
+    EncoderSpace,
+    Experiment,
+    Item,
+    ItemAttribute,
+    Promotion,
+    Scenario,
+    Variant,
+)
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.item_text_changed")
@@ -91,3 +100,20 @@ def forget_kept_lists(sender, **kwargs) -> None:
         return
     list_cache.changed()
     transaction.on_commit(list_cache.changed)
+
+
+@receiver(post_save, sender=Scenario, dispatch_uid="recommender.config_scenario_saved")
+@receiver(post_delete, sender=Scenario, dispatch_uid="recommender.config_scenario_deleted")
+@receiver(post_save, sender=Promotion, dispatch_uid="recommender.config_promotion_saved")
+@receiver(post_delete, sender=Promotion, dispatch_uid="recommender.config_promotion_deleted")
+@receiver(post_save, sender=Experiment, dispatch_uid="recommender.config_experiment_saved")
+@receiver(post_delete, sender=Experiment, dispatch_uid="recommender.config_experiment_deleted")
+@receiver(post_save, sender=Variant, dispatch_uid="recommender.config_variant_saved")
+@receiver(post_delete, sender=Variant, dispatch_uid="recommender.config_variant_deleted")
+def forget_kept_scenarios(sender, **kwargs) -> None:
+    """Serving reads scenarios and experiments again: now, and after commit, as another
+    process may have kept the old rows in between."""
+    from recommender.serving import scenarios
+
+    scenarios.changed()
+    transaction.on_commit(scenarios.changed)

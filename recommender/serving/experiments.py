@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from recommender.models import EndUser, Experiment, Scenario, Variant
+from recommender.serving import scenarios
 
 
 def bucket(experiment_id: int, user_id: str, total: int) -> int:
@@ -43,10 +44,13 @@ def assign(scenario: Scenario | None, user: EndUser | None) -> tuple[Scenario | 
     experiment runs on it)."""
     if scenario is None:
         return None, ""
-    experiment = (
-        Experiment.objects.filter(scenario=scenario, is_running=True)
-        .prefetch_related("variants__configuration__promotions")
-        .first()
+    experiment = scenarios.remembered(
+        ("experiment", scenario.pk),
+        lambda: (
+            Experiment.objects.filter(scenario=scenario, is_running=True)
+            .prefetch_related("variants__configuration__promotions")
+            .first()
+        ),
     )
     variant = variant_for(experiment, user) if experiment is not None else None
     if variant is None:
@@ -77,6 +81,7 @@ def start(experiment: Experiment) -> None:
         Experiment.objects.filter(pk=experiment.pk).update(
             is_running=True, started_at=timezone.now(), stopped_at=None
         )
+    _changed()
 
 
 def stop(experiment: Experiment) -> None:
@@ -84,6 +89,14 @@ def stop(experiment: Experiment) -> None:
     Experiment.objects.filter(pk=experiment.pk, is_running=True).update(
         is_running=False, stopped_at=timezone.now()
     )
+    _changed()
+
+
+def _changed() -> None:
+    """Serving's kept scenarios and experiments are stale (``scenarios.changed``): now,
+    and after commit, as another process may read the old rows in between."""
+    scenarios.changed()
+    transaction.on_commit(scenarios.changed)
 
 
 def promote(experiment: Experiment, variant: Variant) -> Scenario:

@@ -111,9 +111,12 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
     vectors = dict(found.anchor_vectors)
     if request.explain:
         # The closest anchor of each listed item by their vectors, then one read of the
-        # rows of the list and of the anchors its reasons may name.
-        needed = [c.item_id for c in chosen if c.item_id not in vectors]
-        vectors.update(item_vectors(found.space, needed))
+        # rows of the list and of the anchors its reasons may name. The vectors of the
+        # head below the list come along: the check that a reason's anchor matters
+        # (``_faithful``) re-scores them.
+        head = sorted(pool, key=lambda c: -c.score)[: k + HEAD_MARGIN]
+        needed = dict.fromkeys(c.item_id for c in [*chosen, *head] if c.item_id not in vectors)
+        vectors.update(item_vectors(found.space, list(needed)))
         anchors, closest = anchors_of(chosen, found.anchor_ids, found.history, vectors)
     listed = [c.item_id for c in chosen]
     items, _ = load_items(listed + [i for i in anchors if i not in set(listed)])

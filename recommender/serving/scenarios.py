@@ -11,11 +11,13 @@ Its filter and booster apply on top of the request's own.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+import uuid
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from django.db.models import Prefetch
 
+from recommender import sharedcache
 from recommender.models import Promotion, Scenario, SpaceStatus
 from recommender.serving import business, rules
 from recommender.serving.pipeline import RecommendationRequest
@@ -36,14 +38,62 @@ class UnknownScenario(LookupError):
         super().__init__(f"no scenario named {name!r}")
 
 
+# Every list asks for its scenario and the experiment running on it (two to four ORM
+# queries, ~1.5 ms). They change only when an operator saves one, so each process keeps
+# what it read while a version in the shared cache, bumped by every save and delete
+# (``changed``: signals, experiments.start/stop, a restore), is the one it read under;
+# the version is read on every request (one cache round trip), so a change made in any
+# process counts from the next request everywhere. With the cache down nothing is kept.
+_VERSION_KEY = "recsite:scenarios-version"
+_memo: dict = {"version": None, "values": {}}
+
+
+def changed(**_kwargs) -> None:
+    """A scenario, promotion, experiment or variant changed: nothing read before counts
+    (a signal receiver too; call it after commit as well, see ``signals``)."""
+    global _memo
+    _memo = {"version": None, "values": {}}
+    sharedcache.set(_VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def remembered(key: tuple, compute: Callable[[], object], *, keep=lambda value: True):
+    """``compute()``, kept in this process under ``key`` while the scenarios' version
+    holds; a value ``keep`` refuses is not kept (a name that matched nothing: clients may
+    send any name, and kept misses would grow without bound)."""
+    global _memo
+    version = sharedcache.get(_VERSION_KEY, unavailable=sharedcache.UNAVAILABLE)
+    if version is None:
+        sharedcache.add(_VERSION_KEY, uuid.uuid4().hex, None)
+        version = sharedcache.get(_VERSION_KEY, unavailable=sharedcache.UNAVAILABLE)
+    if version is None or version is sharedcache.UNAVAILABLE:
+        return compute()
+    memo = _memo
+    if memo["version"] != version:
+        memo = _memo = {"version": version, "values": {}}
+    values = memo["values"]
+    if key in values:
+        return values[key]
+    value = compute()
+    if keep(value):
+        values[key] = value
+    return value
+
+
 def resolve(name: str | None) -> Scenario | None:
-    """The scenario a request names, else the default one (None when there is none)."""
+    """The scenario a request names, else the default one (None when there is none).
+    The instance may be shared with other requests: read it, never change it."""
     if name:
-        scenario = with_promotions(Scenario.objects.filter(name=name)).first()
+        scenario = remembered(
+            ("named", name),
+            lambda: with_promotions(Scenario.objects.filter(name=name)).first(),
+            keep=lambda found: found is not None,
+        )
         if scenario is None:
             raise UnknownScenario(name)
         return scenario
-    return with_promotions(Scenario.objects.filter(is_default=True)).first()
+    return remembered(
+        ("default",), lambda: with_promotions(Scenario.objects.filter(is_default=True)).first()
+    )
 
 
 def with_promotions(scenarios):

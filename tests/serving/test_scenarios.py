@@ -1,10 +1,13 @@
 """Scenarios: named placements whose defaults shape the lists every endpoint serves."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from recommender.admin import ScenarioAdminForm
-from recommender.models import Behaviour, EndUser, Item, Scenario
+from recommender.models import Behaviour, EndUser, Experiment, Item, Promotion, Scenario, Variant
+from recommender.serving import experiments, scenarios
 from recommender.spaces import embedding
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +114,65 @@ def test_only_one_scenario_is_the_default(shop):
         }
     )
     assert not form.is_valid()  # the unique constraint, reported on the form
+
+
+def _scenario_reads(client, **params) -> int:
+    """How many statements one list spent reading scenarios and experiments."""
+    with CaptureQueriesContext(connection) as queries:
+        recs(client, **params)
+    tables = ("recommender_scenario", "recommender_promotion", "recommender_experiment")
+    return sum(any(t in q["sql"].split("WHERE")[0] for t in tables) for q in queries)
+
+
+def test_serving_keeps_the_scenarios_it_read_until_one_is_saved(shop):
+    client = APIClient()
+    home = Scenario.objects.create(name="home", k=3, is_default=True)
+    assert len(recs(client)["items"]) == 3
+    assert _scenario_reads(client) == 0  # kept: no statement
+    assert _scenario_reads(client, scenario="home") > 0  # another key is read once
+    assert _scenario_reads(client, scenario="home") == 0
+    home.k = 2
+    home.save()  # the admin's save
+    assert len(recs(client)["items"]) == 2 and len(recs(client, scenario="home")["items"]) == 2
+    Promotion.objects.create(scenario=home, name="autumn", filter='category == "tea"', share=0.5)
+    assert [i["promotion"] for i in recs(client)["items"]].count("autumn") == 1
+    home.delete()
+    assert recs(client)["scenario"] is None
+    assert (
+        APIClient().get(f"{API}/users/alice/recommendations", {"scenario": "home"}).status_code
+        == 400
+    )
+
+
+def test_an_unknown_name_is_never_kept(shop):
+    client = APIClient()
+    assert (
+        client.get(f"{API}/users/alice/recommendations", {"scenario": "later"}).status_code == 400
+    )
+    Scenario.objects.bulk_create([Scenario(name="later", k=4)])  # sends no signal
+    assert len(recs(client, scenario="later")["items"]) == 4  # the miss was not kept
+    assert ("named", "later") in scenarios._memo["values"]
+
+
+def test_starting_and_stopping_an_experiment_counts_at_once(shop):
+    client = APIClient()
+    home = Scenario.objects.create(name="home", k=5)
+    short = Scenario.objects.create(name="home-short", k=2)
+    test = Experiment.objects.create(name="k", scenario=home)
+    Variant.objects.create(experiment=test, name="short", share=1, configuration=short)
+    assert len(recs(client, scenario="home")["items"]) == 5
+    experiments.start(test)  # a queryset update: no signal, so start says so itself
+    assert len(recs(client, scenario="home")["items"]) == 2
+    experiments.stop(test)
+    assert len(recs(client, scenario="home")["items"]) == 5
+
+
+def test_with_the_cache_down_scenarios_are_read_every_time(shop, settings):
+    from tests.test_production_safety import DEAD_REDIS
+
+    Scenario.objects.create(name="home", k=3, is_default=True)
+    settings.CACHES = DEAD_REDIS
+    settings.RECOMMENDER_THROTTLE_FAIL_OPEN = True
+    client = APIClient()
+    assert len(recs(client)["items"]) == 3
+    assert _scenario_reads(client) > 0
