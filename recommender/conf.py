@@ -300,6 +300,13 @@ SETTINGS: tuple[Setting, ...] = (
         '("Shoppers who viewed X also viewed this")',
     ),
     Setting(
+        "WARM_UP",
+        True,
+        _bool,
+        "each server process loads the encoders, jieba and the trained models before it "
+        "answers (recsite/wsgi.py), so the first lists after a start do not wait for them",
+    ),
+    Setting(
         "LIST_CACHE_SECONDS",
         0,
         int,

@@ -1,7 +1,9 @@
 """WSGI entry point for gunicorn.
 
 It refuses to start when the security checks fail (DEBUG on or API keys off on a host
-others can reach: recommender/checks.py), as ``manage.py check`` would.
+others can reach: recommender/checks.py), as ``manage.py check`` would; then it loads the
+models the first lists would wait for (``recommender.serving.warmup``, unless
+``RECOMMENDER_WARM_UP`` is off).
 """
 
 import os
@@ -17,3 +19,10 @@ from recommender.checks import open_site_check  # noqa: E402  (needs the app reg
 _errors = open_site_check()
 if _errors:
     raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg}" for e in _errors))
+
+from recommender.conf import conf  # noqa: E402
+
+if conf.WARM_UP:
+    from recommender.serving.warmup import warm_up  # noqa: E402
+
+    warm_up()
