@@ -122,8 +122,11 @@ class History:
             if kind == "rating":
                 if behaviour.seed_weight(kind, value) <= 0:
                     continue
-            elif not positive.setdefault(kind, behaviour.seed_weight(kind, value) > 0):
-                continue
+            else:
+                if kind not in positive:
+                    positive[kind] = behaviour.seed_weight(kind, value) > 0
+                if not positive[kind]:
+                    continue
             order.pop(item_id, None)
             order[item_id] = None
         return list(order)

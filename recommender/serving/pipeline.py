@@ -246,11 +246,19 @@ def _faithful(strong, request, found, pool, vectors) -> set[tuple[int, int]]:
         state = found.profile_state  # as the candidates were found (no second read)
         if state is None:
             state = profiles.state_for(request.user, found.space, as_of=request.as_of)
+        kinds: dict[str, float] = {}  # per kind (not ratings): settings read once
+        half_life = profiles.half_life_seconds()
         for item_id, kind, occurred_at, value in found.history.recent:
             if item_id in anchor_ids and state.ref_time is not None:
                 age = (state.ref_time - occurred_at).total_seconds()
-                weight = profiles.event_weight(kind, value, state) * profiles.decay_factor(age)
-                weights[item_id] = weights.get(item_id, 0.0) + weight
+                if kind == "rating":
+                    weight = profiles.event_weight(kind, value, state)
+                elif kind in kinds:
+                    weight = kinds[kind]
+                else:
+                    weight = kinds[kind] = profiles.event_weight(kind, value, state)
+                decay = 0.5 ** (max(age, 0.0) / half_life)  # profiles.decay_factor
+                weights[item_id] = weights.get(item_id, 0.0) + weight * decay
     seeds = found.seeds
     if seeds is None:
         seeds = found.history.seeds(request.as_of or timezone.now())
