@@ -1201,7 +1201,7 @@ def recommendation_stages():
             ),
             (candidates, "recent_items", "recent items and interests (one query, vectors)"),
             (evidence, "cooccurrence_proofs", "explanations: co-occurrence proofs (SQL)"),
-            (evidence, "cooccurrence_shares", "explanations: co-occurrence shares (SQL)"),
+            (evidence, "cooccurrence_shares", "explanations: co-occurrence shares"),
             (candidates, "cooccurrence_candidates", "co-occurrence candidates"),
             (candidates, "popularity", "popularity (per-minute cache)"),
             (candidates, "trending", "trending (per-minute cache)"),

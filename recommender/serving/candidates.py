@@ -203,6 +203,9 @@ class Pool:
     profile_state: profiles.ProfileState | None = None
     # ``history.seeds`` as this request computed them (None: not computed).
     seeds: dict[int, float] | None = None
+    # The co-occurrence candidates' terms (item → seed → score × seed weight), read when
+    # the request explains (``cooccurrence_candidates``' ``parts``).
+    cooccurrence_parts: dict[int, dict[int, float]] = field(default_factory=dict)
 
 
 def candidate_pool(request: RecommendationRequest) -> Pool:
@@ -293,12 +296,16 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         top = max(matches.values(), default=1)
         found += [("keyword", i, {"keyword_match": c / top}, None) for i, c in matches.items()]
     seeds = None
+    cooccurrence_parts: dict[int, dict[int, float]] = {}
     if not search_mode:
         seeds = history.seeds(now)
         kept_seeds = dict(seeds)
         for item_id in request.positive:
             seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
-        cooc = cooccurrence_candidates(seeds, n, filters)
+        # With explanations, each candidate's terms too (the reasons' check uses them).
+        cooc = cooccurrence_candidates(
+            seeds, n, filters, parts=cooccurrence_parts if request.explain else None
+        )
         top = max((value for value, _ in cooc.values()), default=1.0) or 1.0
         found += [
             ("co_occurrence", i, {"cooccurrence": value / top}, anchor)
@@ -393,6 +400,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         anchor_vectors,
         profile_state,
         kept_seeds if seeds is not None else None,
+        cooccurrence_parts,
     )
 
 

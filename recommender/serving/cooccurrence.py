@@ -279,11 +279,17 @@ def scheduled_refresh() -> dict:
 
 
 def cooccurrence_candidates(
-    seeds: dict[int, float], k: int, filters: Filters
+    seeds: dict[int, float],
+    k: int,
+    filters: Filters,
+    parts: dict[int, dict[int, float]] | None = None,
 ) -> dict[int, tuple[float, int]]:
     """Items that co-occur with the seed items: id → (weighted score, strongest seed).
 
     Summed, ranked and cut to ``k`` in SQL: a user's 30 seeds can have 1,500 neighbours.
+    ``parts``, when given, is filled with each returned item's terms of that sum (item →
+    seed → score × seed weight): what each seed contributed, for the explanations' check
+    that a named anchor matters (``evidence.cooccurrence_shares``), without a second read.
     """
     if not seeds:
         return {}
@@ -293,11 +299,15 @@ def cooccurrence_candidates(
     # most of the query's time). Without a category or attribute filter only inactive
     # items can drop out, so a head of 2k is plenty; with one, everything is checked.
     narrowed = filters.narrows_items
+    terms = selected = ""
+    if parts is not None:
+        terms = ", array_agg(c.item_id) AS seeds, array_agg(c.score * s.weight) AS terms"
+        selected = ", r.seeds, r.terms"
     sql = f"""
         WITH ranked AS (
             SELECT c.other_id, sum(c.score * s.weight) AS total,
                    (array_agg(c.item_id ORDER BY c.score * s.weight DESC, c.item_id))[1]
-                       AS anchor
+                       AS anchor{terms}
             FROM unnest(%s::bigint[], %s::float8[]) AS s(item_id, weight)
             JOIN {ItemCooccurrence._meta.db_table} c ON c.item_id = s.item_id
             WHERE NOT (c.other_id = ANY(%s::bigint[]))
@@ -305,7 +315,7 @@ def cooccurrence_candidates(
             ORDER BY total DESC, c.other_id
             LIMIT %s
         )
-        SELECT r.other_id, r.total, r.anchor
+        SELECT r.other_id, r.total, r.anchor{selected}
         FROM ranked r JOIN {item_table} ON {item_table}.id = r.other_id
         WHERE {where}
         ORDER BY r.total DESC, r.other_id
@@ -316,4 +326,10 @@ def cooccurrence_candidates(
     params = [list(seeds), list(seeds.values()), excluded, head, *where_params, k]
     with dbroute.read_connection().cursor() as cursor:
         cursor.execute(sql, params)
-        return {other: (float(total), anchor) for other, total, anchor in cursor.fetchall()}
+        rows = cursor.fetchall()
+    if parts is not None:
+        for other, _, _, seed_ids, values in rows:
+            parts[other] = {
+                seed: float(value) for seed, value in zip(seed_ids, values, strict=True)
+            }
+    return {row[0]: (float(row[1]), row[2]) for row in rows}

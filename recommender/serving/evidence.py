@@ -204,28 +204,20 @@ def _read_proofs(pairs, as_of, min_count) -> dict[tuple[int, int], CooccurrenceP
 
 
 def cooccurrence_shares(
-    seeds: dict[int, float], anchors: set[int], items: list[int]
+    parts: dict[int, dict[int, float]], anchors: set[int]
 ) -> dict[tuple[int, int], float]:
-    """(anchor, item) → the anchor's share of the item's co-occurrence feature, as
-    ``cooccurrence_candidates`` sums it over the seeds (score × seed weight)."""
-    anchors = {a for a in anchors if a in seeds}
-    if not anchors or not items:
-        return {}
-    with dbroute.read_connection().cursor() as cursor:
-        cursor.execute(
-            f"SELECT item_id, other_id, score FROM {ItemCooccurrence._meta.db_table} "
-            "WHERE item_id = ANY(%s) AND other_id = ANY(%s)",
-            [list(seeds), list(items)],
-        )
-        rows = cursor.fetchall()
-    totals: dict[int, float] = {}
-    for seed, other, value in rows:
-        totals[other] = totals.get(other, 0.0) + value * seeds[seed]
-    return {
-        (seed, other): value * seeds[seed] / totals[other]
-        for seed, other, value in rows
-        if seed in anchors and totals[other] > 0
-    }
+    """(anchor, item) → the anchor's share of the item's co-occurrence feature, from the
+    terms ``cooccurrence_candidates`` summed it from (``parts``: item → seed → score ×
+    seed weight)."""
+    shares: dict[tuple[int, int], float] = {}
+    for item, terms in parts.items():
+        total = sum(terms.values())
+        if total <= 0:
+            continue
+        for seed, value in terms.items():
+            if seed in anchors:
+                shares[(seed, item)] = value / total
+    return shares
 
 
 def _unit(vector: np.ndarray | None) -> np.ndarray | None:

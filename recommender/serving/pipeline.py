@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from django.utils import timezone
-
 from recommender import spaces
 from recommender.models import EndUser, Item
 from recommender.serving import behaviour_models, business, evidence, explain, exposure, profiles
@@ -259,13 +257,7 @@ def _faithful(strong, request, found, pool, vectors) -> set[tuple[int, int]]:
                     weight = kinds[kind] = profiles.event_weight(kind, value, state)
                 decay = 0.5 ** (max(age, 0.0) / half_life)  # profiles.decay_factor
                 weights[item_id] = weights.get(item_id, 0.0) + weight * decay
-    seeds = found.seeds
-    if seeds is None:
-        seeds = found.history.seeds(request.as_of or timezone.now())
-    seeds = dict(seeds)
-    for item_id in request.positive:
-        seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
-    shares = evidence.cooccurrence_shares(seeds, anchor_ids, [c.item_id for c in ranked])
+    shares = evidence.cooccurrence_shares(found.cooccurrence_parts, anchor_ids)
     faithful = evidence.faithful_pairs(
         anchor_ids,
         ranked,

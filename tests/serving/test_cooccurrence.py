@@ -31,3 +31,29 @@ def test_cooccurrence_candidates_sum_weighted_scores_and_name_the_strongest_seed
     Item.objects.filter(pk=y.pk).update(category="tea")
     by_category = cooccurrence.cooccurrence_candidates(seeds, 10, filters.Filters(category="tea"))
     assert list(by_category) == [y.pk]
+
+
+def test_the_terms_of_each_sum_come_with_the_candidates_and_give_the_anchors_shares(
+    space, make_items
+):
+    from recommender.serving import evidence
+
+    a, b, x, y = make_items(4)
+    ItemCooccurrence.objects.bulk_create(
+        [
+            ItemCooccurrence(item=a, other=x, score=0.5, count=3),
+            ItemCooccurrence(item=b, other=x, score=0.4, count=2),
+            ItemCooccurrence(item=a, other=y, score=0.2, count=1),
+        ]
+    )
+    seeds = {a.pk: 1.0, b.pk: 2.0}
+    parts: dict = {}
+    found = cooccurrence.cooccurrence_candidates(seeds, 10, filters.Filters(), parts=parts)
+    assert found == cooccurrence.cooccurrence_candidates(seeds, 10, filters.Filters())
+    assert parts == {
+        x.pk: {a.pk: pytest.approx(0.5), b.pk: pytest.approx(0.8)},
+        y.pk: {a.pk: pytest.approx(0.2)},
+    }
+    shares = evidence.cooccurrence_shares(parts, {b.pk})
+    assert shares == {(b.pk, x.pk): pytest.approx(0.8 / 1.3)}  # b gave 0.8 of x's 1.3
+    assert evidence.cooccurrence_shares(parts, {a.pk})[(a.pk, y.pk)] == pytest.approx(1.0)
