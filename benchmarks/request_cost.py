@@ -10,7 +10,9 @@ shopper token per demo user, then sends ``benchmarks/load.py``'s mix of requests
 ``--kind``) through Django's test client, one at a time, as those users. Prints p50 and
 mean per kind, the CPU this process spent per request (Django, DRF and the toolkit's own
 Python, the helper thread included) and the CPU PostgreSQL spent per request. The
-Celery worker is not running: what a request enqueues waits in the broker. ``--profile``
+Celery worker is not running: what a request enqueues waits in the broker, and the
+popular and trending tables are refreshed once before measuring, as the worker's
+periodic task would. ``--profile``
 writes a cProfile file of the measured requests (``python -m pstats`` reads it).
 
 To compare with an older commit: ``git worktree add /tmp/before <commit>`` and run this
@@ -124,6 +126,11 @@ def main() -> None:
 
     for _ in range(args.warm):
         one()
+    # What the worker's periodic task does (no worker runs here): young popular and
+    # trending tables, so that requests do not ask for a refresh on every call.
+    from recommender.serving import popularity
+
+    popularity.refresh_live()
     profile = cProfile.Profile() if args.profile else None
     timings: dict[str, list[float]] = {}
     postgres_before = server_cpu(DATA)["postgres"]
