@@ -12,7 +12,7 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from recommender import behaviour, spaces
+from recommender import behaviour, dbroute, spaces
 from recommender.conf import conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
 from recommender.serving import (
@@ -68,7 +68,8 @@ class History:
             return cls([], set(), set())
         events, params = _history_sql(user.pk, as_of, forget)
         item_table = Item._meta.db_table
-        with connection.cursor() as cursor:
+        reads = dbroute.read_connection()  # the standby, unless this user just wrote
+        with reads.cursor() as cursor:
             cursor.execute(
                 f"SELECT b.item_id, b.kind, b.occurred_at, b.value, i.category FROM {events} "
                 f"JOIN {item_table} i ON i.id = b.item_id "
@@ -82,7 +83,7 @@ class History:
         if len(rows) > HISTORY_LIMIT:
             # A long history: "seen" and dislikes come from the latest seen_window()
             # events (the search's exclusion uses the same window), a bounded read.
-            with connection.cursor() as cursor:
+            with reads.cursor() as cursor:
                 cursor.execute(
                     f"SELECT b.item_id, b.kind FROM {events} ORDER BY b.occurred_at DESC LIMIT %s",
                     [*params, seen_window()],

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models.sql import Query
 
 from encoders import textprep
+from recommender import dbroute
 from recommender.models import KEYWORD_TEXT, Item, KeywordBigrams
 from recommender.serving.filters import Filters, item_where
 
@@ -56,7 +57,7 @@ def keyword_matches(text: str, k: int, filters: Filters) -> dict[int, int]:
         return {}
     sql, params = keyword_sql(words, k * 2, filters)
     matched: dict[int, int] = {}
-    with connection.cursor() as cursor:
+    with dbroute.read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         for (item_id,) in cursor.fetchall():
             matched[item_id] = matched.get(item_id, 0) + 1
