@@ -4,6 +4,8 @@ them, and the same events as arrays for the outside baselines (benchmarks/DATASE
 The data stays outside the repository (``../shared/data``); nothing here downloads.
 ``synthetic-10k`` is generated here (seeded numpy) into ``.recsite/``: a synthetic dataset
 for timing the pipeline at 10,000 users × 10,000 items, not a quality claim.
+``amazon-beauty`` is read from ``.recsite/data-amazon-beauty``, which
+``benchmarks/prepare_amazon_beauty.py`` writes from a file fetched by hand.
 """
 
 from __future__ import annotations
@@ -287,9 +289,62 @@ def synthetic_10k(path: Path | None = None) -> Dataset:
     )
 
 
+# --- Amazon Beauty (2014, 5-core): a second real dataset, product titles ---------------------
+
+AMAZON_BEAUTY_DATA = ROOT / ".recsite" / "data-amazon-beauty"
+
+
+def amazon_beauty(path: Path | None = None) -> Dataset:
+    """Amazon Beauty 5-core reviews with product titles, as ``benchmarks/
+    prepare_amazon_beauty.py`` writes them (default ``.recsite/data-amazon-beauty``):
+    ``items.csv`` and ``behaviours.csv`` in the importers' own columns, no preset."""
+    path = Path(path) if path else AMAZON_BEAUTY_DATA
+    return Dataset(
+        name="amazon-beauty",
+        path=path,
+        items_args=(str(path / "items.csv"), "--no-embed"),
+        behaviours_args=(str(path / "behaviours.csv"),),
+        notes=(
+            "Amazon Beauty 2014 5-core (McAuley lab, UCSD; via SeqRecBenchmark-Datasets): "
+            "items: the product title only; events: every review as a `review` engagement "
+            "(always positive; no star ratings in the source), dated to the day"
+        ),
+    )
+
+
+def load_amazon_beauty(path: Path, min_rating: float = POSITIVE_RATING) -> Interactions:
+    """behaviours.csv in file order, as ``import_behaviours`` stores it; every event is a
+    ``review``, so every event is positive (``min_rating`` has nothing to act on)."""
+    with open(path / "items.csv", newline="", encoding="utf-8") as f:
+        item_ids = [row["external_id"] for row in csv.DictReader(f)]
+    item_index = {item: i for i, item in enumerate(item_ids)}
+    users: list[str] = []
+    items: list[int] = []
+    times: list[float] = []
+    with open(path / "behaviours.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            users.append(row["user"])
+            items.append(item_index[row["item"]])
+            times.append(float(row["occurred_at"]))
+    user_ids = sorted(set(users), key=int)
+    user_index = {user: u for u, user in enumerate(user_ids)}
+    return Interactions(
+        user=np.array([user_index[u] for u in users], dtype=np.int64),
+        item=np.array(items, dtype=np.int64),
+        time=np.array(times, dtype=np.float64),
+        positive=np.ones(len(items), dtype=bool),
+        user_ids=user_ids,
+        item_ids=item_ids,
+    )
+
+
 # The synthetic folder has the MovieLens layout (no tags.csv), so the same loader reads it.
-LOADERS = {"movielens": load_movielens, "synthetic-10k": load_movielens}
-DATASETS = {"movielens": movielens, "synthetic-10k": synthetic_10k}
+LOADERS = {
+    "movielens": load_movielens,
+    "synthetic-10k": load_movielens,
+    "amazon-beauty": load_amazon_beauty,
+}
+DATASETS = {"movielens": movielens, "synthetic-10k": synthetic_10k, "amazon-beauty": amazon_beauty}
 
 
 def get(name: str, path: Path | None = None) -> Dataset:
