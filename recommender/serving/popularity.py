@@ -67,6 +67,8 @@ class ScoreTable(dict):
 # name → (cache key, token, table): the last table each process read, reused while the
 # shared cache still holds the same token for the same minute.
 _memo: dict[str, tuple[str, str, ScoreTable]] = {}
+# name → (the table's token, when this process last asked for its refresh; monotonic).
+_asked: dict[str, tuple[str, float]] = {}
 
 
 def _cached_per_minute(name: str, end: datetime, compute) -> ScoreTable:
@@ -196,7 +198,13 @@ def _live(name: str, compute) -> ScoreTable:
         table = ScoreTable(shared)
         _memo[name] = (key, token, table)
     if time.time() - computed_at > refresh_seconds():
-        _ask_for_refresh(name)
+        # Once per period per process for this table: while the worker has not replaced
+        # it, the site-wide lock (a cache round trip) would only say "asked already".
+        asked = _asked.get(name)
+        now = time.monotonic()
+        if asked is None or asked[0] != token or now - asked[1] >= refresh_seconds():
+            _asked[name] = (token, now)
+            _ask_for_refresh(name)
     return table
 
 

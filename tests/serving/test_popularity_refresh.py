@@ -135,3 +135,25 @@ def test_a_replay_in_the_past_uses_its_own_minute(space, make_items):
 def test_unknown_live_table_names_are_refused():
     with pytest.raises(ValueError, match="no live table"):
         popularity.refresh_live(["nonsense"])
+
+
+def test_an_old_table_costs_one_lock_attempt_per_process_and_period(
+    space, make_items, sent, monkeypatch
+):
+    (a,) = make_items(1)
+    _buy(EndUser.objects.create(external_id="u"), a)
+    popularity.popularity()
+    _age("popularity:30", popularity.refresh_seconds() + 1)
+    attempts = []
+    real_add = popularity.sharedcache.add
+    monkeypatch.setattr(
+        popularity.sharedcache, "add", lambda *args: attempts.append(args) or real_add(*args)
+    )
+    for _ in range(5):
+        popularity.popularity()
+    assert len(attempts) == 1 and len(sent) == 1
+    # A newer table that grows old in its turn is asked for again.
+    popularity.refresh_live(["popularity:30"])
+    _age("popularity:30", popularity.refresh_seconds() + 1)
+    popularity.popularity()
+    assert len(attempts) == 2
