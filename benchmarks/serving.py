@@ -1205,7 +1205,7 @@ def recommendation_stages():
             (candidates, "cooccurrence_candidates", "co-occurrence candidates"),
             (candidates, "popularity", "popularity (per-minute cache)"),
             (candidates, "trending", "trending (per-minute cache)"),
-            (candidates, "top_items", "top_items filter (popular+trending)"),
+            (candidates, "top_items_of", "popular and trending heads (filtered: one SQL check)"),
             (candidates, "new_items", "new items"),
             (pipeline, "load_items", "items returned + anchors, with vectors (binary)"),
             (pipeline, "item_vectors", "item vectors (binary fetch)"),

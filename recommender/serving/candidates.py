@@ -34,7 +34,13 @@ from recommender.serving.nearest import (
     nearest_searches,
     seen_window,
 )
-from recommender.serving.popularity import ScoreTable, new_items, popularity, top_items, trending
+from recommender.serving.popularity import (
+    ScoreTable,
+    new_items,
+    popularity,
+    top_items_of,
+    trending,
+)
 from recommender.serving.ranking import Candidate
 from recommender.spaces import vector_io
 
@@ -329,10 +335,8 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     pop_scale = math.log1p(popular.peak()) or 1.0  # log(1 + max); 1 for an empty table
     if not search_mode:
         trend = trending(request.as_of)
-        listed = [
-            ("popular", top_items(popular, n // 2, filters)),
-            ("trending", top_items(trend, 20, filters)),
-        ]
+        heads = top_items_of([(popular, n // 2), (trend, 20)], filters)
+        listed = [("popular", heads[0]), ("trending", heads[1])]
         found += [(source, i, {}, None) for source, ids in listed for i in ids]
     else:
         trend = ScoreTable()

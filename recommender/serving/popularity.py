@@ -235,15 +235,31 @@ def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, f
     category or attribute filter the head is taken as it is; the caller's final item fetch
     applies ``filters`` again. With such a filter the head is checked in SQL.
     """
-    ranked = scores.head() if isinstance(scores, ScoreTable) else ScoreTable(scores).head()
+    return top_items_of([(scores, k)], filters)[0]
+
+
+def top_items_of(tables: list[tuple[dict[int, float], int]], filters: Filters) -> list[dict]:
+    """``top_items`` of each (scores, k) in ``tables``, with one statement for all of
+    their heads when a filter narrows the items (a list checks the popular and the
+    trending head together)."""
     narrowed = filters.narrows_items
-    head = list(
-        itertools.islice(
-            ((item_id, score) for item_id, score in ranked if item_id not in filters.exclude_ids),
-            k * 4 if narrowed else k,
+    heads = []
+    for scores, k in tables:
+        ranked = scores.head() if isinstance(scores, ScoreTable) else ScoreTable(scores).head()
+        heads.append(
+            list(
+                itertools.islice(
+                    (
+                        (item_id, score)
+                        for item_id, score in ranked
+                        if item_id not in filters.exclude_ids
+                    ),
+                    k * 4 if narrowed else k,
+                )
+            )
         )
-    )
-    if narrowed and head:
+    wanted = {item_id for head in heads for item_id, _ in head}
+    if narrowed and wanted:
         # One precompiled statement (item_where): the ORM's query building cost more than
         # the query on filtered requests.
         table = Item._meta.db_table
@@ -251,11 +267,11 @@ def top_items(scores: dict[int, float], k: int, filters: Filters) -> dict[int, f
         with dbroute.read_connection().cursor() as cursor:
             cursor.execute(
                 f"SELECT id FROM {table} WHERE {table}.id = ANY(%s::bigint[]) AND {where}",
-                [[item_id for item_id, _ in head], *params],
+                [sorted(wanted), *params],
             )
             allowed = {row[0] for row in cursor.fetchall()}
-        head = [(item_id, score) for item_id, score in head if item_id in allowed]
-    return dict(head[:k])
+        heads = [[(i, score) for i, score in head if i in allowed] for head in heads]
+    return [dict(head[:k]) for head, (_, k) in zip(heads, tables, strict=True)]
 
 
 def new_items(k: int, filters: Filters, as_of: datetime | None = None) -> list[int]:

@@ -20,3 +20,25 @@ def test_popular_head_holds_active_items_only_and_respects_filters(space, make_i
         items[3].pk,
     ]
     assert list(popularity.top_items(table, 2, filters.Filters(category="tea"))) == [items[3].pk]
+
+
+def test_the_heads_of_several_tables_are_checked_in_one_statement(space, make_items):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    items = make_items(6)
+    for item in items[:3]:
+        item.category = "tea"
+        item.save()
+    popular = {item.pk: 10.0 - n for n, item in enumerate(items)}
+    trending = {item.pk: float(n) for n, item in enumerate(items)}
+    tea = filters.Filters(category="tea")
+    with CaptureQueriesContext(connection) as queries:
+        heads = popularity.top_items_of([(popular, 2), (trending, 1)], tea)
+    assert len(queries) == 1
+    assert list(heads[0]) == [items[0].pk, items[1].pk]
+    assert list(heads[1]) == [items[2].pk]  # the best trending tea item
+    assert heads == [
+        popularity.top_items(popular, 2, tea),
+        popularity.top_items(trending, 1, tea),
+    ]
