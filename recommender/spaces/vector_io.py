@@ -34,15 +34,19 @@ def decode(value: bytes | None) -> np.ndarray | None:
     return np.frombuffer(value, dtype=">f4", offset=4).astype(np.float32)
 
 
-def fetch(sql: str, params: Sequence | dict = (), *, using=None) -> list[tuple]:
+def fetch(
+    sql: str, params: Sequence | dict = (), *, using=None, prepare: bool | None = None
+) -> list[tuple]:
     """Rows of ``sql`` with every column in binary: vectors come back as bytes for
     ``decode``, other types as their Python values. ``Vector`` parameters go in binary.
     ``using``: a Django connection (default: ``dbroute.read_connection()``, the primary
-    outside a request that may read from a standby)."""
+    outside a request that may read from a standby). ``prepare``: None prepares the
+    statement as the connection's ``prepare_threshold`` says (never, unless
+    ``DATABASE_PREPARED_STATEMENTS`` is on); False never."""
     connection = using if using is not None else dbroute.read_connection()
     with _cursor(sql, connection) as cursor:
         _register_dumpers(cursor, connection)
-        cursor.execute(sql, params, binary=True, prepare=False)
+        cursor.execute(sql, params, binary=True, prepare=prepare)
         return cursor.fetchall()
 
 
@@ -50,9 +54,10 @@ def fetch(sql: str, params: Sequence | dict = (), *, using=None) -> list[tuple]:
 def _cursor(sql: str, connection):
     """A server-side-binding cursor on Django's connection, opened the way Django opens its
     own (health check, reconnect, psycopg errors raised as Django's); under DEBUG the
-    statement is listed with the ORM's queries, like theirs. No server-side prepared
-    statements (the callers pass ``prepare=False``): they break behind transaction-mode
-    poolers."""
+    statement is listed with the ORM's queries, like theirs. Server-side prepared
+    statements only where ``DATABASE_PREPARED_STATEMENTS`` sets the connection's
+    ``prepare_threshold`` (they break behind transaction-mode poolers that do not track
+    them)."""
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     started = time.monotonic()

@@ -142,7 +142,7 @@ def test_the_served_search_uses_the_space_hnsw_index(hashing_space, monkeypatch)
     # The statement nearest_rows sends, as serving calls it (exclusions, cosine features).
     sent = []
     monkeypatch.setattr(
-        nearest.vector_io, "fetch", lambda sql, params, using=None: sent.append((sql, params)) or []
+        nearest.vector_io, "fetch", lambda sql, params, **_: sent.append((sql, params)) or []
     )
     nearest.nearest_rows(
         [1.0] + [0.0] * 63,
