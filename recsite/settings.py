@@ -151,7 +151,7 @@ if DATABASE_REPLICA_URL:
     MIDDLEWARE.append("recommender.dbroute.ReplicaReadsMiddleware")
 
 # Server-side parameters and prepared statements: a statement run a few times on a
-# connection is parsed and planned once (measured: PostgreSQL's CPU per request of the
+# connection is parsed and planned once (measured one request at a time: PostgreSQL's CPU of the
 # load mix 6.8-7.5 → 4.7-4.8 ms). Off by default, as in Django: a pooler in transaction
 # mode must support protocol-level prepared statements (PgBouncer ≥ 1.21 with
 # max_prepared_statements) before it is switched on.
