@@ -58,11 +58,32 @@ def movielens(path: Path | None = None) -> Dataset:
     )
 
 
+def _item_ids(path: Path, column: str) -> list[str]:
+    """The item ids of a CSV file's ``column``, in file order (the import order)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [row[column] for row in csv.DictReader(f)]
+
+
+def _interactions(
+    users: list[str], items: list[int], times: list[float], positive, item_ids: list[str]
+) -> Interactions:
+    """Events as arrays, users numbered in the order of their (numeric) ids."""
+    user_ids = sorted(set(users), key=int)
+    user_index = {user: u for u, user in enumerate(user_ids)}
+    return Interactions(
+        user=np.array([user_index[u] for u in users], dtype=np.int64),
+        item=np.array(items, dtype=np.int64),
+        time=np.array(times, dtype=np.float64),
+        positive=np.asarray(positive, dtype=bool),
+        user_ids=user_ids,
+        item_ids=item_ids,
+    )
+
+
 def load_movielens(path: Path, min_rating: float = POSITIVE_RATING) -> Interactions:
     """ratings.csv then tags.csv, as the movielens preset imports them: a rating is
     positive from ``min_rating`` up, a tag (a review) always is."""
-    with open(path / "movies.csv", newline="", encoding="utf-8") as f:
-        item_ids = [row["movieId"] for row in csv.DictReader(f)]
+    item_ids = _item_ids(path / "movies.csv", "movieId")
     item_index = {item: i for i, item in enumerate(item_ids)}
     users: list[str] = []
     items: list[int] = []
@@ -82,16 +103,7 @@ def load_movielens(path: Path, min_rating: float = POSITIVE_RATING) -> Interacti
                 items.append(item_index[row["movieId"]])
                 times.append(float(row["timestamp"]))
                 positive.append(True)
-    user_ids = sorted(set(users), key=int)
-    user_index = {user: u for u, user in enumerate(user_ids)}
-    return Interactions(
-        user=np.array([user_index[u] for u in users], dtype=np.int64),
-        item=np.array(items, dtype=np.int64),
-        time=np.array(times, dtype=np.float64),
-        positive=np.array(positive, dtype=bool),
-        user_ids=user_ids,
-        item_ids=item_ids,
-    )
+    return _interactions(users, items, times, positive, item_ids)
 
 
 # --- A synthetic 10k × 10k dataset, for timing the pipeline at scale ------------------------
@@ -315,8 +327,7 @@ def amazon_beauty(path: Path | None = None) -> Dataset:
 def load_amazon_beauty(path: Path, min_rating: float = POSITIVE_RATING) -> Interactions:
     """behaviours.csv in file order, as ``import_behaviours`` stores it; every event is a
     ``review``, so every event is positive (``min_rating`` has nothing to act on)."""
-    with open(path / "items.csv", newline="", encoding="utf-8") as f:
-        item_ids = [row["external_id"] for row in csv.DictReader(f)]
+    item_ids = _item_ids(path / "items.csv", "external_id")
     item_index = {item: i for i, item in enumerate(item_ids)}
     users: list[str] = []
     items: list[int] = []
@@ -326,16 +337,7 @@ def load_amazon_beauty(path: Path, min_rating: float = POSITIVE_RATING) -> Inter
             users.append(row["user"])
             items.append(item_index[row["item"]])
             times.append(float(row["occurred_at"]))
-    user_ids = sorted(set(users), key=int)
-    user_index = {user: u for u, user in enumerate(user_ids)}
-    return Interactions(
-        user=np.array([user_index[u] for u in users], dtype=np.int64),
-        item=np.array(items, dtype=np.int64),
-        time=np.array(times, dtype=np.float64),
-        positive=np.ones(len(items), dtype=bool),
-        user_ids=user_ids,
-        item_ids=item_ids,
-    )
+    return _interactions(users, items, times, np.ones(len(items), dtype=bool), item_ids)
 
 
 # The synthetic folder has the MovieLens layout (no tags.csv), so the same loader reads it.
