@@ -41,8 +41,8 @@ class UnknownScenario(LookupError):
 # Every list asks for its scenario and the experiment running on it (two to four ORM
 # queries, ~1.5 ms). They change only when an operator saves one, so each process keeps
 # what it read while a version in the shared cache, bumped by every save and delete
-# (``changed``: signals, experiments.start/stop, a restore), is the one it read under;
-# the version is read on every request (one cache round trip), so a change made in any
+# (``changed``: signals, experiments.start/stop), is the one it read under; the
+# version is read on every request (one cache round trip), so a change made in any
 # process counts from the next request everywhere. With the cache down nothing is kept.
 _VERSION_KEY = "recsite:scenarios-version"
 _memo: dict = {"version": None, "values": {}}
