@@ -277,6 +277,13 @@ SETTINGS: tuple[Setting, ...] = (
         "candidates the vector search and co-occurrence each offer (popular: half)",
     ),
     Setting(
+        "MODEL_CANDIDATES",
+        100,
+        int,
+        "candidates each trained behaviour model (EASE, ALS, SASRec) offers: its best items "
+        "for the user (at least half of CANDIDATES_PER_SOURCE)",
+    ),
+    Setting(
         "PARALLEL_RETRIEVAL",
         True,
         _bool,

@@ -55,6 +55,9 @@ class BehaviourModel(Protocol):
     def score_items(self, history: Sequence[int], item_ids: Sequence[int]) -> np.ndarray:
         """Scores of ``item_ids`` in that order; 0 for items the model does not know."""
 
+    def known(self, item_ids: Sequence[int]) -> np.ndarray:
+        """Whether the model knows each of ``item_ids``."""
+
 
 def _matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """``matrix @ vector`` without BLAS: a request's products are small, and a
@@ -107,6 +110,12 @@ class _ItemIndex:
             for index in best
             if np.isfinite(scores[index])
         ]
+
+    def known(self, item_ids: Sequence[int]) -> np.ndarray:
+        """Whether the model knows each of ``item_ids`` (learned it in training)."""
+        return np.fromiter(
+            (int(pk) in self._position for pk in item_ids), dtype=bool, count=len(item_ids)
+        )
 
     def score_items(self, history: Sequence[int], item_ids: Sequence[int]) -> np.ndarray:
         """Scores of ``item_ids`` in that order; 0 for items the model does not know."""

@@ -73,3 +73,48 @@ def test_a_replay_retrains_the_sites_models_without_the_held_out_events(
     assert saved.score_items(history, [items[2].pk])[0] > 0
     assert replayed["ease"].score_items(history, [items[2].pk])[0] == 0
     assert behaviour_models.load("ease").path == saved.path  # the saved file untouched
+
+
+def _hand_made_ease(items):
+    """An EASE model that knows items 0-4 (not 5): after item 0, item 2 scores 2.0, item 4
+    0.5, item 3 -1.0 and item 1 nothing (0)."""
+    ids = [item.pk for item in items[:5]]
+    # Row of item 0 (position 0): columns 2, 3, 4; the other rows empty.
+    return behaviour_models.EaseModel(
+        ids, [0, 3, 3, 3, 3, 3], [2, 3, 4], [2.0, -1.0, 0.5], {}
+    )
+
+
+def test_model_scores_are_scaled_over_the_pool_keeping_the_models_order(
+    space, make_items, settings
+):
+    items = make_items(6)
+    user = EndUser.objects.create(external_id="shopper")
+    Behaviour.objects.create(user=user, item=items[0], kind="view", occurred_at=timezone.now())
+    model = _hand_made_ease(items)
+    assert model.known([i.pk for i in items]).tolist() == [True] * 5 + [False]
+    request = RecommendationRequest(user=user, k=5, explain=False)
+    with behaviour_models.replaying({"ease": model}):
+        pool = candidates.candidate_pool(request)
+    found = {c.item_id: c for c in pool.candidates}
+    # The model offers every item it scores (not 0, not seen): 2, 4 and 3, the last one
+    # below 0, which dividing by the best score used to clip to 0 like an unknown item.
+    assert {i for i, c in found.items() if "ease" in c.sources} == {
+        items[2].pk, items[3].pk, items[4].pk
+    }
+    score = {i: c.features.get("ease_score") for i, c in found.items()}
+    assert score[items[2].pk] == 1.0  # the best in the pool
+    assert score[items[3].pk] == 0.0  # the worst
+    # Item 4: (0.5 - -1) / (2 - -1).
+    assert abs(score[items[4].pk] - 0.5) < 1e-6
+    # An item the model does not know gets 0 when another source brings it.
+    if items[5].pk in score:
+        assert score[items[5].pk] == 0.0
+    # RECOMMENDER_MODEL_CANDIDATES bounds what each model offers (here at least k × 3 / 2:
+    # the other sources' half share).
+    settings.RECOMMENDER_MODEL_CANDIDATES = 1
+    settings.RECOMMENDER_CANDIDATES_PER_SOURCE = 2
+    with behaviour_models.replaying({"ease": model}):
+        pool = candidates.candidate_pool(RecommendationRequest(user=user, k=1, explain=False))
+    offered = {c.item_id for c in pool.candidates if "ease" in c.sources}
+    assert offered == {items[2].pk}
