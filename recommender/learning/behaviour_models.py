@@ -648,8 +648,12 @@ def train_sasrec(
                     negative = torch.randint(
                         1, len(item_ids) + 1, (negatives,), generator=generator
                     )
-                    positive_logit = (hidden * embeddings[wanted]).sum(dim=1, keepdim=True)
-                    negative_logits = hidden @ embeddings[negative].T
+                    # Rows gathered with embedding(), not embeddings[ids]: indexing's
+                    # backward sums repeated rows' gradients in a different order on every
+                    # run with two threads, so one seed gave different models.
+                    gather = torch.nn.functional.embedding
+                    positive_logit = (hidden * gather(wanted, embeddings)).sum(dim=1, keepdim=True)
+                    negative_logits = hidden @ gather(negative, embeddings).T
                     negative_logits = negative_logits.masked_fill(
                         negative[None, :] == wanted[:, None], float("-inf")
                     )
