@@ -31,8 +31,9 @@ FEATURES = (
     "segment_category_affinity",  # share of the user's segment's engagement in the category
     "context_category_affinity",  # share of engagement from the same device in the category
     "recent_similarity",  # cosine to the mean of the user's last few items (newest most)
-    # The behaviour models' scores for the user's history, scaled by the model's best
-    # (serving.behaviour_models; 0 when the model is not trained or does not know the item).
+    # The behaviour models' scores for the user's history, standardised over the candidate
+    # pool (serving.candidates._add_model_scores; 0 when the model is not trained or does
+    # not know the item).
     "ease_score",
     "als_score",
     "sasrec_score",

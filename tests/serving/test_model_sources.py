@@ -4,6 +4,7 @@ without the held-out events."""
 
 from datetime import timedelta
 
+import numpy as np
 from django.utils import timezone
 
 from recommender.learning import behaviour_models as training
@@ -11,6 +12,7 @@ from recommender.learning import evaluation
 from recommender.models import Behaviour, EndUser
 from recommender.serving import behaviour_models, candidates, cooccurrence
 from recommender.serving.pipeline import RecommendationRequest
+from recommender.serving.ranking import Candidate
 
 
 def _shop(make_items):
@@ -40,8 +42,10 @@ def test_a_models_best_items_are_candidates_with_its_score(space, make_items):
     found = {c.item_id: c for c in pool.candidates}
     c = items[2].pk
     assert "ease" in found[c].sources
-    assert found[c].features["ease_score"] == 1.0  # the model's best for this history
-    assert all(c.features.get("ease_score", 0.0) <= 1.0 for c in pool.candidates)
+    # C is the only unseen item the model knows: nothing to standardise it against, so it
+    # scores 0 like the items the model does not know (the scaling is tested below).
+    assert found[c].features["ease_score"] == 0.0
+    assert {cand.features.get("ease_score") for cand in pool.candidates} == {0.0}
     # Without the model: neither the source nor the feature.
     pool = candidates.candidate_pool(request)
     assert all("ease" not in c.sources and "ease_score" not in c.features for c in pool.candidates)
@@ -54,7 +58,7 @@ def test_a_models_best_items_are_candidates_with_its_score(space, make_items):
             )
         )
     found = {c.item_id: c for c in pool.candidates}
-    assert "ease" not in found[c].sources and found[c].features["ease_score"] == 1.0
+    assert "ease" not in found[c].sources and "ease_score" in found[c].features
 
 
 def test_a_replay_retrains_the_sites_models_without_the_held_out_events(
@@ -80,12 +84,10 @@ def _hand_made_ease(items):
     0.5, item 3 -1.0 and item 1 nothing (0)."""
     ids = [item.pk for item in items[:5]]
     # Row of item 0 (position 0): columns 2, 3, 4; the other rows empty.
-    return behaviour_models.EaseModel(
-        ids, [0, 3, 3, 3, 3, 3], [2, 3, 4], [2.0, -1.0, 0.5], {}
-    )
+    return behaviour_models.EaseModel(ids, [0, 3, 3, 3, 3, 3], [2, 3, 4], [2.0, -1.0, 0.5], {})
 
 
-def test_model_scores_are_scaled_over_the_pool_keeping_the_models_order(
+def test_model_scores_are_standardised_over_the_pool_keeping_the_models_order(
     space, make_items, settings
 ):
     items = make_items(6)
@@ -100,16 +102,22 @@ def test_model_scores_are_scaled_over_the_pool_keeping_the_models_order(
     # The model offers every item it scores (not 0, not seen): 2, 4 and 3, the last one
     # below 0, which dividing by the best score used to clip to 0 like an unknown item.
     assert {i for i, c in found.items() if "ease" in c.sources} == {
-        items[2].pk, items[3].pk, items[4].pk
+        items[2].pk,
+        items[3].pk,
+        items[4].pk,
     }
     score = {i: c.features.get("ease_score") for i, c in found.items()}
-    assert score[items[2].pk] == 1.0  # the best in the pool
-    assert score[items[3].pk] == 0.0  # the worst
-    # Item 4: (0.5 - -1) / (2 - -1).
-    assert abs(score[items[4].pk] - 0.5) < 1e-6
-    # An item the model does not know gets 0 when another source brings it.
-    if items[5].pk in score:
-        assert score[items[5].pk] == 0.0
+    # Standardised over the pool: the model's order kept, the known candidates' mean 0
+    # and standard deviation 1.
+    assert score[items[2].pk] > score[items[4].pk] > score[items[3].pk]
+    known = [v for i, v in score.items() if i != items[5].pk]
+    assert abs(np.mean(known)) < 1e-9 and abs(np.std(known) - 1) < 1e-9
+    # On a pool of known size, by hand: items 1-4 score 0, 2, -1 and 0.5 (mean 0.375,
+    # standard deviation 1.0825); item 5, unknown to the model, gets 0 (no opinion).
+    pool_of_five = [Candidate(item_id=item.pk) for item in items[1:]]
+    candidates._add_model_scores(pool_of_five, {"ease": model}, [items[0].pk])
+    scaled = [c.features["ease_score"] for c in pool_of_five]
+    np.testing.assert_allclose(scaled, [-0.34641, 1.50111, -1.27018, 0.11547, 0.0], atol=1e-5)
     # RECOMMENDER_MODEL_CANDIDATES bounds what each model offers (here at least k × 3 / 2:
     # the other sources' half share).
     settings.RECOMMENDER_MODEL_CANDIDATES = 1
