@@ -40,6 +40,15 @@ def _float_pair(raw: str) -> tuple[float, float]:
     return (low, high)
 
 
+MODEL_SCALINGS = ("zscore", "minmax")
+
+
+def _model_scaling(raw: str) -> str:
+    if raw not in MODEL_SCALINGS:
+        raise ValueError(f"must be one of {', '.join(MODEL_SCALINGS)}, not {raw!r}")
+    return raw
+
+
 def _optional_str(raw: str) -> str | None:
     return raw or None
 
@@ -282,6 +291,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "candidates each trained behaviour model (EASE, ALS, SASRec) offers: its best items "
         "for the user (at least half of CANDIDATES_PER_SOURCE)",
+    ),
+    Setting(
+        "MODEL_SCORE_SCALING",
+        "zscore",
+        _model_scaling,
+        "how each behaviour model's scores become a feature over the candidate pool: zscore "
+        "(mean 0, deviation 1) or minmax (0..1); run tune and train_ranker after a change",
     ),
     Setting(
         "PARALLEL_RETRIEVAL",

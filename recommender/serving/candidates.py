@@ -9,11 +9,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
 
 from recommender import behaviour, dbroute, spaces
-from recommender.conf import conf
+from recommender.conf import MODEL_SCALINGS, conf
 from recommender.models import Behaviour, EncoderSpace, EndUser, Item, ItemVector
 from recommender.serving import (
     behaviour_models,
@@ -451,7 +452,9 @@ def _add_model_scores(ordered, models, model_history) -> None:
     score and clipping at 0 gave test NDCG@10 0.0597, min-max over the pool 0.0609-0.0625,
     the z-score 0.0648-0.0654; a model's few clear favourites stand out from the rest more
     than a 0..1 range lets them. Candidates the model does not know (an item newer than the
-    model) get 0, the pool's average: the model has no opinion on them."""
+    model) get 0, the pool's average: the model has no opinion on them.
+    RECOMMENDER_MODEL_SCORE_SCALING=minmax scales to 0..1 instead, which scored higher on
+    Amazon Beauty (0.0458 against 0.0365): choose on the validation split."""
     if not ordered:
         return
     ids = [candidate.item_id for candidate in ordered]
@@ -460,13 +463,28 @@ def _add_model_scores(ordered, models, model_history) -> None:
         known = model.known(ids)
         if not known.any():
             continue
-        mean, spread = float(values[known].mean()), float(values[known].std())
-        if spread > 0:
-            scaled = np.where(known, (values - mean) / spread, 0.0)
-        else:
-            scaled = np.zeros(len(ids))
+        scaled = _scaled(values, known, str(conf.MODEL_SCORE_SCALING))
         for candidate, value in zip(ordered, scaled, strict=True):
             candidate.features[f"{name}_score"] = float(value)
+
+
+def _scaled(values: np.ndarray, known: np.ndarray, scaling: str) -> np.ndarray:
+    """``values`` over the known candidates as ``scaling`` says (zscore or minmax); 0 for
+    unknown ones. Known scores that do not spread give 0 (zscore) or 1 (minmax)."""
+    if scaling not in MODEL_SCALINGS:
+        raise ImproperlyConfigured(
+            f"RECOMMENDER_MODEL_SCORE_SCALING must be one of "
+            f"{', '.join(MODEL_SCALINGS)}, not {scaling!r}"
+        )
+    if scaling == "minmax":
+        low, high = float(values[known].min()), float(values[known].max())
+        if high <= low:  # one known candidate, or all level: the model's best
+            return np.where(known, 1.0, 0.0)
+        return np.where(known, (values - low) / (high - low), 0.0)
+    mean, spread = float(values[known].mean()), float(values[known].std())
+    if spread <= 0:
+        return np.zeros(len(values))
+    return np.where(known, (values - mean) / spread, 0.0)
 
 
 # The last few items a user engaged with, newest weighted most: what they want next

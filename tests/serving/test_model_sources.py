@@ -126,3 +126,25 @@ def test_model_scores_are_standardised_over_the_pool_keeping_the_models_order(
         pool = candidates.candidate_pool(RecommendationRequest(user=user, k=1, explain=False))
     offered = {c.item_id for c in pool.candidates if "ease" in c.sources}
     assert offered == {items[2].pk}
+
+
+def test_model_score_scaling_minmax_and_a_bad_value(space, make_items, settings):
+    import pytest
+    from django.core.exceptions import ImproperlyConfigured
+
+    items = make_items(6)
+    model = _hand_made_ease(items)
+    settings.RECOMMENDER_MODEL_SCORE_SCALING = "minmax"
+    pool = [Candidate(item_id=item.pk) for item in items[1:]]
+    candidates._add_model_scores(pool, {"ease": model}, [items[0].pk])
+    # Items 1-4 score 0, 2, -1 and 0.5: (v - -1) / (2 - -1); item 5 unknown: 0.
+    np.testing.assert_allclose(
+        [c.features["ease_score"] for c in pool], [1 / 3, 1.0, 0.0, 0.5, 0.0], atol=1e-9
+    )
+    # One known candidate: the model's best, 1.
+    pair = [Candidate(item_id=items[2].pk), Candidate(item_id=items[5].pk)]
+    candidates._add_model_scores(pair, {"ease": model}, [items[0].pk])
+    assert [c.features["ease_score"] for c in pair] == [1.0, 0.0]
+    settings.RECOMMENDER_MODEL_SCORE_SCALING = "rank"
+    with pytest.raises(ImproperlyConfigured, match="zscore, minmax, not 'rank'"):
+        candidates._add_model_scores(pool, {"ease": model}, [items[0].pk])
