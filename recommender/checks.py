@@ -63,3 +63,19 @@ def open_site_check(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+@register()
+def list_refresh_check(app_configs=None, **kwargs) -> list[Error]:
+    """Lists computed ahead go into the list cache: without it the setting would do nothing."""
+    if int(conf.LIST_REFRESH_SECONDS) > 0 and float(conf.LIST_CACHE_SECONDS) <= 0:
+        return [
+            Error(
+                "RECOMMENDER_LIST_REFRESH_SECONDS is set but RECOMMENDER_LIST_CACHE_SECONDS "
+                "is 0: lists computed ahead would be kept nowhere.",
+                hint="Set RECOMMENDER_LIST_CACHE_SECONDS (e.g. 60), or unset "
+                "RECOMMENDER_LIST_REFRESH_SECONDS.",
+                id="recommender.E003",
+            )
+        ]
+    return []

@@ -337,6 +337,13 @@ SETTINGS: tuple[Setting, ...] = (
         "do (other than an impression) or an item, scenario or model changes; 0: off",
     ),
     Setting(
+        "LIST_REFRESH_SECONDS",
+        0,
+        int,
+        "after each event of a user who asked for a list within this many seconds, a worker "
+        "computes their next list ahead into the list cache (needs LIST_CACHE_SECONDS); 0: off",
+    ),
+    Setting(
         "EXPLAIN_CACHE_SECONDS",
         60,
         int,

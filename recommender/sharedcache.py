@@ -82,3 +82,20 @@ def add(key: str, value: Any, timeout: float | None) -> bool:
     except Exception:
         _failed("add")
         return False
+
+
+def touch(key: str, timeout: float | None) -> bool:
+    """``cache.touch``: keep ``key`` for ``timeout`` more seconds (False: no such key)."""
+    try:
+        return bool(cache.touch(key, timeout))
+    except Exception:
+        _failed("touch")
+        return False
+
+
+def delete(key: str) -> bool:
+    try:
+        return bool(cache.delete(key))
+    except Exception:
+        _failed("delete")
+        return False

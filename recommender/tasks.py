@@ -121,6 +121,15 @@ def refresh_popularity(names: list[str] | None = None) -> dict:
     return popularity.refresh_live(names)
 
 
+@shared_task(name="recommender.refresh_lists", **_RETRY)
+def refresh_lists(user_id: int) -> dict:
+    """Compute ahead the lists a user asked for lately, after an event of theirs
+    (``RECOMMENDER_LIST_REFRESH_SECONDS``; ``serving.list_cache.refresh``)."""
+    from recommender.serving import list_cache
+
+    return {"user": user_id, "computed": list_cache.refresh(user_id)}
+
+
 @shared_task(name="recommender.flush_served_lists", acks_late=True, **_RETRY)
 def flush_served_lists() -> dict:
     """Write the served lists queued in Redis to the database (beat: every 5 seconds)."""

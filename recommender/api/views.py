@@ -390,6 +390,11 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
             results = _served(pipeline.recommend, wanted)
             if kept_as is not None:
                 list_cache.put(kept_as, results, token)
+                list_cache.remember(
+                    wanted, scenario=scenario.name if scenario else "", variant=variant, token=token
+                )
+        else:
+            list_cache.served_again(user)
         return _list_response(
             results,
             user,

@@ -23,7 +23,7 @@ from recommender import counters, spaces
 from recommender.behaviour import SIGNALLESS
 from recommender.ingest import privacy
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import profiles
+from recommender.serving import list_cache, profiles
 
 
 class UnknownItem(LookupError):
@@ -259,6 +259,8 @@ def _record_event(data: EventInput) -> Recorded:
             for space in profile_spaces:
                 profiles.record(behaviour, space)
                 updated = True
+        if updated:
+            list_cache.after_events([behaviour.user_id])
     counters.events_ingested([behaviour.kind])
     return Recorded(behaviour, created=True, profile_updated=updated)
 
@@ -355,6 +357,8 @@ def _record_events(batch: list[EventInput]) -> BatchResult:
         updated = 0
         for space in spaces.profile_spaces():
             updated = max(updated, profiles.fold(rows, space))
+        if updated:
+            list_cache.after_events(row.user_id for row in rows if row.kind not in SIGNALLESS)
     counters.events_ingested(row.kind for row in rows)
     skipped_forgotten = sum(1 for data in batch if data.user in forgotten)
     return BatchResult(

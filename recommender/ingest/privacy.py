@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from recommender.conf import conf
 from recommender.models import Behaviour, EndUser, ForgottenUser, ServedList, UserProfile
-from recommender.serving import profiles
+from recommender.serving import list_cache, profiles
 
 # A long history is deleted this many behaviours per transaction before the final,
 # short one: the user's lock is not held for the whole delete.
@@ -124,6 +124,7 @@ def forget_user(user: EndUser) -> dict[str, int]:
     if locked is None:  # forgotten concurrently
         return {}
     deleted = {"LogEntry": _delete_log_entries(locked)}
+    list_cache.forget_user(user.pk)
     _, per_model = locked.delete()  # behaviours and profiles cascade
     deleted.update({label.split(".")[-1]: count for label, count in per_model.items()})
     now = timezone.now()

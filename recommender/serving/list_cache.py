@@ -15,20 +15,41 @@ shows within the time a list is kept. Each answer is still logged as a new serve
 What a cached list gives up: an impression does not change a user's profile, so a
 scenario's rotation of shown-but-ignored items (``demote_after``) takes effect when the
 list expires, not at once.
+
+Lists computed ahead (``RECOMMENDER_LIST_REFRESH_SECONDS``, off by default), as Gorse
+keeps each user's list ready: when a list is computed for a request, how it was asked
+(the request without its user, its scenario and variant, and the site token it was built
+under) is kept for the user, at most ``MAX_SHAPES`` ways, for that many seconds after their
+last list. Each event of theirs that moves their profile then asks a worker
+(``recommender.refresh_lists``) to compute those lists again into this cache, under the
+key the user's next request will look up; a request that comes first computes it itself,
+and the worker then finds it there and skips it. Nothing kept this way is served stale:
+the key still holds what the user did, and a way of asking built before a change of the
+site (a scenario, an experiment, a model) is not computed again; the next request
+rebuilds it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
-from dataclasses import fields
+from dataclasses import fields, replace
+
+from django.db import transaction
 
 from recommender import sharedcache, spaces
 from recommender.conf import conf
-from recommender.models import UserProfile
+from recommender.models import EndUser, UserProfile
+
+logger = logging.getLogger(__name__)
 
 TOKEN_KEY = "recommender:list-cache:token"
 PREFIX = "recommender:list:"
+SHAPES = "recommender:list-shapes:"  # + user pk: the ways a user asked for lists lately
+MAX_SHAPES = 4
+REFRESH_TASK = "recommender.refresh_lists"
 # Request fields that are not part of what the list is (the user is keyed by what they
 # did; the scorer by the scenario, the experiment's variant and the site token).
 UNKEYED = {"user", "scorer"}
@@ -58,18 +79,30 @@ def key(request, *, scenario: str, variant: str) -> str | None:
         if space is not None
         else None
     )
-    scorer = request.scorer
     described = [
         ("user", user.pk, repr(sorted(user.attributes.items())), repr(did)),
         ("space", space.pk if space is not None else None),
+        *_shape(request, scenario, variant),
+    ]
+    return PREFIX + _digest(described)
+
+
+def _shape(request, scenario: str, variant: str) -> list[tuple]:
+    """What of ``request`` a list depends on besides its user."""
+    scorer = request.scorer
+    return [
         ("scenario", scenario, variant, getattr(scorer, "name", None)),
         ("weights", repr(getattr(getattr(scorer, "weights", None), "tolist", lambda: None)())),
+        *(
+            (f.name, repr(getattr(request, f.name)))
+            for f in fields(request)
+            if f.name not in UNKEYED
+        ),
     ]
-    described += [
-        (f.name, repr(getattr(request, f.name))) for f in fields(request) if f.name not in UNKEYED
-    ]
-    digest = hashlib.blake2b(repr(described).encode(), digest_size=16).hexdigest()
-    return PREFIX + digest
+
+
+def _digest(described: list) -> str:
+    return hashlib.blake2b(repr(described).encode(), digest_size=16).hexdigest()
 
 
 def lookup(cache_key: str | None) -> tuple[list | None, str | None]:
@@ -92,3 +125,95 @@ def put(cache_key: str | None, results: list, token: str | None) -> None:
     if cache_key is None:
         return
     sharedcache.set(cache_key, (token, results), float(conf.LIST_CACHE_SECONDS))
+
+
+# --- Lists computed ahead (RECOMMENDER_LIST_REFRESH_SECONDS) ---------------------------------
+
+
+def refresh_enabled() -> bool:
+    return enabled() and int(conf.LIST_REFRESH_SECONDS) > 0
+
+
+def remember(request, *, scenario: str, variant: str, token: str | None) -> None:
+    """Keep how ``request`` asked for the list just computed for its user, so that their
+    next event has a worker compute the next one ahead (``refresh``). Continuations
+    (``request.exclude``: the next page of a list) are not kept."""
+    user = request.user
+    if not refresh_enabled() or user is None or request.exclude:
+        return
+    shapes_key = SHAPES + str(user.pk)
+    shapes = sharedcache.get(shapes_key) or {}
+    shapes[_digest(_shape(request, scenario, variant))] = (
+        token,
+        replace(request, user=None),
+        scenario,
+        variant,
+        float(conf.LIST_CACHE_SECONDS),
+        time.time(),
+    )
+    newest = sorted(shapes.items(), key=lambda kv: -kv[1][5])[:MAX_SHAPES]
+    sharedcache.set(shapes_key, dict(newest), int(conf.LIST_REFRESH_SECONDS))
+
+
+def forget_user(user_id: int) -> None:
+    """Drop how a forgotten user asked for lists (their queries among it)."""
+    sharedcache.delete(SHAPES + str(user_id))
+
+
+def served_again(user) -> None:
+    """A kept list was served to ``user``: they are still active, keep their ways of asking
+    for another ``RECOMMENDER_LIST_REFRESH_SECONDS``."""
+    if user is not None and refresh_enabled():
+        sharedcache.touch(SHAPES + str(user.pk), int(conf.LIST_REFRESH_SECONDS))
+
+
+def after_events(user_ids) -> None:
+    """Events of these users moved their profiles: once they are committed, ask a worker to
+    compute the lists of those who asked for one lately (a broker that fails costs the
+    lists made ahead, never the events)."""
+    if not refresh_enabled():
+        return
+    found = sharedcache.get_many([SHAPES + str(pk) for pk in dict.fromkeys(user_ids)])
+    active = [int(key[len(SHAPES) :]) for key in found]
+    if active:
+        transaction.on_commit(lambda: _send(active))
+
+
+def _send(user_ids: list[int]) -> None:
+    from celery import current_app
+
+    for user_id in user_ids:
+        try:
+            current_app.send_task(REFRESH_TASK, args=[user_id], retry=False)
+        except Exception:  # the broker is down: the next request computes the list itself
+            logger.warning("could not queue the list refresh of user %s", user_id, exc_info=True)
+            return
+
+
+def refresh(user_id: int) -> int:
+    """Compute the lists ``user_id`` asked for lately (``remember``) into the cache, under
+    the keys their next requests will look up; how many were computed. Ways of asking
+    built before the site changed are skipped (their scenario, experiment or models may be
+    others now), as are lists already there (a request was faster)."""
+    from recommender.serving import business, pipeline
+
+    shapes = sharedcache.get(SHAPES + str(user_id)) or {}
+    if not shapes:
+        return 0
+    user = EndUser.objects.filter(pk=user_id).first()
+    if user is None:  # forgotten meanwhile
+        return 0
+    computed = 0
+    for token, shape, scenario, variant, seconds, _ in shapes.values():
+        wanted = replace(shape, user=user)
+        cache_key = key(wanted, scenario=scenario, variant=variant)
+        kept, now = lookup(cache_key)
+        if kept is not None or now != token:
+            continue
+        try:
+            results = pipeline.recommend(wanted)
+        except business.RuleFailure:  # e.g. a user attribute a rule reads changed type
+            continue
+        sharedcache.set(cache_key, (now, results), seconds)
+        computed += 1
+    return computed
