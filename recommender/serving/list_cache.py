@@ -199,24 +199,43 @@ def after_events(user_ids) -> None:
     found = sharedcache.get_many([SHAPES + str(pk) for pk in dict.fromkeys(user_ids)])
     active = [int(key[len(SHAPES) :]) for key in found]
     if active:
-        transaction.on_commit(lambda: _sender().submit(_send, active))
+        transaction.on_commit(lambda: _queue(active))
 
 
+# The users whose refresh this process will queue (``_queue``), after REFRESH_DELAY.
+REFRESH_DELAY = 0.05  # seconds
 _sender_lock = threading.Lock()
 _sender_pool: ThreadPoolExecutor | None = None
 _sender_pid: int | None = None
+_pending: set[int] = set()
 
 
-def _sender() -> ThreadPoolExecutor:
-    """This process's thread that queues the refreshes: sending a Celery task cost an event
-    POST about as much as the rest of it, and the shopper need not wait for it (a process
-    that exits first loses only lists made ahead). A forked child gets its own."""
+def _queue(user_ids: list[int]) -> None:
+    """Have this process's sender thread queue the refresh of ``user_ids``: sending a Celery
+    task cost an event POST about as much as the rest of it, and the shopper need not wait
+    for it (a process that exits first loses only lists made ahead). The thread waits
+    REFRESH_DELAY first, so that the worker's work does not compete with the answer to the
+    event, and a burst of one user's events is refreshed once. A forked child gets its
+    own thread."""
     global _sender_pool, _sender_pid
     with _sender_lock:
         if _sender_pool is None or _sender_pid != os.getpid():
             _sender_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsite-refresh")
             _sender_pid = os.getpid()
-        return _sender_pool
+            _pending.clear()
+        first = not _pending
+        _pending.update(user_ids)
+        pool = _sender_pool
+    if first:
+        pool.submit(_flush)
+
+
+def _flush() -> None:
+    time.sleep(REFRESH_DELAY)
+    with _sender_lock:
+        user_ids = sorted(_pending)
+        _pending.clear()
+    _send(user_ids)
 
 
 def _send(user_ids: list[int]) -> None:

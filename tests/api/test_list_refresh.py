@@ -37,13 +37,7 @@ def shop(space, make_items, settings, monkeypatch):
 
     monkeypatch.setattr(pipeline, "recommend", counting)
     sent: list[list[int]] = []
-
-    class Inline:  # the sender thread, in the test's thread
-        def submit(self, function, *args):
-            assert function is list_cache._send
-            sent.append(*args)
-
-    monkeypatch.setattr(list_cache, "_sender", Inline)
+    monkeypatch.setattr(list_cache, "_queue", sent.append)  # the sender thread's input
     return api, items, computed, sent
 
 
@@ -185,3 +179,19 @@ def test_a_real_worker_has_the_list_ready_after_an_event(shop, celery_worker, mo
     assert disliked.pk not in {r.item.pk for r in ready}
     served, _ = recs(api)
     assert served == [r.item.external_id for r in ready]
+
+
+def test_the_sender_thread_queues_each_user_once_per_burst(monkeypatch):
+    sent: list[list[int]] = []
+    monkeypatch.setattr(list_cache, "_send", sent.append)
+    monkeypatch.setattr(list_cache, "REFRESH_DELAY", 0.3)
+    list_cache._queue([3])
+    list_cache._queue([1, 3])
+    deadline = time.monotonic() + 10
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == [[1, 3]]
+    list_cache._queue([2])
+    while len(sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == [[1, 3], [2]]
