@@ -147,9 +147,11 @@ def refresh_enabled() -> bool:
 def remember(request, *, scenario: str, variant: str, token: str | None) -> None:
     """Keep how ``request`` asked for the list just computed for its user, so that their
     next event has a worker compute the next one ahead (``refresh``). Continuations
-    (``request.exclude``: the next page of a list) are not kept."""
+    (``request.exclude``: the next page of a list) are not kept, nor lists asked with free
+    text (``request.query``): a typed query is seldom asked again after the shopper's next
+    event, and each way kept costs a list computed on every event."""
     user = request.user
-    if not refresh_enabled() or user is None or request.exclude:
+    if not refresh_enabled() or user is None or request.exclude or request.query:
         return
     shapes_key = SHAPES + str(user.pk)
     shapes = sharedcache.get(shapes_key) or {}

@@ -83,17 +83,20 @@ def test_an_event_has_the_next_list_computed_ahead_and_served_from_the_cache(
 
 
 @pytest.mark.django_db
-def test_each_way_of_asking_is_computed_ahead_but_not_a_next_page(shop):
+def test_each_way_of_asking_is_computed_ahead_but_not_a_next_page_or_free_text(shop):
     api, items, computed, sent = shop
     recs(api)
     _, rid = recs(api, diversity=0.5)
     recs(api, recommendation_id=rid)  # the next page of that list: not kept
-    assert len(computed) == 3
+    recs(api, q="羽绒服")  # free text: not kept
+    assert len(computed) == 4
     assert event(api, items[1], "like").status_code == 201
     assert list_cache.refresh(user_pk()) == 2
     recs(api)
     recs(api, diversity=0.5)
-    assert len(computed) == 5  # both came ready
+    assert len(computed) == 6  # both came ready
+    recs(api, q="羽绒服")
+    assert len(computed) == 7
 
 
 @pytest.mark.django_db
