@@ -12,6 +12,12 @@ p50/p99 per kind and throughput, and the CPU each server (gunicorn, the worker, 
 Redis) spent per request: on this shared machine other jobs move the latencies and the
 throughput far more than they move the CPU a request costs.
 
+On a larger catalogue: ``--data-dir .recsite/bench-serving`` runs the same mix against
+the data set ``benchmarks/serving.py`` built there (100,000 items, 10,000 users by
+default; build it first): the clients act as ``--users`` (1,000) of its users drawn at
+random, on all of its items, and the events the run posts (those after its start) are
+deleted again at the end, with the profiles they touched recomputed.
+
 Production settings (benchmarks/_production.py: DEBUG off, a generated SECRET_KEY, keys
 required; HTTPS redirect and secure cookies off for plain HTTP; throttle rates raised so
 that the budgets do not shape the figures). As a shop would: the script, playing the shop's
@@ -32,6 +38,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -118,6 +125,18 @@ def parse_args() -> argparse.Namespace:
         "after events (0, the default: off; needs --list-cache)",
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="run on the data set benchmarks/serving.py built in this directory instead of "
+        "the demo shop (e.g. .recsite/bench-serving)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=1000,
+        help="with --data-dir: how many of its users the clients act as (default 1000)",
+    )
+    parser.add_argument(
         "--only",
         choices=KINDS,
         help="send only this kind of request (to measure what one kind costs); default: the mix",
@@ -125,14 +144,60 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.list_refresh and not args.list_cache:
         parser.error("--list-refresh needs --list-cache (the lists computed ahead are kept there)")
+    if args.data_dir is not None and not (args.data_dir / "dataset.json").exists():
+        parser.error(
+            f"--data-dir {args.data_dir}: no data set there (run benchmarks/serving.py "
+            f"--data-dir {args.data_dir} first)"
+        )
     return args
 
 
-def prepare_data() -> str:
-    """Migrate, load the demo shop and create the shop's write key; the key."""
+def prepare_data(args) -> str:
+    """Migrate, load the demo shop (or, with --data-dir, draw the users and items of that
+    data set) and create the shop's write key; the key."""
     manage(DATA, "migrate", "-v0")
-    manage(DATA, "load_demo")
+    if args.data_dir is None:
+        manage(DATA, "load_demo")
+    else:
+        USERS[:], ITEMS[:] = draw_catalogue(args.users)
     return manage(DATA, "apikey", "create", "load", "--scope", "write").splitlines()[-1]
+
+
+# Run in the data set's own manage.py shell: ids printed one per line.
+_DRAW = """
+from recommender.models import EndUser, Item
+users = EndUser.objects.filter(profiles__isnull=False).distinct().order_by("?")
+print("\\n".join(users.values_list("external_id", flat=True)[:{n}]))
+print("--")
+print("\\n".join(Item.objects.filter(is_active=True).values_list("external_id", flat=True)))
+"""
+
+_CLEAN = """
+from recommender import spaces
+from recommender.models import Behaviour
+from recommender.serving import profiles
+events = Behaviour.objects.filter(occurred_at__gte="{since}")
+users = set(events.values_list("user_id", flat=True))
+deleted, _ = events.delete()
+space = spaces.current_space()
+for user_id in users:
+    profiles.save(user_id, space, profiles.recompute(user_id, space))
+print(deleted, len(users))
+"""
+
+
+def draw_catalogue(n: int) -> tuple[list[str], list[str]]:
+    """``n`` random users with profiles, and every active item, of the --data-dir set."""
+    out = manage(DATA, "shell", "-v", "0", "-c", _DRAW.format(n=n))
+    users, items = out.split("\n--\n")
+    return users.split(), items.split()
+
+
+def clean_up(since: str) -> None:
+    """Delete the events posted since ``since`` and recompute the profiles they touched."""
+    out = manage(DATA, "shell", "-v", "0", "-c", _CLEAN.format(since=since))
+    deleted, users = out.split()[-2:]  # the shell may print notices first
+    print(f"removed the {deleted} events this run posted; recomputed {users} users' profiles")
 
 
 def start_servers(args) -> list[testing.Process]:
@@ -173,9 +238,9 @@ def warm_up(args, shopper: dict[str, dict[str, str]]) -> None:
     """Warm every gunicorn worker (model load) before the clock starts."""
     for _ in range(args.workers * 3):
         requests.get(
-            f"{BASE}/users/u-0001/recommendations",
+            f"{BASE}/users/{USERS[0]}/recommendations",
             params={"k": 10},
-            headers=shopper["u-0001"],
+            headers=shopper[USERS[0]],
             timeout=120,
         ).raise_for_status()
 
@@ -304,8 +369,14 @@ def report(args, run: Run) -> None:
     """Print requests, errors, p50/p99 per kind and the throughput."""
     latencies, errors = run.tally.latencies, run.tally.errors
     total = sum(len(v) for v in latencies.values())
+    catalogue = (
+        f"the data set in {args.data_dir} ({len(ITEMS):,} items, {len(USERS):,} of its users)"
+        if args.data_dir is not None
+        else "the demo shop"
+    )
     print(
-        f"{args.clients} clients for {run.wall:.0f}s against gunicorn ({args.workers} workers x "
+        f"{catalogue}: {args.clients} clients for {run.wall:.0f}s against gunicorn "
+        f"({args.workers} workers x "
         f"{args.threads} threads) + 1 Celery worker on 127.0.0.1, "
         f"{'only ' + args.only if args.only else 'the mix'}, list cache "
         f"{args.list_cache} s, list refresh {args.list_refresh} s, prepared statements "
@@ -339,14 +410,22 @@ def report(args, run: Run) -> None:
 
 
 def main() -> None:
+    global DATA
     args = parse_args()
+    if args.data_dir is not None:
+        DATA = args.data_dir.resolve()
     with testing.own_services(DATA):  # stops the servers this run started
-        key = prepare_data()
-        servers = start_servers(args)
-        with testing.running(*servers):
-            shopper = issue_tokens(key)
-            warm_up(args, shopper)
-            run = run_clients(args, shopper, servers)
+        key = prepare_data(args)
+        since = datetime.now(UTC).isoformat()
+        try:
+            servers = start_servers(args)
+            with testing.running(*servers):
+                shopper = issue_tokens(key)
+                warm_up(args, shopper)
+                run = run_clients(args, shopper, servers)
+        finally:
+            if args.data_dir is not None:
+                clean_up(since)
     report(args, run)
 
 
