@@ -1026,23 +1026,24 @@ def rec_path(external_id: str, query: str = "") -> str:
     return f"/api/v1/users/{external_id}/recommendations?k=10{query}"
 
 
+def get_list(port: int, user: str, query: str = "", check=None) -> float:
+    """One GET of ``user``'s list through gunicorn (stops the run unless it answers 200);
+    its seconds. ``check`` sees the decoded answer."""
+    status, body, elapsed = call(port, "GET", rec_path(user, query))
+    if status != 200:
+        raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
+    if check is not None:
+        check(json.loads(body))
+    return elapsed
+
+
 def time_live_recs(
     port: int, users: list[str], warmup: int, query: str = "", check=None
 ) -> list[float]:
     """Sequential GETs through gunicorn; ``check`` sees each decoded answer."""
     for user in users[:warmup]:
-        status, body, _ = call(port, "GET", rec_path(user, query))
-        if status != 200:
-            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
-    times = []
-    for user in users:
-        status, body, elapsed = call(port, "GET", rec_path(user, query))
-        if status != 200:
-            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
-        times.append(elapsed)
-        if check is not None:
-            check(json.loads(body))
-    return times
+        get_list(port, user, query)
+    return [get_list(port, user, query, check) for user in users]
 
 
 def time_client_recs(
@@ -2314,9 +2315,7 @@ def time_ahead(port: int, sample: Sample, users: list[str], query: str = "", che
     pairs = draw_event_pairs(sample)
     recs, posts, lag, late = [], [], [], 0
     for index, user in enumerate(users):
-        status, body, _ = call(port, "GET", rec_path(user, query))
-        if status != 200:
-            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
+        get_list(port, user, query)
         status, body, elapsed = call(
             port, "POST", "/api/v1/behaviours", event_body(user, pairs[index][1])
         )
@@ -2328,12 +2327,7 @@ def time_ahead(port: int, sample: Sample, users: list[str], query: str = "", che
             late += 1
         else:
             lag.append(waited)
-        status, body, elapsed = call(port, "GET", rec_path(user, query))
-        if status != 200:
-            raise SystemExit(f"recommendations answered {status}: {body[:300]!r}")
-        recs.append(elapsed)
-        if check is not None:
-            check(json.loads(body))
+        recs.append(get_list(port, user, query, check))
     return Ahead(recs, posts, lag, late)
 
 

@@ -8,49 +8,23 @@ import time
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from rest_framework.test import APIClient
 
 from recommender import sharedcache
 from recommender.ingest import privacy
 from recommender.models import EndUser, Item, Scenario
 from recommender.serving import list_cache, pipeline
-from recommender.spaces import embedding
+from tests.api.test_list_cache import event, recs, shop  # noqa: F401 - shop: a fixture
 
 API = "/api/v1"
 
 
 @pytest.fixture
-def shop(space, make_items, settings, monkeypatch):
-    settings.RECOMMENDER_LIST_CACHE_SECONDS = 60
+def refreshing(shop, settings, monkeypatch):  # noqa: F811 - the fixture imported above
+    """test_list_cache's shop with lists computed ahead; what the sender thread was given."""
     settings.RECOMMENDER_LIST_REFRESH_SECONDS = 600
-    items = make_items(12)
-    embedding.embed_items(space, [item.pk for item in items])
-    api = APIClient()
-    assert api.post(f"{API}/users", {"id": "u1"}, format="json").status_code == 201
-    assert event(api, items[0], "view").status_code == 201
-    computed = []
-    original = pipeline.recommend
-
-    def counting(request):
-        computed.append(request)
-        return original(request)
-
-    monkeypatch.setattr(pipeline, "recommend", counting)
     sent: list[list[int]] = []
     monkeypatch.setattr(list_cache, "_queue", sent.append)  # the sender thread's input
-    return api, items, computed, sent
-
-
-def event(api, item, kind, **fields):
-    body = {"user": "u1", "item": item.external_id, "kind": kind, **fields}
-    return api.post(f"{API}/behaviours", body, format="json")
-
-
-def recs(api, **params):
-    response = api.get(f"{API}/users/u1/recommendations", {"k": 5, **params})
-    assert response.status_code == 200, response.content
-    body = response.json()
-    return [item["id"] for item in body["items"]], body["recommendation_id"]
+    return (*shop, sent)
 
 
 def user_pk() -> int:
@@ -59,9 +33,9 @@ def user_pk() -> int:
 
 @pytest.mark.django_db
 def test_an_event_has_the_next_list_computed_ahead_and_served_from_the_cache(
-    shop, django_capture_on_commit_callbacks
+    refreshing, django_capture_on_commit_callbacks
 ):
-    api, items, computed, sent = shop
+    api, items, computed, sent = refreshing
     first, _ = recs(api)
     assert len(computed) == 1
     disliked = Item.objects.get(external_id=first[0])
@@ -83,8 +57,8 @@ def test_an_event_has_the_next_list_computed_ahead_and_served_from_the_cache(
 
 
 @pytest.mark.django_db
-def test_each_way_of_asking_is_computed_ahead_but_not_a_next_page_or_free_text(shop):
-    api, items, computed, sent = shop
+def test_each_way_of_asking_is_computed_ahead_but_not_a_next_page_or_free_text(refreshing):
+    api, items, computed, sent = refreshing
     recs(api)
     _, rid = recs(api, diversity=0.5)
     recs(api, recommendation_id=rid)  # the next page of that list: not kept
@@ -101,9 +75,9 @@ def test_each_way_of_asking_is_computed_ahead_but_not_a_next_page_or_free_text(s
 
 @pytest.mark.django_db
 def test_only_users_who_asked_lately_and_events_that_move_the_profile_ask_a_worker(
-    shop, django_capture_on_commit_callbacks
+    refreshing, django_capture_on_commit_callbacks
 ):
-    api, items, computed, sent = shop
+    api, items, computed, sent = refreshing
     with django_capture_on_commit_callbacks(execute=True):
         assert event(api, items[1], "view").status_code == 201  # u1 never asked for a list
     assert sent == []
@@ -123,8 +97,8 @@ def test_only_users_who_asked_lately_and_events_that_move_the_profile_ask_a_work
 
 
 @pytest.mark.django_db
-def test_ways_of_asking_built_before_a_site_change_are_not_computed_again(shop):
-    api, items, computed, sent = shop
+def test_ways_of_asking_built_before_a_site_change_are_not_computed_again(refreshing):
+    api, items, computed, sent = refreshing
     recs(api)
     Scenario.objects.create(name="home")  # changes the site token
     assert event(api, items[1], "like").status_code == 201
@@ -134,8 +108,8 @@ def test_ways_of_asking_built_before_a_site_change_are_not_computed_again(shop):
 
 
 @pytest.mark.django_db
-def test_off_or_forgotten_nothing_is_kept(shop, settings):
-    api, items, computed, sent = shop
+def test_off_or_forgotten_nothing_is_kept(refreshing, settings):
+    api, items, computed, sent = refreshing
     recs(api)
     pk = user_pk()
     assert sharedcache.get(list_cache.SHAPES + str(pk))
@@ -159,8 +133,8 @@ def test_the_setting_without_the_list_cache_is_refused(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_has_the_list_ready_after_an_event(shop, celery_worker, monkeypatch):
-    api, items, computed, sent = shop
+def test_a_real_worker_has_the_list_ready_after_an_event(refreshing, celery_worker, monkeypatch):
+    api, items, computed, sent = refreshing
     monkeypatch.undo()  # the real pipeline, the real broker
     first, _ = recs(api)
     disliked = Item.objects.get(external_id=first[0])
