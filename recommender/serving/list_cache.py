@@ -240,12 +240,20 @@ def _flush() -> None:
     _send(user_ids)
 
 
+# A refresh still queued this long after its event is dropped by the worker: by then the
+# shopper's next request has most likely computed the list itself, and a worker that
+# fell behind catches up instead of computing lists nobody will read.
+REFRESH_EXPIRES = 30  # seconds
+
+
 def _send(user_ids: list[int]) -> None:
     from celery import current_app
 
     for user_id in user_ids:
         try:
-            current_app.send_task(REFRESH_TASK, args=[user_id], retry=False)
+            current_app.send_task(
+                REFRESH_TASK, args=[user_id], retry=False, expires=REFRESH_EXPIRES
+            )
         except Exception:  # the broker is down: the next request computes the list itself
             logger.warning("could not queue the list refresh of user %s", user_id, exc_info=True)
             return

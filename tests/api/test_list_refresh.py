@@ -172,3 +172,24 @@ def test_the_sender_thread_queues_each_user_once_per_burst(monkeypatch):
     while len(sent) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert sent == [[1, 3], [2]]
+
+
+def test_a_refresh_expires_in_the_queue_and_a_broker_outage_costs_no_event(monkeypatch, caplog):
+    from celery import current_app
+
+    queued = []
+    monkeypatch.setattr(current_app, "send_task", lambda *a, **k: queued.append((a, k)))
+    list_cache._send([7])
+    assert queued == [
+        (
+            (list_cache.REFRESH_TASK,),
+            {"args": [7], "retry": False, "expires": list_cache.REFRESH_EXPIRES},
+        )
+    ]
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(current_app, "send_task", down)
+    list_cache._send([7, 8])  # logged, not raised
+    assert "could not queue the list refresh of user 7" in caplog.text
