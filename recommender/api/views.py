@@ -20,7 +20,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender import dbroute, health, shopper_tokens
+from recommender import dbroute, health, shopper_tokens, spaces
 from recommender.api import serializers as s
 from recommender.ingest import events, privacy
 from recommender.ingest.fields import ImportFailed, Row
@@ -247,17 +247,16 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     def similar(self, request, id=None):
         """Items similar to this one (nearest in the active space, and co-occurrence)."""
         item = self.get_object()
-        params = s.SimilarQuerySerializer(data=request.query_params.dict())
-        params.is_valid(raise_exception=True)
-        lang = _lang(request, params.validated_data.get("lang"))
-        scenario = _scenario(params.validated_data.get("scenario"))
+        p = s.validated_query(s.SimilarQuerySerializer, request.query_params.dict())
+        lang = _lang(request, p.get("lang"))
+        scenario = _scenario(p.get("scenario"))
         config, variant = experiments.assign(scenario, None)
-        k = params.validated_data["k"]
+        k = p["k"]
         if config is not None and config.k and "k" not in request.query_params:
             k = min(config.k, s.max_k_explained())
         context = {"item": item.external_id}
         wanted = pipeline.RecommendationRequest(
-            k=k, lang=lang, context=context, **s.rule_request(params.validated_data)
+            k=k, lang=lang, context=context, **s.rule_request(p)
         )
         wanted = scenarios.apply(config, wanted, {"k"})
         results = _served(pipeline.similar_items, item, k, lang=lang, request=wanted)
@@ -266,26 +265,35 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         )
 
 
-def _user_named(external_id: str) -> EndUser | None:
+def _user_named(external_id: str, *, profile_space: int | None = None) -> EndUser | None:
     """The user with this external id, read with one precomposed statement (routed as the
     ORM's reads are): the ORM's query building cost a cached list's answer more than the
-    query itself."""
+    query itself. With ``profile_space``, the same statement reads what the list cache
+    keys a list by (``list_cache.profile_row``): the user's stored profile row there."""
     fields = EndUser._meta.concrete_fields
+    table = EndUser._meta.db_table
+    columns = ", ".join(f"u.{f.column}" for f in fields)
+    params: list = [external_id]
+    if profile_space is not None:
+        columns += ", " + list_cache.PROFILE_COLUMNS
+        joined = f"{table} u LEFT JOIN {list_cache.PROFILE_TABLE} p ON {list_cache.PROFILE_JOIN}"
+        params.insert(0, profile_space)
+    else:
+        joined = f"{table} u"
     db = dbroute.read_connection()
     with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(f.column for f in fields)} FROM {EndUser._meta.db_table} "
-            "WHERE external_id = %s",
-            [external_id],
-        )
+        cursor.execute(f"SELECT {columns} FROM {joined} WHERE u.external_id = %s", params)
         row = cursor.fetchone()
     if row is None:
         return None
     values = [  # what the ORM would convert (the attributes' JSON)
         f.from_db_value(value, None, db) if hasattr(f, "from_db_value") else value
-        for f, value in zip(fields, row, strict=True)
+        for f, value in zip(fields, row, strict=False)
     ]
-    return EndUser.from_db(db.alias, [f.attname for f in fields], values)
+    user = EndUser.from_db(db.alias, [f.attname for f in fields], values)
+    if profile_space is not None:
+        list_cache.read_with(user, profile_space, row[len(fields) :])
+    return user
 
 
 class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
@@ -303,9 +311,14 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     shopper_access = {"retrieve": "url", "recommendations": "url"}
 
     def get_object(self):
-        """The user the URL names (``_user_named``), then the object permissions, as
-        DRF's ``get_object`` does."""
-        user = _user_named(self.kwargs[self.lookup_url_kwarg])
+        """The user the URL names (``_user_named``; for a list the list cache keys, with
+        their profile row in the serving space), then the object permissions, as DRF's
+        ``get_object`` does."""
+        profile_space = None
+        if self.action == "recommendations" and list_cache.enabled():
+            space = spaces.serving_space()
+            profile_space = space.pk if space is not None else None
+        user = _user_named(self.kwargs[self.lookup_url_kwarg], profile_space=profile_space)
         if user is None:
             raise Http404("No EndUser matches the given query.")
         self.check_object_permissions(self.request, user)
@@ -379,9 +392,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     def recommendations(self, request, id=None):
         """A ranked, diverse, explained list for this user (free-text intent in ``q``)."""
         user = self.get_object()
-        params = s.RecommendationQuerySerializer(data=request.query_params.dict())
-        params.is_valid(raise_exception=True)
-        p = params.validated_data
+        p = s.validated_query(s.RecommendationQuerySerializer, request.query_params.dict())
         lang = _lang(request, p.get("lang"))
         ranges = {}
         if p.get("price_min") is not None or p.get("price_max") is not None:
@@ -421,7 +432,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         if results is None:
             results = _served(pipeline.recommend, wanted)
             if kept_as is not None:
-                list_cache.put(kept_as, results, token)
+                list_cache.put(kept_as, results, token, wanted.lang)
                 list_cache.remember(
                     wanted, scenario=scenario.name if scenario else "", variant=variant, token=token
                 )
@@ -558,9 +569,7 @@ class SearchView(APIView):
 
     @extend_schema(parameters=[s.SearchQuerySerializer], responses=s.RecommendationListSerializer)
     def get(self, request):
-        params = s.SearchQuerySerializer(data=request.query_params.dict())
-        params.is_valid(raise_exception=True)
-        p = params.validated_data
+        p = s.validated_query(s.SearchQuerySerializer, request.query_params.dict())
         user = None
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])

@@ -111,3 +111,58 @@ def test_off_by_default_every_request_runs_the_pipeline(shop, settings):
     recs(api)
     recs(api)
     assert len(computed) == 2
+
+
+def test_a_repeat_answers_what_the_fresh_list_did_from_kept_plain_data(shop, settings):
+    api, items, computed = shop
+    item = items[3]
+    item.translations = {"en": {"title": "Down jacket 3"}}
+    item.attributes = {"price": 120, "cost": 80}
+    item.save()
+    settings.RECOMMENDER_PUBLIC_ATTRIBUTES = ["price"]
+
+    def body():
+        response = api.get(f"{API}/users/u1/recommendations", {"k": 12, "lang": "en"})
+        assert response.status_code == 200, response.content
+        data = response.json()
+        data.pop("recommendation_id")
+        return data
+
+    fresh = body()
+    assert {"id": "sku-3", "title": "Down jacket 3"}.items() <= next(
+        i for i in fresh["items"] if i["id"] == "sku-3"
+    ).items()
+    assert body() == fresh and len(computed) == 1
+    # Which attributes a list shows is decided when it is served, not when it was kept.
+    settings.RECOMMENDER_PUBLIC_ATTRIBUTES = []
+    again = body()
+    assert len(computed) == 1
+    assert all(shown["attributes"] == {} for shown in again["items"])
+    # What is kept is plain data: no item rows, no ranking features.
+    kept_keys = [key for key in cache_keys() if key.startswith(list_cache.PREFIX)]
+    assert len(kept_keys) == 1
+    _, kept = list_cache.sharedcache.get(kept_keys[0])
+    assert kept and all(isinstance(r.item, list_cache.ShownItem) for r in kept)
+    assert all(r.features == {} for r in kept)
+
+
+def cache_keys() -> list[str]:
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=False)
+    prefix = cache.make_key("")
+    return [key.decode()[len(prefix) :] for key in client.keys(prefix + "*")]
+
+
+def test_a_kept_answer_reads_the_user_and_their_profile_row_in_one_statement(shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api, items, computed = shop
+    recs(api)
+    with CaptureQueriesContext(connection) as captured:
+        recs(api)
+    assert len(computed) == 1
+    profile_reads = [q["sql"] for q in captured if "recommender_userprofile" in q["sql"]]
+    assert len(profile_reads) == 1, profile_reads
+    assert "recommender_enduser" in profile_reads[0]

@@ -49,3 +49,36 @@ def test_the_list_answer_matches_its_documented_serializer(space, explained, mak
         "items": results,
     }
     assert direct == serializers.RecommendationListSerializer(payload).data
+
+
+def test_a_reused_query_serializer_keeps_nothing_of_the_query_before():
+    import threading
+
+    from rest_framework.exceptions import ValidationError
+
+    from recommender.api import serializers
+
+    query = serializers.RecommendationQuerySerializer
+    assert serializers.validated_query(query, {"k": "3", "q": "外套"})["q"] == "外套"
+    with pytest.raises(ValidationError) as refused:
+        serializers.validated_query(query, {"k": "0", "diversity": "2"})
+    assert set(refused.value.detail) == {"k", "diversity"}
+    after = serializers.validated_query(query, {})
+    assert after["k"] == 10 and "q" not in after and after["diversity"] == 0.0
+    with pytest.raises(ValidationError) as unknown:
+        serializers.validated_query(query, {"kk": "1"})
+    assert set(unknown.value.detail) == {"kk"}
+    # Each thread validates with its own serializer.
+    mine = serializers._query_serializers.__dict__[query]
+    theirs = []
+    thread = threading.Thread(
+        target=lambda: theirs.append(
+            (
+                serializers.validated_query(query, {"k": "7"})["k"],
+                serializers._query_serializers.__dict__[query],
+            )
+        )
+    )
+    thread.start()
+    thread.join()
+    assert theirs[0][0] == 7 and theirs[0][1] is not mine
