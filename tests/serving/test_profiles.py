@@ -31,3 +31,22 @@ def test_an_event_folds_the_items_vector_into_an_existing_profile(space, make_it
     exact = profiles.recompute(user.pk, space)
     assert incremental.events == exact.events == 2
     np.testing.assert_allclose(incremental.item_sum, exact.item_sum, rtol=1e-5, atol=1e-6)
+
+
+def test_every_stored_column_of_an_event_update_equals_a_recompute(space, make_items):
+    items = make_items(2)
+    embedding.embed_items(space, [item.pk for item in items])
+    events.record_event(events.EventInput(user="u", item="sku-0", kind="like"))
+    before = UserProfile.objects.get(user__external_id="u", space=space).updated_at
+    events.record_event(events.EventInput(user="u", kind="search", text="长款羽绒服"))
+    events.record_event(events.EventInput(user="u", item="sku-1", kind="rating", value=4.0))
+    user = EndUser.objects.get(external_id="u")
+    stored = UserProfile.objects.get(user=user, space=space)
+    exact = profiles.recompute(user.pk, space)
+    assert stored.events == exact.events == 3 and stored.updated_at > before
+    assert (stored.rating_sum, stored.rating_count) == (exact.rating_sum, exact.rating_count)
+    assert stored.ref_time == exact.ref_time
+    for name in ("item_sum", "text_sum"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(stored, name)), getattr(exact, name), rtol=1e-5, atol=1e-6
+        )
