@@ -475,20 +475,21 @@ class RecommendationQuerySerializer(RuleFields, StrictSerializer):
         return attrs
 
 
-# One serializer of each query class per thread (``validated_query``).
-_query_serializers = threading.local()
+# One serializer of each input class per thread (``validated_input``).
+_input_serializers = threading.local()
 
 
-def validated_query(serializer_class: type[serializers.Serializer], data: Mapping) -> dict:
+def validated_input(serializer_class: type[serializers.Serializer], data) -> dict:
     """``serializer_class(data=data)``'s validated data, or a 400 (``ValidationError``) with
-    each field's reason, as ``is_valid(raise_exception=True)`` gives.
+    each field's reason, as ``is_valid(raise_exception=True)`` gives; for serializers that
+    only read input (no instance, no context): a query string, an event.
 
     DRF deep-copies every declared field for each new serializer, which re-runs each
     field's ``__init__``: 0.5 ms of a kept list's ~6 ms for the recommendation query's 19
-    fields (measured with py-spy on a gunicorn worker). A query serializer keeps nothing
+    fields (measured with py-spy on a gunicorn worker). Such a serializer keeps nothing
     between two validations but their results, so each thread keeps one serializer of
     each class, with its bound fields, and clears those results before the next."""
-    kept = _query_serializers.__dict__
+    kept = _input_serializers.__dict__
     serializer = kept.get(serializer_class)
     if serializer is None:
         serializer = kept[serializer_class] = serializer_class(data=data)

@@ -247,7 +247,7 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     def similar(self, request, id=None):
         """Items similar to this one (nearest in the active space, and co-occurrence)."""
         item = self.get_object()
-        p = s.validated_query(s.SimilarQuerySerializer, request.query_params.dict())
+        p = s.validated_input(s.SimilarQuerySerializer, request.query_params.dict())
         lang = _lang(request, p.get("lang"))
         scenario = _scenario(p.get("scenario"))
         config, variant = experiments.assign(scenario, None)
@@ -392,7 +392,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
     def recommendations(self, request, id=None):
         """A ranked, diverse, explained list for this user (free-text intent in ``q``)."""
         user = self.get_object()
-        p = s.validated_query(s.RecommendationQuerySerializer, request.query_params.dict())
+        p = s.validated_input(s.RecommendationQuerySerializer, request.query_params.dict())
         lang = _lang(request, p.get("lang"))
         ranges = {}
         if p.get("price_min") is not None or p.get("price_max") is not None:
@@ -517,10 +517,9 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def create(self, request, *args, **kwargs):
         """Record one event (idempotent per user by ``event_id``); the profile updates at
         once. A repeat answers 200 with the stored event, or 409 if its payload differs."""
-        data = s.BehaviourInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = s.validated_input(s.BehaviourInputSerializer, request.data)
         try:
-            recorded = events.record_event(events.EventInput(**data.validated_data))
+            recorded = events.record_event(events.EventInput(**data))
         except events.UnknownItem as exc:
             raise ValidationError({"item": [str(exc)]}) from None
         except events.EventConflict as exc:
@@ -569,7 +568,7 @@ class SearchView(APIView):
 
     @extend_schema(parameters=[s.SearchQuerySerializer], responses=s.RecommendationListSerializer)
     def get(self, request):
-        p = s.validated_query(s.SearchQuerySerializer, request.query_params.dict())
+        p = s.validated_input(s.SearchQuerySerializer, request.query_params.dict())
         user = None
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])

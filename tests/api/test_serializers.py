@@ -59,23 +59,23 @@ def test_a_reused_query_serializer_keeps_nothing_of_the_query_before():
     from recommender.api import serializers
 
     query = serializers.RecommendationQuerySerializer
-    assert serializers.validated_query(query, {"k": "3", "q": "外套"})["q"] == "外套"
+    assert serializers.validated_input(query, {"k": "3", "q": "外套"})["q"] == "外套"
     with pytest.raises(ValidationError) as refused:
-        serializers.validated_query(query, {"k": "0", "diversity": "2"})
+        serializers.validated_input(query, {"k": "0", "diversity": "2"})
     assert set(refused.value.detail) == {"k", "diversity"}
-    after = serializers.validated_query(query, {})
+    after = serializers.validated_input(query, {})
     assert after["k"] == 10 and "q" not in after and after["diversity"] == 0.0
     with pytest.raises(ValidationError) as unknown:
-        serializers.validated_query(query, {"kk": "1"})
+        serializers.validated_input(query, {"kk": "1"})
     assert set(unknown.value.detail) == {"kk"}
     # Each thread validates with its own serializer.
-    mine = serializers._query_serializers.__dict__[query]
+    mine = serializers._input_serializers.__dict__[query]
     theirs = []
     thread = threading.Thread(
         target=lambda: theirs.append(
             (
-                serializers.validated_query(query, {"k": "7"})["k"],
-                serializers._query_serializers.__dict__[query],
+                serializers.validated_input(query, {"k": "7"})["k"],
+                serializers._input_serializers.__dict__[query],
             )
         )
     )
