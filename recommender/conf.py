@@ -280,6 +280,14 @@ SETTINGS: tuple[Setting, ...] = (
         "profile (docs/performance.md has both measured)",
     ),
     Setting(
+        "IN_PROCESS_SEARCH_ITEMS",
+        2000,
+        int,
+        "while a space holds at most this many vectors, each process keeps them in memory "
+        "and searches them exactly there instead of in SQL (unless a request narrows the "
+        "items); 0: always in SQL",
+    ),
+    Setting(
         "CANDIDATES_PER_SOURCE",
         50,
         int,

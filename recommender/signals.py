@@ -16,6 +16,7 @@ from recommender.models import (
     Experiment,
     Item,
     ItemAttribute,
+    ItemVector,
     Promotion,
     Scenario,
     Variant,
@@ -79,6 +80,18 @@ def index_declared_attributes(sender, app_config=None, using="default", **kwargs
                 cursor.execute(statement)
     except DatabaseError:  # migrated backwards, before the attribute functions existed
         logging.getLogger(__name__).warning("attribute indexes not built", exc_info=True)
+
+
+@receiver(post_save, sender=Item, dispatch_uid="recommender.catalogue_item_saved")
+@receiver(post_delete, sender=Item, dispatch_uid="recommender.catalogue_item_deleted")
+@receiver(post_save, sender=ItemVector, dispatch_uid="recommender.catalogue_vector_saved")
+@receiver(post_delete, sender=ItemVector, dispatch_uid="recommender.catalogue_vector_deleted")
+def catalogue_changed(sender, **kwargs) -> None:
+    """What processes keep of a small catalogue (``serving.memory_search``) is read again."""
+    from recommender import spaces
+
+    if conf.IN_PROCESS_SEARCH_ITEMS > 0:
+        spaces.catalogue_changed()
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.lists_item_saved")

@@ -124,9 +124,10 @@ def _fresh_cache():
     cache.clear()
     spaces.spaces_changed()
     attributes._cached = None
-    from recommender.serving import scenarios, segmentation
+    from recommender.serving import memory_search, scenarios, segmentation
 
     scenarios.changed()  # a rolled-back test's scenarios sent no signal
+    memory_search._snapshots.clear()  # nor its items
     segmentation._shared_retry_at = 0.0  # a test with the cache down leaves a back-off
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
+from recommender import spaces
 from recommender.ingest import limits
 from recommender.ingest.fields import (
     BATCH_SIZE,
@@ -228,6 +229,7 @@ def import_items(
         # (another process may have kept one from the old rows in between).
         list_cache.changed()
         transaction.on_commit(list_cache.changed)
+        spaces.catalogue_changed()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -22,6 +22,7 @@ from recommender.serving import (
     context_features,
     explain,
     helper_connection,
+    memory_search,
     profiles,
 )
 from recommender.serving.cooccurrence import cooccurrence_candidates
@@ -283,14 +284,19 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         exclusion = HistoryExclusion(
             request.user.pk, seen=request.exclude_seen and not search_mode, before=request.as_of
         )
-    nearest = helper_connection.start(
-        _nearest,
-        space,
-        searches,
-        replace(filters, exclude_ids=set(filters.exclude_ids)),  # this thread adds to its own
-        exclusion,
-        cosine,
-    )
+    # A small catalogue is searched in this process's memory instead, exactly, once the
+    # user's history is known (``memory_search``).
+    in_memory = memory_search.snapshot_for(space, filters, request.as_of) if searches else None
+    nearest = None
+    if in_memory is None:
+        nearest = helper_connection.start(
+            _nearest,
+            space,
+            searches,
+            replace(filters, exclude_ids=set(filters.exclude_ids)),  # this thread adds to its own
+            exclusion,
+            cosine,
+        )
 
     history = History.load(request.user, request.as_of, request.forget)
     filters.exclude_ids |= history.disliked
@@ -344,15 +350,34 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     else:
         trend = ScoreTable()
     found = [entry for entry in found if wanted is None or entry[0] in wanted]
+    remembered: list[tuple[str, list[int]]] = []
+    if in_memory is not None:
+        # Left out as the SQL search leaves them out: the request's exclusions, what the
+        # user disliked and (unless searching or asked otherwise) what they touched.
+        nearest_ids = in_memory.search(
+            [search for _, search in searches],
+            filters.exclude_ids,
+            recommendable=filters.recommendable,
+            now=now,
+        )
+        remembered = [(source, ids) for (source, _), ids in zip(searches, nearest_ids, strict=True)]
 
-    # The business filters once more on those (cached tables may be a minute old), with
-    # their cosine features, in one round trip.
-    rows = candidate_rows(space, list({entry[1] for entry in found}), filters, cosine)
+    # The business filters once more on those (cached tables may be a minute old, a
+    # snapshot a moment old), with their cosine features, in one round trip.
+    rows = candidate_rows(
+        space,
+        list({entry[1] for entry in found} | {i for _, ids in remembered for i in ids}),
+        filters,
+        cosine,
+    )
     # Still waiting for the search: fetch what explanations will need.
     # Only their vectors: the few a reason names are read with the list's own items.
     anchor_ids = _anchor_ids(history, request) if request.explain else []
     anchor_vectors = item_vectors(space, anchor_ids)
-    hits = nearest.result()  # these passed the filters in their own SQL
+    if nearest is not None:
+        hits = nearest.result()  # these passed the filters in their own SQL
+    else:
+        hits = [(source, [rows[i] for i in ids if i in rows]) for source, ids in remembered]
     cold = profile_vector is None and query_vector is None and not search_mode
     if cold and (wanted is None or "new" in wanted):
         # Nothing to search by (a cold start): the newest items are a source too.

@@ -253,6 +253,22 @@ def current_space() -> EncoderSpace | None:
 # only when a space is saved or deleted, so each process keeps it, checked at most every
 # CHECK_S seconds against a version token in the shared cache that every save bumps. A
 # switch made in this process is seen at once, one made elsewhere within CHECK_S.
+# Bumped whenever items or their vectors change (``catalogue_changed``): what a process
+# keeps of a small catalogue (``serving.memory_search``) is read again after it.
+CATALOGUE_VERSION_KEY = "recommender:catalogue-version"
+
+
+def catalogue_changed(**_kwargs) -> None:
+    """Items or their vectors changed: what a process keeps of them is read again (now,
+    and once more after the transaction commits, as another process may read the old rows
+    in between). A signal receiver too."""
+    sharedcache.set(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(
+            lambda: sharedcache.set(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None)
+        )
+
+
 _VERSION_KEY = "recsite:spaces-version"
 CHECK_S = 1.0
 _served: tuple[str, EncoderSpace | None] | None = None

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from encoders.registry import get_encoder
 from recommender.models import EncoderSpace, Item, ItemVector
-from recommender.spaces import TranslatedText, vector_io
+from recommender.spaces import TranslatedText, catalogue_changed, vector_io
 
 EMBED_BATCH = 256
 # How long a user text's vector stays in the shared cache. Longer than the periodic profile
@@ -174,6 +174,7 @@ def store_vectors(space: EncoderSpace, items: Sequence[Item], vectors: np.ndarra
             [items[i].text_hash for i in keep],
         ],
     )
+    catalogue_changed()
 
 
 def batches(ids: Iterable[int], size: int = EMBED_BATCH) -> Iterable[list[int]]:

@@ -11,10 +11,13 @@ from recommender.spaces import embedding
 
 
 @pytest.fixture
-def committed_shop(transactional_db, space, make_items):
+def committed_shop(transactional_db, space, make_items, settings):
     """A small shop whose rows are committed (so a second connection sees them), and a
-    spy on the nearest-neighbour searches reporting which server process ran them."""
+    spy on the nearest-neighbour searches reporting which server process ran them. Its
+    searches go to SQL, as a catalogue above ``RECOMMENDER_IN_PROCESS_SEARCH_ITEMS``."""
     from recommender.serving import helper_connection
+
+    settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = 0
 
     items = make_items(60)
     for i, item in enumerate(items):

@@ -83,6 +83,7 @@ def test_the_searches_around_recent_items_are_narrow_and_the_profiles_full(
     from recommender.serving import nearest
 
     assert nearest.ef_search(10, 100) == 100 and nearest.ef_search(100, 100) == 200
+    settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = 0  # searched in SQL, as a large catalogue
     items, user, _ = _shop(space, make_items)
     asked = []
     original = candidates.nearest_searches
