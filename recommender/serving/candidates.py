@@ -215,6 +215,18 @@ class Pool:
     # The co-occurrence candidates' terms (item → seed → score × seed weight), read when
     # the request explains (``cooccurrence_candidates``' ``parts``).
     cooccurrence_parts: dict[int, dict[int, float]] = field(default_factory=dict)
+    # The small catalogue's vectors this request searched in memory (None: in SQL).
+    in_memory: memory_search.Snapshot | None = None
+
+    def vectors_of(self, ids) -> dict[int, np.ndarray]:
+        """Stored vectors of ``ids`` in the pool's space: from the snapshot the request
+        searched when it holds them, else read."""
+        ids = list(ids)
+        found = self.in_memory.vectors(ids) if self.in_memory is not None else {}
+        missing = [item_id for item_id in ids if item_id not in found]
+        if missing:
+            found.update(item_vectors(self.space, missing))
+        return found
 
 
 def candidate_pool(request: RecommendationRequest) -> Pool:
@@ -373,7 +385,8 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     # Still waiting for the search: fetch what explanations will need.
     # Only their vectors: the few a reason names are read with the list's own items.
     anchor_ids = _anchor_ids(history, request) if request.explain else []
-    anchor_vectors = item_vectors(space, anchor_ids)
+    anchor_vectors = in_memory.vectors(anchor_ids) if in_memory is not None else {}
+    anchor_vectors.update(item_vectors(space, [i for i in anchor_ids if i not in anchor_vectors]))
     if nearest is not None:
         hits = nearest.result()  # these passed the filters in their own SQL
     else:
@@ -434,6 +447,7 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         profile_state,
         kept_seeds if seeds is not None else None,
         cooccurrence_parts,
+        in_memory,
     )
 
 

@@ -16,10 +16,14 @@ replaces).
 The ids found this way still pass the request's filters and get their cosine features in
 SQL, in the statement every other source's candidates go through
 (``nearest.candidate_rows``), so a snapshot that is a moment old can offer an item that
-was switched off since, never serve one. It is kept while a version in the shared cache
-holds (``spaces.catalogue_changed``: every item save or delete, item imports, vectors
-written) and for at most ``MAX_AGE`` seconds (bulk ``UPDATE``s of items send no signal).
-A catalogue above the limit is counted again once per ``MAX_AGE``, by a bounded query.
+was switched off since, never serve one. It is read again when a version in the shared
+cache moves (``spaces.catalogue_changed``: every item or vector saved or deleted, item
+imports, vectors written by the embedding workers), at most once a ``RELOAD_EVERY`` for
+changes made by other processes (a shop that saves items all the time must not have every
+request read its catalogue; this process's own changes count at once), and after
+``MAX_AGE`` seconds in any case (bulk ``UPDATE``s of items send no signal). A catalogue
+above the limit is counted again once per ``MAX_AGE``, by a bounded query. The stored
+vectors come along, for the explanations (``candidates.Pool.vectors_of``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from recommender.spaces import vector_io
 
 VERSION_KEY = spaces.CATALOGUE_VERSION_KEY
 MAX_AGE = 60.0  # seconds a snapshot is kept at most, whatever the version says
+RELOAD_EVERY = 1.0  # seconds between two reads for changes made in other processes
 _NEVER = np.float64(np.inf)
 
 
@@ -55,6 +60,7 @@ class Snapshot:
 
     version: str | None
     loaded_at: float
+    local: int  # ``spaces.catalogue_changes()`` when it was read
     ids: np.ndarray | None = None  # item ids, int64
     unit: np.ndarray | None = None  # (n, d) float32, each row its vector / its norm (0: none)
     active: np.ndarray | None = None  # bool: is_active
@@ -62,6 +68,20 @@ class Snapshot:
     opens: np.ndarray | None = None  # available_from as epoch seconds, -inf when none
     closes: np.ndarray | None = None  # available_until as epoch seconds, +inf when none
     pointing: np.ndarray | None = None  # bool: the vector is not zero
+    stored: np.ndarray | None = None  # (n, d) float32, the vectors as stored
+    rows: dict[int, int] | None = None  # item id → its row
+
+    def vectors(self, ids) -> dict[int, np.ndarray]:
+        """The stored vectors of those of ``ids`` the snapshot holds (copies), as
+        ``profiles.item_vectors`` reads them."""
+        if self.rows is None:
+            return {}
+        found = {}
+        for item_id in ids:
+            row = self.rows.get(item_id)
+            if row is not None:
+                found[item_id] = self.stored[row].copy()
+        return found
 
     def search(
         self,
@@ -123,15 +143,27 @@ def snapshot_for(space: EncoderSpace | None, filters: Filters, as_of) -> Snapsho
         return None
     version = sharedcache.get(VERSION_KEY)
     now = time.monotonic()
+    local = spaces.catalogue_changes()
     kept = _snapshots.get(space.pk)
-    if kept is None or kept.version != version or now - kept.loaded_at >= MAX_AGE:
-        kept = _load(space, most, version, now)
+    if (
+        kept is None
+        or now - kept.loaded_at >= MAX_AGE
+        or kept.local != local
+        or (
+            # A change made elsewhere, read again at most once a RELOAD_EVERY: a shop saving
+            # items all the time must not have each request read its catalogue. Meanwhile
+            # the snapshot may offer an item switched off since (never served: see above)
+            # and miss one added since, for at most that long.
+            kept.version != version and now - kept.loaded_at >= RELOAD_EVERY
+        )
+    ):
+        kept = _load(space, most, version, now, local)
         with _lock:
             _snapshots[space.pk] = kept
     return kept if kept.ids is not None else None
 
 
-def _load(space: EncoderSpace, most: int, version: str | None, now: float) -> Snapshot:
+def _load(space: EncoderSpace, most: int, version: str | None, now: float, local: int) -> Snapshot:
     """The space's snapshot read from the database (a bounded count first)."""
     vectors, items = ItemVector._meta.db_table, Item._meta.db_table
     db = dbroute.read_connection()
@@ -142,7 +174,7 @@ def _load(space: EncoderSpace, most: int, version: str | None, now: float) -> Sn
         )
         (count,) = cursor.fetchone()
     if count > most:
-        return Snapshot(version, now)
+        return Snapshot(version, now, local)
     rows = vector_io.fetch(
         f"SELECT v.item_id, v.embedding, i.is_active, i.is_hidden, i.available_from, "
         f"i.available_until FROM {vectors} v JOIN {items} i ON i.id = v.item_id "
@@ -151,18 +183,21 @@ def _load(space: EncoderSpace, most: int, version: str | None, now: float) -> Sn
         using=db,
     )
     if not rows:
-        return Snapshot(version, now, np.zeros(0, dtype=np.int64))
+        return Snapshot(version, now, local, np.zeros(0, dtype=np.int64))
     matrix = np.stack([vector_io.decode(row[1]) for row in rows])
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 1e-12)
     return Snapshot(
         version,
         now,
+        local,
         ids=np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)),
-        unit=unit.astype(np.float32),
+        unit=unit,
         active=np.fromiter((row[2] for row in rows), dtype=bool, count=len(rows)),
         hidden=np.fromiter((row[3] for row in rows), dtype=bool, count=len(rows)),
         opens=np.array([-_NEVER if row[4] is None else row[4].timestamp() for row in rows]),
         closes=np.array([_NEVER if row[5] is None else row[5].timestamp() for row in rows]),
         pointing=norms[:, 0] > 1e-12,
+        stored=matrix,
+        rows={int(row[0]): position for position, row in enumerate(rows)},
     )

@@ -114,7 +114,7 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
         # (``_faithful``) re-scores them.
         head = sorted(pool, key=lambda c: -c.score)[: k + HEAD_MARGIN]
         needed = dict.fromkeys(c.item_id for c in [*chosen, *head] if c.item_id not in vectors)
-        vectors.update(item_vectors(found.space, list(needed)))
+        vectors.update(found.vectors_of(needed))
         anchors, closest = anchors_of(chosen, found.anchor_ids, found.history, vectors)
     listed = [c.item_id for c in chosen]
     items, _ = load_items(listed + [i for i in anchors if i not in set(listed)])
@@ -237,7 +237,7 @@ def _faithful(strong, request, found, pool, vectors) -> set[tuple[int, int]]:
     anchor_ids = {anchor for anchor, _ in strong}
     needed = [c.item_id for c in ranked if c.item_id not in vectors]
     needed += [a for a in anchor_ids if a not in vectors]
-    vectors = {**vectors, **item_vectors(found.space, needed)}
+    vectors = {**vectors, **found.vectors_of(needed)}
     state = None
     weights: dict[int, float] = {}
     if request.user is not None and found.space is not None:

@@ -258,10 +258,20 @@ def current_space() -> EncoderSpace | None:
 CATALOGUE_VERSION_KEY = "recommender:catalogue-version"
 
 
+_catalogue_changes = 0  # made by this process (its own changes show at once)
+
+
+def catalogue_changes() -> int:
+    """How many times this process changed items or their vectors."""
+    return _catalogue_changes
+
+
 def catalogue_changed(**_kwargs) -> None:
     """Items or their vectors changed: what a process keeps of them is read again (now,
     and once more after the transaction commits, as another process may read the old rows
     in between). A signal receiver too."""
+    global _catalogue_changes
+    _catalogue_changes += 1
     sharedcache.set(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None)
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(

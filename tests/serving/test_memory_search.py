@@ -114,6 +114,7 @@ def test_ties_are_broken_by_id_and_zero_vectors_are_never_neighbours():
     snapshot = memory_search.Snapshot(
         version=None,
         loaded_at=0.0,
+        local=0,
         ids=np.array([9, 4, 7, 2], dtype=np.int64),
         unit=np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32),
         active=np.ones(4, bool),
@@ -127,3 +128,52 @@ def test_ties_are_broken_by_id_and_zero_vectors_are_never_neighbours():
     assert found == [4, 9, 7]
     (found,) = snapshot.search([search], {4}, recommendable=True, now=timezone.now())
     assert found == [9, 7]
+
+
+def test_an_explained_list_is_the_same_and_reads_no_vector_in_sql(shop, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender.serving import pipeline
+
+    items, user = shop
+
+    def served(limit):
+        settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = limit
+        memory_search._snapshots.clear()
+        pipeline.recommend(RecommendationRequest(user=user, k=6))  # loads the snapshot
+        with CaptureQueriesContext(connection) as captured:
+            results = pipeline.recommend(RecommendationRequest(user=user, k=6))
+        listed = [(r.item.pk, round(r.score, 5), r.reason and r.reason.text) for r in results]
+        return listed, [q["sql"] for q in captured]
+
+    in_sql, sql_statements = served(0)
+    in_memory, memory_statements = served(2000)
+    assert in_memory == in_sql and len(in_memory) == 6
+    assert any("hnsw.ef_search" in sql for sql in sql_statements)
+    assert any(sql.startswith("SELECT item_id, embedding FROM") for sql in sql_statements)
+    vector_reads = [
+        sql
+        for sql in memory_statements
+        if "hnsw.ef_search" in sql or sql.startswith("SELECT item_id, embedding FROM")
+    ]
+    assert not vector_reads
+
+
+def test_changes_made_elsewhere_are_read_again_at_most_once_a_reload_interval(
+    shop, space, settings, monkeypatch
+):
+    from recommender import sharedcache, spaces
+
+    settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = 2000
+    first = memory_search.snapshot_for(space, Filters(), None)
+    # Another process saved an item: the version moves, this process's count does not.
+    sharedcache.set(spaces.CATALOGUE_VERSION_KEY, "elsewhere", None)
+    assert memory_search.snapshot_for(space, Filters(), None) is first
+    monkeypatch.setattr(memory_search, "RELOAD_EVERY", 0.0)
+    assert memory_search.snapshot_for(space, Filters(), None) is not first
+    # This process's own change counts at once.
+    monkeypatch.setattr(memory_search, "RELOAD_EVERY", 3600.0)
+    second = memory_search.snapshot_for(space, Filters(), None)
+    spaces.catalogue_changed()
+    assert memory_search.snapshot_for(space, Filters(), None) is not second
