@@ -4,7 +4,7 @@ data set: index size, build time, bare top-10 latency and recall@10 against exac
 Run by hand, after ``benchmarks/serving.py`` has built its data set (this script never
 builds it):
     .venv/bin/python benchmarks/halfvec.py [--queries 200] [--seed 0]
-        [--maintenance-work-mem 1GB] [--keep-servers]
+        [--maintenance-work-mem 1GB] [--data-dir .recsite/bench-serving] [--keep-servers]
 
 Uses the embedded PostgreSQL and Redis of ``.recsite/bench-serving`` (100,000 items x 384 d
 in the active ``bench-serving`` space) with DEBUG=0 unless DEBUG is given; it migrates that
@@ -73,8 +73,17 @@ def parse_args() -> argparse.Namespace:
         default="1GB",
         help="for the index builds (serving.py's default: the graph must fit)",
     )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="the data set serving.py built (e.g. .recsite/bench-serving-1m; give its "
+        "--maintenance-work-mem too, 6GB for 1M items of 384 d)",
+    )
     parser.add_argument("--keep-servers", action="store_true")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.data_dir = args.data_dir.resolve()
+    return args
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -358,21 +367,22 @@ def report(result: dict, efs: Sequence[int]) -> None:
 
 def main() -> None:
     args = parse_args()
+    data_dir = args.data_dir
     # Here, not at import: benchmarks/serving.py imports this module for --halfvec after
     # pointing the process at its own --data-dir.
-    testing.use_data_dir(DATA_DIR, DEBUG="0", SECRET_KEY="bench-halfvec-not-a-secret")
+    testing.use_data_dir(data_dir, DEBUG="0", SECRET_KEY="bench-halfvec-not-a-secret")
     if os.environ.get("DATABASE_URL") or os.environ.get("CELERY_BROKER_URL"):
         raise SystemExit(
             "unset DATABASE_URL and CELERY_BROKER_URL: this benchmark uses the embedded "
-            "servers of .recsite/bench-serving"
+            f"servers of {data_dir}"
         )
-    if not (DATA_DIR / "dataset.json").exists():
+    if not (data_dir / "dataset.json").exists():
         raise SystemExit(
-            "no serving data set in .recsite/bench-serving: build it first with "
+            f"no serving data set in {data_dir}: build it first with "
             "`.venv/bin/python benchmarks/serving.py` (this benchmark does not build it)"
         )
     efs = (40, 1000)
-    with testing.own_services(DATA_DIR, keep=args.keep_servers):
+    with testing.own_services(data_dir, keep=args.keep_servers):
         import django
 
         django.setup()
@@ -389,7 +399,7 @@ def main() -> None:
                     "the serving data set is incomplete (no active bench-serving space with "
                     "vectors): rebuild it with `benchmarks/serving.py --rebuild`"
                 )
-            marker = json.loads((DATA_DIR / "dataset.json").read_text())
+            marker = json.loads((data_dir / "dataset.json").read_text())
             print(f"data set built {marker.get('built_at')}")
             print(describe(space, args.maintenance_work_mem))
             print(f"load average at start: {load()}")
