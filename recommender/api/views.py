@@ -546,9 +546,8 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def batch(self, request):
         """Record up to 5,000 events, all or nothing; a repeated (user, event_id) counts
         once, events of recently forgotten users are skipped."""
-        data = s.BehaviourBatchSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        batch = [events.EventInput(**event) for event in data.validated_data["events"]]
+        data = s.validated_input(s.BehaviourBatchSerializer, request.data)
+        batch = [events.EventInput(**event) for event in data["events"]]
         try:
             result = events.record_events(batch)
         except events.UnknownItem as exc:
@@ -596,9 +595,7 @@ class SessionRecommendationView(APIView):
         request=s.SessionRecommendationSerializer, responses=s.RecommendationListSerializer
     )
     def post(self, request):
-        data = s.SessionRecommendationSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        p = data.validated_data
+        p = s.validated_input(s.SessionRecommendationSerializer, request.data)
         user = None
         if p.get("user"):
             user = get_object_or_404(EndUser, external_id=p["user"])

@@ -82,3 +82,22 @@ def test_a_reused_query_serializer_keeps_nothing_of_the_query_before():
     thread.start()
     thread.join()
     assert theirs[0][0] == 7 and theirs[0][1] is not mine
+
+
+def test_a_reused_batch_serializer_reports_each_batchs_own_errors():
+    from rest_framework.exceptions import ValidationError
+
+    from recommender.api import serializers
+
+    batch = serializers.BehaviourBatchSerializer
+    good = {"events": [{"user": "u", "item": "sku-1", "kind": "view"}]}
+    assert serializers.validated_input(batch, good)["events"][0]["kind"] == "view"
+    with pytest.raises(ValidationError) as refused:
+        serializers.validated_input(
+            batch, {"events": [{"user": "u", "item": "sku-1", "kind": "view"}, {"user": "u"}]}
+        )
+    assert set(refused.value.detail["events"][1]) == {"kind"}
+    again = serializers.validated_input(
+        batch, {"events": [{"user": "v", "kind": "search", "text": "衣"}]}
+    )
+    assert [(e["user"], e["kind"]) for e in again["events"]] == [("v", "search")]
