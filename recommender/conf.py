@@ -281,7 +281,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "IN_PROCESS_SEARCH_ITEMS",
-        2000,
+        5000,
         int,
         "while a space holds at most this many vectors, each process keeps them in memory "
         "and searches them exactly there instead of in SQL (unless a request narrows the "

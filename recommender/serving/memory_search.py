@@ -5,7 +5,7 @@ as arithmetic: on the demo shop (341 items) the two search statements (a profile
 and a recent-items search, each with its transaction's settings) took about 8 ms of
 PostgreSQL's ~17 ms CPU per list, for what a (341 × 512) matrix product does in
 microseconds. So while a space holds at most ``RECOMMENDER_IN_PROCESS_SEARCH_ITEMS``
-vectors (2,000 by default; 0: never), each process keeps them in memory with what
+vectors (5,000 by default; 0: never), each process keeps them in memory with what
 decides whether an item may be recommended (active, hidden, its availability window),
 and a request without narrowing filters (no category, price range or rule; not a replay
 of the past) finds its nearest items there: exact, so at least as good as the HNSW
