@@ -123,6 +123,18 @@ class Snapshot:
             found.append([int(item_id) for item_id in self.ids[top[order]]])
         return found
 
+    def nearest(
+        self, vector, k: int, exclude: set[int], *, recommendable: bool, now: datetime
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest items to ``vector`` with their cosine similarity, as
+        ``search`` finds them (``nearest.nearest_items``' answer)."""
+        (ids,) = self.search([Search(vector, k)], exclude, recommendable=recommendable, now=now)
+        if not ids:
+            return []
+        query = _unit(np.asarray(vector, dtype=np.float32))
+        rows = [self.rows[item_id] for item_id in ids]
+        return list(zip(ids, (self.unit[rows] @ query).tolist(), strict=True))
+
 
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))

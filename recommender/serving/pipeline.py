@@ -9,9 +9,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from django.utils import timezone
+
 from recommender import spaces
 from recommender.models import EndUser, Item
-from recommender.serving import behaviour_models, business, evidence, explain, exposure, profiles
+from recommender.serving import (
+    behaviour_models,
+    business,
+    evidence,
+    explain,
+    exposure,
+    memory_search,
+    profiles,
+)
 from recommender.serving.candidates import (
     MAX_K,
     anchors_of,
@@ -22,9 +32,7 @@ from recommender.serving.candidates import (
 )
 from recommender.serving.cooccurrence import cooccurrence_candidates
 from recommender.serving.filters import Filters
-from recommender.serving.nearest import (
-    nearest_items,
-)
+from recommender.serving.nearest import ScoredItem, candidate_rows, nearest_items
 from recommender.serving.ranking import BlendScorer, Candidate, Scorer, mmr, score
 
 logger = logging.getLogger(__name__)
@@ -390,13 +398,27 @@ def similar_items(
         params=request.params,
     )
     candidates: dict[int, Candidate] = {}
+    # A small catalogue is searched in memory (``memory_search``); what it finds then
+    # passes the filters in SQL, as the search's own statement would have checked them.
+    in_memory = memory_search.snapshot_for(space, filters, None)
     if space is not None:
-        vector = item_vectors(space, [item.pk]).get(item.pk)
-        if vector is not None:
-            for hit in nearest_items(vector, k * 3, space=space, filters=filters):
-                c = candidates.setdefault(hit.item_id, Candidate(hit.item_id))
-                c.sources.add("similar_item")
-                c.features["similarity"] = hit.similarity
+        vector = in_memory.vectors([item.pk]).get(item.pk) if in_memory is not None else None
+        if vector is None:
+            vector = item_vectors(space, [item.pk]).get(item.pk)
+        if vector is not None and in_memory is not None:
+            found = in_memory.nearest(
+                vector, k * 3, filters.exclude_ids, recommendable=True, now=timezone.now()
+            )
+            passing = candidate_rows(space, [item_id for item_id, _ in found], filters)
+            hits = [ScoredItem(i, similarity) for i, similarity in found if i in passing]
+        elif vector is not None:
+            hits = nearest_items(vector, k * 3, space=space, filters=filters)
+        else:
+            hits = []
+        for hit in hits:
+            c = candidates.setdefault(hit.item_id, Candidate(hit.item_id))
+            c.sources.add("similar_item")
+            c.features["similarity"] = hit.similarity
     for other, (value, _) in cooccurrence_candidates({item.pk: 1.0}, k, filters).items():
         c = candidates.setdefault(other, Candidate(other))
         c.sources.add("co_occurrence")

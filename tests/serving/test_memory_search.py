@@ -177,3 +177,40 @@ def test_changes_made_elsewhere_are_read_again_at_most_once_a_reload_interval(
     second = memory_search.snapshot_for(space, Filters(), None)
     spaces.catalogue_changed()
     assert memory_search.snapshot_for(space, Filters(), None) is not second
+
+
+def test_similar_items_are_the_same_in_memory_and_never_an_item_it_may_not_show(
+    shop, space, settings
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender.serving import pipeline
+
+    items, _ = shop
+
+    def similar(limit):
+        settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = limit
+        memory_search._snapshots.clear()
+        pipeline.similar_items(items[20], 8)  # loads the snapshot
+        with CaptureQueriesContext(connection) as captured:
+            results = pipeline.similar_items(items[20], 8)
+        listed = [(r.item.pk, round(r.score, 5), r.reason and r.reason.text) for r in results]
+        return listed, [q["sql"] for q in captured]
+
+    in_sql, sql_statements = similar(0)
+    in_memory, memory_statements = similar(2000)
+    assert in_memory == in_sql and len(in_memory) == 8
+    assert any("hnsw.ef_search" in sql for sql in sql_statements)
+    assert not any("hnsw.ef_search" in sql for sql in memory_statements)
+    never = {items[i].pk for i in (3, 5, 7, 9, 20)}  # off, hidden, closed, not yet, itself
+    assert not never & {pk for pk, _, _ in in_memory}
+    # Switched off without a signal: offered by the snapshot, left out by the check.
+    shown = pipeline.similar_items(items[20], 8)
+    nearest_pk = next(r.item.pk for r in shown if "similar_item" in r.sources)
+    Item.objects.filter(pk=nearest_pk).update(is_active=False)
+    snapshot = memory_search.snapshot_for(space, Filters(), None)
+    vector = snapshot.vectors([items[20].pk])[items[20].pk]
+    offered = snapshot.nearest(vector, 24, {items[20].pk}, recommendable=True, now=timezone.now())
+    assert nearest_pk in {item_id for item_id, _ in offered}
+    assert nearest_pk not in {r.item.pk for r in pipeline.similar_items(items[20], 8)}
