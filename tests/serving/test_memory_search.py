@@ -130,25 +130,31 @@ def test_ties_are_broken_by_id_and_zero_vectors_are_never_neighbours():
     assert found == [9, 7]
 
 
-def test_an_explained_list_is_the_same_and_reads_no_vector_in_sql(shop, settings):
+def _listed_and_statements(settings, limit, serve):
+    """``serve()``'s (item, score, reason) and the statements it ran, with the in-memory
+    search limited to ``limit`` vectors (its snapshot read by a first, untimed call)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = limit
+    memory_search._snapshots.clear()
+    serve()
+    with CaptureQueriesContext(connection) as captured:
+        results = serve()
+    listed = [(r.item.pk, round(r.score, 5), r.reason and r.reason.text) for r in results]
+    return listed, [q["sql"] for q in captured]
+
+
+def test_an_explained_list_is_the_same_and_reads_no_vector_in_sql(shop, settings):
     from recommender.serving import pipeline
 
     items, user = shop
 
-    def served(limit):
-        settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = limit
-        memory_search._snapshots.clear()
-        pipeline.recommend(RecommendationRequest(user=user, k=6))  # loads the snapshot
-        with CaptureQueriesContext(connection) as captured:
-            results = pipeline.recommend(RecommendationRequest(user=user, k=6))
-        listed = [(r.item.pk, round(r.score, 5), r.reason and r.reason.text) for r in results]
-        return listed, [q["sql"] for q in captured]
+    def served():
+        return pipeline.recommend(RecommendationRequest(user=user, k=6))
 
-    in_sql, sql_statements = served(0)
-    in_memory, memory_statements = served(2000)
+    in_sql, sql_statements = _listed_and_statements(settings, 0, served)
+    in_memory, memory_statements = _listed_and_statements(settings, 2000, served)
     assert in_memory == in_sql and len(in_memory) == 6
     assert any("hnsw.ef_search" in sql for sql in sql_statements)
     assert any(sql.startswith("SELECT item_id, embedding FROM") for sql in sql_statements)
@@ -182,24 +188,15 @@ def test_changes_made_elsewhere_are_read_again_at_most_once_a_reload_interval(
 def test_similar_items_are_the_same_in_memory_and_never_an_item_it_may_not_show(
     shop, space, settings
 ):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from recommender.serving import pipeline
 
     items, _ = shop
 
-    def similar(limit):
-        settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = limit
-        memory_search._snapshots.clear()
-        pipeline.similar_items(items[20], 8)  # loads the snapshot
-        with CaptureQueriesContext(connection) as captured:
-            results = pipeline.similar_items(items[20], 8)
-        listed = [(r.item.pk, round(r.score, 5), r.reason and r.reason.text) for r in results]
-        return listed, [q["sql"] for q in captured]
+    def similar():
+        return pipeline.similar_items(items[20], 8)
 
-    in_sql, sql_statements = similar(0)
-    in_memory, memory_statements = similar(2000)
+    in_sql, sql_statements = _listed_and_statements(settings, 0, similar)
+    in_memory, memory_statements = _listed_and_statements(settings, 2000, similar)
     assert in_memory == in_sql and len(in_memory) == 8
     assert any("hnsw.ef_search" in sql for sql in sql_statements)
     assert not any("hnsw.ef_search" in sql for sql in memory_statements)
