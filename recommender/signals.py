@@ -16,6 +16,7 @@ from recommender.models import (
     Experiment,
     Item,
     ItemAttribute,
+    ItemCooccurrence,
     ItemVector,
     Promotion,
     Scenario,
@@ -92,6 +93,17 @@ def catalogue_changed(sender, **kwargs) -> None:
 
     if conf.IN_PROCESS_SEARCH_ITEMS > 0:
         spaces.catalogue_changed()
+
+
+@receiver(post_save, sender=ItemCooccurrence, dispatch_uid="recommender.cooccurrence_saved")
+@receiver(post_delete, sender=ItemCooccurrence, dispatch_uid="recommender.cooccurrence_deleted")
+def cooccurrence_changed(sender, **kwargs) -> None:
+    """What processes keep of a small catalogue's co-occurrence table is read again (the
+    refreshes, which write it in SQL, say so themselves)."""
+    from recommender.serving import memory_search
+
+    if conf.IN_PROCESS_SEARCH_ITEMS > 0:
+        memory_search.cooccurrence_changed()
 
 
 @receiver(post_save, sender=Item, dispatch_uid="recommender.lists_item_saved")

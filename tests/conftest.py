@@ -128,6 +128,7 @@ def _fresh_cache():
 
     scenarios.changed()  # a rolled-back test's scenarios sent no signal
     memory_search._snapshots.clear()  # nor its items
+    memory_search._cooccurrences = None  # nor its co-occurrence rows
     segmentation._shared_retry_at = 0.0  # a test with the cache down leaves a back-off
 
 

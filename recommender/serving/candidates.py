@@ -64,6 +64,7 @@ class History:
     seen: set[int]
     disliked: set[int]
     categories: dict[int, str] = field(default_factory=dict)  # of the recent items
+    truncated: bool = False  # more than HISTORY_LIMIT events: ``recent`` holds the latest
 
     @classmethod
     def load(
@@ -71,36 +72,38 @@ class History:
     ) -> History:
         """``forget``: items whose events are left out, as if never touched.
 
-        One precomposed statement: the ORM's query building cost as much as the read."""
+        One precomposed statement: the ORM's query building cost as much as the read. In
+        binary: Django's text loader of ``timestamptz`` is Python, and the events' times
+        took 1.5 of the read's 1.9 ms of CPU on the demo shop; psycopg's binary one is C."""
         if user is None:
             return cls([], set(), set())
         events, params = _history_sql(user.pk, as_of, forget)
         item_table = Item._meta.db_table
         reads = dbroute.read_connection()  # the standby, unless this user just wrote
-        with reads.cursor() as cursor:
-            cursor.execute(
-                f"SELECT b.item_id, b.kind, b.occurred_at, b.value, i.category FROM {events} "
-                f"JOIN {item_table} i ON i.id = b.item_id "
-                "ORDER BY b.occurred_at DESC LIMIT %s",
-                [*params, HISTORY_LIMIT + 1],
-            )
-            rows = cursor.fetchall()
+        rows = vector_io.fetch(
+            f"SELECT b.item_id, b.kind, b.occurred_at, b.value, i.category FROM {events} "
+            f"JOIN {item_table} i ON i.id = b.item_id "
+            "ORDER BY b.occurred_at DESC, b.id DESC LIMIT %s",
+            [*params, HISTORY_LIMIT + 1],
+            using=reads,
+        )
         recent = [row[:4] for row in rows[:HISTORY_LIMIT]]
         seen = {row[0] for row in rows}
         disliked = {item for item, kind, _, _ in recent if kind == "dislike"}
         if len(rows) > HISTORY_LIMIT:
             # A long history: "seen" and dislikes come from the latest seen_window()
             # events (the search's exclusion uses the same window), a bounded read.
-            with reads.cursor() as cursor:
-                cursor.execute(
+            pairs = set(
+                vector_io.fetch(
                     f"SELECT b.item_id, b.kind FROM {events} ORDER BY b.occurred_at DESC LIMIT %s",
                     [*params, seen_window()],
+                    using=reads,
                 )
-                pairs = set(cursor.fetchall())
+            )
             seen = {item for item, _ in pairs}
             disliked = {item for item, kind in pairs if kind == "dislike"}
         categories = {row[0]: row[4] for row in rows[:HISTORY_LIMIT]}
-        return cls(recent, seen, disliked, categories)
+        return cls(recent, seen, disliked, categories, len(rows) > HISTORY_LIMIT)
 
     def seeds(self, now: datetime) -> dict[int, float]:
         """Recent positively engaged items, weighted by kind and recency."""
@@ -269,16 +272,27 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
     filters.exclude_ids |= set(request.positive) | set(request.negative) | set(request.exclude)
     filters.exclude_ids |= set(request.forget)
     profile_vector, profile_state = _profile_vector(request, space, query_vector, history_share)
-    recent = RecentItems()
+    # A small catalogue is searched in this process's memory instead, exactly
+    # (``memory_search``); its vectors then also give the recent items from the history.
+    in_memory = memory_search.snapshot_for(space, filters, request.as_of)
+    history = None
+    recent = None
     if space is not None and request.user is not None and not search_mode:
-        recent = recent_items(
-            request.user.pk,
-            space,
-            request.as_of,
-            request.forget,
-            max_interests=_interest_searches(request, query_vector),
-            state=profile_state,
-        )
+        interests = _interest_searches(request, query_vector)
+        if in_memory is not None and not request.forget:
+            history = History.load(request.user, request.as_of)
+            recent = recent_in_memory(history, in_memory, interests, profile_state)
+        if recent is None:
+            recent = recent_items(
+                request.user.pk,
+                space,
+                request.as_of,
+                request.forget,
+                max_interests=interests,
+                state=profile_state,
+            )
+    if recent is None:
+        recent = RecentItems()
     cosine = CosineFeatures(
         profile=profile_vector,
         query=query_vector,
@@ -296,9 +310,6 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         exclusion = HistoryExclusion(
             request.user.pk, seen=request.exclude_seen and not search_mode, before=request.as_of
         )
-    # A small catalogue is searched in this process's memory instead, exactly, once the
-    # user's history is known (``memory_search``).
-    in_memory = memory_search.snapshot_for(space, filters, request.as_of) if searches else None
     nearest = None
     if in_memory is None:
         nearest = helper_connection.start(
@@ -310,7 +321,8 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
             cosine,
         )
 
-    history = History.load(request.user, request.as_of, request.forget)
+    if history is None:
+        history = History.load(request.user, request.as_of, request.forget)
     filters.exclude_ids |= history.disliked
     if request.exclude_seen and not search_mode:
         filters.exclude_ids |= history.seen
@@ -323,20 +335,24 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         found += [("keyword", i, {"keyword_match": c / top}, None) for i, c in matches.items()]
     seeds = None
     cooccurrence_parts: dict[int, dict[int, float]] = {}
+    cooccurrence_head = None  # from the table in memory: checked with the other candidates
     if not search_mode:
         seeds = history.seeds(now)
         kept_seeds = dict(seeds)
         for item_id in request.positive:
             seeds[item_id] = seeds.get(item_id, 0.0) + 3.0
-        # With explanations, each candidate's terms too (the reasons' check uses them).
-        cooc = cooccurrence_candidates(
-            seeds, n, filters, parts=cooccurrence_parts if request.explain else None
-        )
-        top = max((value for value, _ in cooc.values()), default=1.0) or 1.0
-        found += [
-            ("co_occurrence", i, {"cooccurrence": value / top}, anchor)
-            for i, (value, anchor) in cooc.items()
-        ]
+        in_memory_table = memory_search.cooccurrences_for(in_memory)
+        if in_memory_table is not None:
+            # The head the SQL ranks before its item filters (twice what it keeps: see
+            # ``cooccurrence_candidates``), checked below by the statement every candidate
+            # goes through.
+            cooccurrence_head = in_memory_table.head(seeds, 2 * n, filters.exclude_ids)
+        else:
+            # With explanations, each candidate's terms too (the reasons' check uses them).
+            cooc = cooccurrence_candidates(
+                seeds, n, filters, parts=cooccurrence_parts if request.explain else None
+            )
+            found += _cooccurring(cooc)
     # The trained behaviour models (EASE, ALS, SASRec): each a source of its best items
     # for the user's history, and later a score feature of every candidate.
     models = {}
@@ -376,12 +392,26 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
 
     # The business filters once more on those (cached tables may be a minute old, a
     # snapshot a moment old), with their cosine features, in one round trip.
+    head_ids = set()
+    if cooccurrence_head is not None and (wanted is None or "co_occurrence" in wanted):
+        head_ids = {entry[0] for entry in cooccurrence_head}
     rows = candidate_rows(
         space,
-        list({entry[1] for entry in found} | {i for _, ids in remembered for i in ids}),
+        list({entry[1] for entry in found} | {i for _, ids in remembered for i in ids} | head_ids),
         filters,
         cosine,
+        # A forgetting request's history leaves out dislikes the SQL's features still count.
+        in_memory=None if request.forget else in_memory,
+        disliked=history.disliked,
     )
+    if head_ids:
+        # As the SQL keeps them: the first ``n`` of the head that pass the filters, in
+        # their place among the sources (after the keyword matches).
+        passed = [entry for entry in cooccurrence_head if entry[0] in rows][:n]
+        if request.explain:
+            cooccurrence_parts.update((item, terms) for item, _, _, terms in passed)
+        at = sum(1 for entry in found if entry[0] == "keyword")
+        found[at:at] = _cooccurring({item: (total, anchor) for item, total, anchor, _ in passed})
     # Still waiting for the search: fetch what explanations will need.
     # Only their vectors: the few a reason names are read with the list's own items.
     anchor_ids = _anchor_ids(history, request) if request.explain else []
@@ -449,6 +479,16 @@ def candidate_pool(request: RecommendationRequest) -> Pool:
         cooccurrence_parts,
         in_memory,
     )
+
+
+def _cooccurring(cooc: dict[int, tuple[float, int]]) -> list[tuple]:
+    """``found`` entries of co-occurrence candidates (item → (sum, anchor)), their feature
+    scaled to the largest sum."""
+    top = max((value for value, _ in cooc.values()), default=1.0) or 1.0
+    return [
+        ("co_occurrence", i, {"cooccurrence": value / top}, anchor)
+        for i, (value, anchor) in cooc.items()
+    ]
 
 
 def _profile_vector(
@@ -588,16 +628,51 @@ def recent_items(
             list(behaviour.SIGNALLESS),
             as_of,
             as_of,
-            max(8 * RECENT_ITEMS, 3 * INTEREST_ITEMS if max_interests else 0),
+            _recent_rows(max_interests),
         ],
     )
+    rows = [(*row[:4], vector_io.decode(row[4])) for row in rows]
+    return _recent_of(rows, forget, max_interests, state, as_of)
+
+
+def _recent_rows(max_interests: int) -> int:
+    """How many of the user's latest events (on items with a vector) ``recent_items``
+    reads."""
+    return max(8 * RECENT_ITEMS, 3 * INTEREST_ITEMS if max_interests else 0)
+
+
+def recent_in_memory(
+    history: History,
+    snapshot: memory_search.Snapshot,
+    max_interests: int = 0,
+    state: profiles.ProfileState | None = None,
+) -> RecentItems | None:
+    """``recent_items`` from the user's ``history`` (read anyway) and the vectors of a
+    small catalogue's ``snapshot``: one statement fewer per list. None when the history
+    read is too short to hold the events ``recent_items`` would read (a long history
+    whose latest events are mostly on items without a vector)."""
+    wanted = _recent_rows(max_interests)
+    vectors = snapshot.vectors(item_id for item_id, *_ in history.recent)
+    rows = [
+        (item_id, kind, value, occurred_at, vectors[item_id])
+        for item_id, kind, occurred_at, value in history.recent
+        if item_id in vectors
+    ][:wanted]
+    if len(rows) < wanted and history.truncated:
+        return None
+    return _recent_of(rows, frozenset(), max_interests, state, None)
+
+
+def _recent_of(rows, forget, max_interests, state, as_of) -> RecentItems:
+    """``recent_items`` of the user's latest events with their items' vectors, newest first:
+    (item, kind, value, time, stored vector)."""
     total, used, skipped = None, 0, set(forget)
     disliked = []
     for item_id, kind, value, _, stored in rows:
         if item_id in skipped:
             continue
         skipped.add(item_id)  # an item counts once, at its latest event
-        vector = _unit(vector_io.decode(stored))
+        vector = _unit(stored)
         if vector is None:
             continue
         if kind == "dislike":
@@ -636,7 +711,7 @@ def _interests_of(rows, forget, limit, state, as_of) -> list[tuple[np.ndarray, f
         if item_id not in vectors:
             if len(vectors) == INTEREST_ITEMS:
                 continue  # older events of the items already in count below
-            vector = _unit(vector_io.decode(stored))
+            vector = _unit(stored)
             if vector is None:
                 continue
             vectors[item_id] = vector
@@ -769,10 +844,27 @@ def _nearest(space, searches, filters, exclusion, cosine):
 
 
 def load_items(
-    ids: list[int], space: EncoderSpace | None = None
+    ids: list[int],
+    space: EncoderSpace | None = None,
+    *,
+    in_memory: memory_search.Snapshot | None = None,
 ) -> tuple[dict[int, Item], dict[int, np.ndarray]]:
     """``Item.objects.in_bulk(ids)`` in one binary round trip, without the ORM's query
-    building (a millisecond a request); with ``space``, the items' vectors in it too."""
+    building (a millisecond a request); with ``space``, the items' vectors in it too.
+
+    With ``in_memory`` (a small catalogue's snapshot; not with ``space``), the rows it
+    kept from earlier lists are not read again (their JSON took 1.2 ms of a list's CPU on
+    the demo shop), and those read are kept: they change with the snapshot."""
+    if in_memory is not None and space is None:
+        kept = in_memory.items
+        items = {item_id: kept[item_id] for item_id in ids if item_id in kept}
+        missing = [item_id for item_id in ids if item_id not in items]
+        if missing:
+            read, _ = load_items(missing)
+            items.update(read)
+            if len(kept) < memory_search.ITEMS_KEPT:
+                kept.update(read)
+        return items, {}
     if not ids:
         return {}, {}
     fields = Item._meta.concrete_fields

@@ -144,6 +144,7 @@ def refresh_cooccurrence(
         written = cursor.rowcount
         # Fresh statistics, or the planner scans the whole table for every lookup.
         cursor.execute(f"ANALYZE {table}")
+        _written()
         CooccurrenceRefresh.objects.create(
             kind=CooccurrenceRefresh.Kind.REPLAY if replay else CooccurrenceRefresh.Kind.FULL,
             last_event_id=watermark,
@@ -154,6 +155,14 @@ def refresh_cooccurrence(
             seconds=time.monotonic() - started,
         )
         return written
+
+
+def _written() -> None:
+    """The table changed: processes that keep it in memory read it again
+    (``memory_search.cooccurrence_changed``; after the commit too)."""
+    from recommender.serving import memory_search  # it reads this module's table
+
+    memory_search.cooccurrence_changed()
 
 
 def affected_items(after: int) -> list[int]:
@@ -241,6 +250,8 @@ def refresh_cooccurrence_incremental(
             written = cursor.rowcount
             if written > 10_000:
                 cursor.execute(f"ANALYZE {table}")
+        if written or affected:
+            _written()
         CooccurrenceRefresh.objects.create(
             kind=CooccurrenceRefresh.Kind.INCREMENTAL,
             last_event_id=watermark,

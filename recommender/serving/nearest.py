@@ -3,9 +3,10 @@ exclusions and the cosine features computed by PostgreSQL, and candidates' rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import transaction
@@ -22,6 +23,9 @@ from recommender.models import (
 )
 from recommender.serving.filters import Filters, item_where
 from recommender.spaces import embedding, vector_io
+
+if TYPE_CHECKING:  # it imports this module
+    from recommender.serving.memory_search import Snapshot
 
 
 @dataclass(frozen=True)
@@ -358,13 +362,34 @@ def candidate_rows(
     ids: Sequence[int],
     filters: Filters,
     cosine: CosineFeatures | None = None,
+    *,
+    in_memory: Snapshot | None = None,
+    disliked: Collection[int] = (),
 ) -> dict[int, NearestRow]:
     """The rows of ``ids`` that pass ``filters``, with their ``cosine`` features in
-    ``space``, in one binary round trip (the sources other than the vector searches)."""
+    ``space``, in one binary round trip (the sources other than the vector searches).
+
+    With ``in_memory``, the space's snapshot of a small catalogue (``memory_search``),
+    the statement only checks the filters and reads the rows; the features (the dislikes'
+    from the ``disliked`` items, ``cosine.dislikes_of``'s) and vectors come from the
+    snapshot, as the SQL computes them."""
     if not ids:
         return {}
     table = Item._meta.db_table
     where, where_params = item_where(filters)
+    if in_memory is not None and space is not None:
+        passed = vector_io.fetch(
+            f"SELECT id, category, created_at FROM {table} WHERE id = ANY(%s::bigint[]) "
+            f"AND {where}",
+            [list(ids), *where_params],
+        )
+        computed = in_memory.features(
+            [row[0] for row in passed], cosine or CosineFeatures(), disliked
+        )
+        return {
+            item_id: NearestRow(item_id, 0.0, category, created, *computed.get(item_id, _NONE))
+            for item_id, category, created in passed
+        }
     ctes, with_params, features, feature_params = [], [], "NULL, NULL, NULL, NULL, NULL", []
     if space is not None:
         cosine = cosine or CosineFeatures()
@@ -387,6 +412,9 @@ def candidate_rows(
         features, stored = CosineFeatures.read(values)
         found[item_id] = NearestRow(item_id, 0.0, category, created, stored, features)
     return found
+
+
+_NONE: tuple[None, dict] = (None, {})  # no vector in the snapshot: no features
 
 
 def search_text(text: str, k: int = 10, *, space: EncoderSpace | None = None) -> list[ScoredItem]:

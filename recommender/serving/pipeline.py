@@ -125,7 +125,9 @@ def recommend(request: RecommendationRequest) -> list[Recommendation]:
         vectors.update(found.vectors_of(needed))
         anchors, closest = anchors_of(chosen, found.anchor_ids, found.history, vectors)
     listed = [c.item_id for c in chosen]
-    items, _ = load_items(listed + [i for i in anchors if i not in set(listed)])
+    items, _ = load_items(
+        listed + [i for i in anchors if i not in set(listed)], in_memory=found.in_memory
+    )
     results = [
         Recommendation(
             item=items[c.item_id],

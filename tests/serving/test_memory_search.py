@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from recommender.ingest import events
@@ -51,10 +53,23 @@ def _pool(request, settings, limit):
     return {
         c.item_id: (
             frozenset(c.sources),
-            {n: round(v, 5) for n, v in c.features.items() if n not in MOMENT},
+            {
+                **{n: v for n, v in c.features.items() if n not in MOMENT},
+                # The stored vector (diversity re-ranking reads it), summed.
+                **({"vector": float(np.sum(c.vector))} if c.vector is not None else {}),
+            },
         )
         for c in pool.candidates
     }
+
+
+def assert_same_pool(found, expected) -> None:
+    """The same candidates, sources and features; the features to 1e-6 (PostgreSQL sums a
+    cosine in float4, the snapshot in float8)."""
+    assert found.keys() == expected.keys()
+    for item_id, (sources, features) in found.items():
+        assert sources == expected[item_id][0], item_id
+        assert features == pytest.approx(expected[item_id][1], abs=1e-6), item_id
 
 
 @pytest.mark.parametrize(
@@ -74,7 +89,9 @@ def test_the_memory_search_gives_the_sql_searchs_candidates(shop, settings, fiel
     in_sql = _pool(request, settings, 0)
     in_memory = _pool(request, settings, 2000)
     assert memory_search._snapshots, "the search did not run in memory"
-    assert in_memory == in_sql
+    assert_same_pool(in_memory, in_sql)
+    with_vectors = {item for item, (_, features) in in_memory.items() if "vector" in features}
+    assert bool(with_vectors) == (fields.get("diversity", 0) > 0)
     vector_sources = {"history", "recent", "query"}
     assert any(sources & vector_sources for sources, _ in in_memory.values())
     never = {items[3].pk, items[7].pk, items[9].pk, items[13].pk}  # off, closed, not yet, disliked
@@ -167,12 +184,41 @@ def test_an_explained_list_is_the_same_and_reads_no_vector_in_sql(shop, settings
     assert in_memory == in_sql and len(in_memory) == 6
     assert any("hnsw.ef_search" in sql for sql in sql_statements)
     assert any(sql.startswith("SELECT item_id, embedding FROM") for sql in sql_statements)
+    recent_read = "b.occurred_at, v.embedding FROM"  # ``recent_items``' own statement
+    assert any(recent_read in sql for sql in sql_statements)
     vector_reads = [
         sql
         for sql in memory_statements
-        if "hnsw.ef_search" in sql or sql.startswith("SELECT item_id, embedding FROM")
+        if "hnsw.ef_search" in sql
+        or sql.startswith("SELECT item_id, embedding FROM")
+        or recent_read in sql
     ]
     assert not vector_reads
+
+
+def test_the_recent_items_come_from_the_history_and_the_snapshot_as_from_sql(shop, space, settings):
+    items, user = shop
+    settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = 2000
+    # More events, one on an item whose vector is gone (both reads skip it).
+    for index, kind in [(14, "like"), (15, "cart"), (16, "view"), (17, "like"), (12, "like")]:
+        events.record_event(events.EventInput(user="u1", item=items[index].external_id, kind=kind))
+    ItemVector.objects.filter(space=space, item=items[16]).delete()
+    snapshot = memory_search.snapshot_for(space, Filters(), None)
+    history = candidates.History.load(user, None)
+    for interests in (0, 3):
+        in_sql = candidates.recent_items(user.pk, space, max_interests=interests)
+        in_memory = candidates.recent_in_memory(history, snapshot, interests)
+        np.testing.assert_allclose(in_memory.vector, in_sql.vector, rtol=1e-6)
+        assert len(in_memory.interests) == len(in_sql.interests) > (0 if interests else -1)
+        for (vector, share), (expected, expected_share) in zip(
+            in_memory.interests, in_sql.interests, strict=True
+        ):
+            np.testing.assert_allclose(vector, expected, rtol=1e-6)
+            assert share == pytest.approx(expected_share)
+    # A history cut at its limit may not hold what the SQL reads: that one is read.
+    cut = candidates.History(history.recent[:2], history.seen, history.disliked, truncated=True)
+    assert candidates.recent_in_memory(cut, snapshot, 3) is None
+    assert candidates.recent_in_memory(cut, snapshot, 0) is None
 
 
 def test_changes_made_elsewhere_are_read_again_at_most_once_a_reload_interval(
@@ -220,3 +266,25 @@ def test_similar_items_are_the_same_in_memory_and_never_an_item_it_may_not_show(
     offered = snapshot.nearest(vector, 24, {items[20].pk}, recommendable=True, now=timezone.now())
     assert nearest_pk in {item_id for item_id, _ in offered}
     assert nearest_pk not in {r.item.pk for r in pipeline.similar_items(items[20], 8)}
+
+
+def test_a_shown_items_row_is_kept_until_the_catalogue_changes(shop, settings):
+    from recommender.serving import pipeline
+
+    items, user = shop
+    settings.RECOMMENDER_IN_PROCESS_SEARCH_ITEMS = 2000
+
+    def titles():
+        results = pipeline.recommend(RecommendationRequest(user=user, k=6))
+        return {r.item.pk: r.item.title for r in results}
+
+    first = titles()
+    with CaptureQueriesContext(connection) as captured:
+        assert titles() == first
+    row_reads = [q["sql"] for q in captured if 'recommender_item."title"' in q["sql"]]
+    assert not row_reads, "the rows of a list already shown were read again"
+    # Saved (here, so at once; elsewhere within a second): the next list shows the change.
+    shown = Item.objects.get(pk=next(iter(first)))
+    shown.title = "改过的标题"
+    shown.save()
+    assert titles()[shown.pk] == "改过的标题"
