@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 _last_warning = 0.0
@@ -99,3 +101,12 @@ def delete(key: str) -> bool:
     except Exception:
         _failed("delete")
         return False
+
+
+def new_version(key: str) -> None:
+    """Give ``key`` a new random version (no expiry): now, and once more after the
+    transaction commits, as another process may read the old rows in between and keep
+    them under the version set now."""
+    set(key, uuid.uuid4().hex, None)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: set(key, uuid.uuid4().hex, None))

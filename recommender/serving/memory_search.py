@@ -46,13 +46,11 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from django.db import transaction
 
 from recommender import dbroute, sharedcache, spaces
 from recommender.conf import conf
@@ -304,11 +302,7 @@ def cooccurrence_changed(**_kwargs) -> None:
     more after the transaction commits). A signal receiver too."""
     global _cooccurrence_changes
     _cooccurrence_changes += 1
-    sharedcache.set(COOCCURRENCE_VERSION_KEY, uuid.uuid4().hex, None)
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(
-            lambda: sharedcache.set(COOCCURRENCE_VERSION_KEY, uuid.uuid4().hex, None)
-        )
+    sharedcache.new_version(COOCCURRENCE_VERSION_KEY)
 
 
 @dataclass(frozen=True)

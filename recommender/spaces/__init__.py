@@ -272,11 +272,7 @@ def catalogue_changed(**_kwargs) -> None:
     in between). A signal receiver too."""
     global _catalogue_changes
     _catalogue_changes += 1
-    sharedcache.set(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None)
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(
-            lambda: sharedcache.set(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None)
-        )
+    sharedcache.new_version(CATALOGUE_VERSION_KEY)
 
 
 _VERSION_KEY = "recsite:spaces-version"

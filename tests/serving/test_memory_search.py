@@ -288,3 +288,17 @@ def test_a_shown_items_row_is_kept_until_the_catalogue_changes(shop, settings):
     shown.title = "改过的标题"
     shown.save()
     assert titles()[shown.pk] == "改过的标题"
+
+
+def test_a_new_catalogue_version_is_set_now_and_again_after_the_commit(
+    db, django_capture_on_commit_callbacks
+):
+    from recommender import sharedcache, spaces
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        spaces.catalogue_changed()
+        now = sharedcache.get(spaces.CATALOGUE_VERSION_KEY)
+        assert now is not None
+    # Another process may have read the old rows between the two: they must not stay.
+    assert len(callbacks) == 1
+    assert sharedcache.get(spaces.CATALOGUE_VERSION_KEY) not in (None, now)
