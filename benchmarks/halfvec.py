@@ -297,7 +297,11 @@ def draw_queries(space, n: int, seed: int) -> list[np.ndarray]:
     from recommender.serving import profiles
 
     rng = np.random.default_rng(seed + 1)
-    user_pks = list(UserProfile.objects.filter(space=space).values_list("user_id", flat=True))
+    user_pks = list(
+        UserProfile.objects.filter(space=space)
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+    )
     picked = [int(pk) for pk in rng.choice(user_pks, size=min(n, len(user_pks)), replace=False)]
     vectors = [profiles.load(pk, space).vector() for pk in picked]
     return [np.asarray(v, dtype=np.float32) for v in vectors if v is not None]

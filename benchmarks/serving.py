@@ -102,6 +102,7 @@ import inspect
 import io
 import itertools
 import json
+import math
 import os
 import pstats
 import re
@@ -282,6 +283,13 @@ def ms(seconds: float) -> float:
 
 def pct(values, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def ci95(values: list[float]) -> float:
+    """Half the width of a normal 95 % confidence interval of the mean of ``values``."""
+    if len(values) < 2:
+        return float("nan")
+    return 1.96 * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def summary(values_s) -> str:
@@ -2129,7 +2137,13 @@ def draw_sample(args, space) -> Sample:
     from recommender.serving import profiles
 
     rng = np.random.default_rng(args.seed + 1)
-    user_pks = list(UserProfile.objects.filter(space=space).values_list("user_id", flat=True))
+    # In key order: the table's physical order moves as profiles are rewritten, and the
+    # draw must name the same users in every run of the same data set.
+    user_pks = list(
+        UserProfile.objects.filter(space=space)
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+    )
     picked = [int(pk) for pk in rng.choice(user_pks, size=args.queries + 60, replace=False)]
     externals = dict(EndUser.objects.filter(pk__in=picked).values_list("pk", "external_id"))
     vectors = [profiles.load(pk, space).vector() for pk in picked]
@@ -2192,7 +2206,9 @@ def measure_ann_recall(args, space, sample: Sample) -> dict:
     )
     print(
         f"    recall@10 as served (the profile's exact top-10 in what serving's searches "
-        f"find): {recall['r10_as_served']:.4f} (min {recall['r10_as_served_min']:.1f}); by "
+        f"find): {recall['r10_as_served']:.4f} ± {ci95(recall['as_served_hits']):.4f} (95 % CI; "
+        f"min {recall['r10_as_served_min']:.1f}, {sum(h == 0 for h in recall['as_served_hits'])} "
+        f"users with none found); by "
         f"clusters: {by_interest(recall, 'as_served_hits')}; those searches "
         f"{summary(recall['as_served_times'])}"
     )
