@@ -9,8 +9,11 @@ most once a minute per process) and return what a miss returns.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.cache import cache
@@ -43,8 +46,62 @@ def redis_client(key: str):
     return get_client(key, write=True) if get_client is not None else None
 
 
+# --- Read ahead ----------------------------------------------------------------------------
+# A list reads several small keys that say whether this process's copies are current (the
+# scenarios' version, the catalogue's and the co-occurrence table's, the popular and
+# trending tables' stamps): one round trip each, six in all with the throttle and the
+# served list. Modules name those keys here (``read_ahead_keys``); a list endpoint reads
+# them all with one MGET at its start (``read_ahead``), and ``get`` / ``get_many`` of them
+# answer from it for the rest of that request, in that thread. A key this process writes
+# meanwhile is read from the cache again.
+
+_MISS = object()
+_ahead = threading.local()
+_ahead_keys: list[Callable[[], Iterable[str]]] = []
+
+
+def read_ahead_keys(keys: Callable[[], Iterable[str]]) -> None:
+    """Register ``keys()``: keys every list reads, to be read ahead together."""
+    _ahead_keys.append(keys)
+
+
+@contextmanager
+def read_ahead() -> Iterator[None]:
+    """Within the block (one request, in this thread), the registered keys answer from
+    one MGET made at its start. A failed MGET reads nothing ahead: each key is then read,
+    and fails, on its own, as without this block."""
+    keys = list(dict.fromkeys(key for keys in _ahead_keys for key in keys()))
+    previous = getattr(_ahead, "values", None)
+    try:
+        found = cache.get_many(keys)
+    except Exception:
+        _failed("get_many")
+        found = None
+    _ahead.values = None if found is None else {key: found.get(key, _MISS) for key in keys}
+    try:
+        yield
+    finally:
+        _ahead.values = previous
+
+
+def _read_ahead(key: str) -> Any:
+    """What the read ahead holds for ``key`` (``_MISS``: a miss), or None if nothing."""
+    values = getattr(_ahead, "values", None)
+    return None if values is None else values.get(key)
+
+
+def _forget_ahead(*keys: str) -> None:
+    values = getattr(_ahead, "values", None)
+    if values:
+        for key in keys:
+            values.pop(key, None)
+
+
 def get(key: str, default: Any = None, *, unavailable: Any = None) -> Any:
     """``cache.get``; on a cache error, ``unavailable`` (by default None, a miss)."""
+    ahead = _read_ahead(key)
+    if ahead is not None:
+        return default if ahead is _MISS else ahead
     try:
         return cache.get(key, default)
     except Exception:  # any backend error (redis.ConnectionError, timeouts)
@@ -53,14 +110,24 @@ def get(key: str, default: Any = None, *, unavailable: Any = None) -> Any:
 
 
 def get_many(keys: list[str]) -> dict[str, Any]:
+    found, rest = {}, []
+    for key in keys:
+        ahead = _read_ahead(key)
+        if ahead is None:
+            rest.append(key)
+        elif ahead is not _MISS:
+            found[key] = ahead
+    if not rest:
+        return found
     try:
-        return cache.get_many(keys)
+        return {**found, **cache.get_many(rest)}
     except Exception:
         _failed("get_many")
-        return {}
+        return found
 
 
 def set(key: str, value: Any, timeout: float | None) -> bool:  # noqa: A001 - cache's own name
+    _forget_ahead(key)
     try:
         cache.set(key, value, timeout)
         return True
@@ -70,6 +137,7 @@ def set(key: str, value: Any, timeout: float | None) -> bool:  # noqa: A001 - ca
 
 
 def set_many(values: dict[str, Any], timeout: float | None) -> bool:
+    _forget_ahead(*values)
     try:
         cache.set_many(values, timeout)
         return True
@@ -79,6 +147,7 @@ def set_many(values: dict[str, Any], timeout: float | None) -> bool:
 
 
 def add(key: str, value: Any, timeout: float | None) -> bool:
+    _forget_ahead(key)
     try:
         return bool(cache.add(key, value, timeout))
     except Exception:
@@ -96,6 +165,7 @@ def touch(key: str, timeout: float | None) -> bool:
 
 
 def delete(key: str) -> bool:
+    _forget_ahead(key)
     try:
         return bool(cache.delete(key))
     except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from django.db import IntegrityError, transaction
@@ -20,7 +21,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommender import dbroute, health, shopper_tokens, spaces
+from recommender import dbroute, health, sharedcache, shopper_tokens, spaces
 from recommender.api import serializers as s
 from recommender.ingest import events, privacy
 from recommender.ingest.fields import ImportFailed, Row
@@ -82,6 +83,18 @@ def _scenario(name: str | None):
         return scenarios.resolve(name)
     except scenarios.UnknownScenario as exc:
         raise ValidationError({"scenario": [str(exc)]}) from None
+
+
+def _reads_ahead(view):
+    """A list endpoint: the small keys every list reads from the shared cache (versions and
+    stamps) come in one round trip at its start (``sharedcache.read_ahead``)."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        with sharedcache.read_ahead():
+            return view(*args, **kwargs)
+
+    return wrapped
 
 
 def _served(serve, *args, **kwargs):
@@ -244,6 +257,7 @@ class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
 
     @extend_schema(parameters=[s.SimilarQuerySerializer], responses=s.RecommendationListSerializer)
     @action(detail=True, methods=["get"])
+    @_reads_ahead
     def similar(self, request, id=None):
         """Items similar to this one (nearest in the active space, and co-occurrence)."""
         item = self.get_object()
@@ -389,6 +403,7 @@ class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
         ],
     )
     @action(detail=True, methods=["get"])
+    @_reads_ahead
     def recommendations(self, request, id=None):
         """A ranked, diverse, explained list for this user (free-text intent in ``q``)."""
         user = self.get_object()
@@ -566,6 +581,7 @@ class SearchView(APIView):
     shopper_access = {"get": "query?"}
 
     @extend_schema(parameters=[s.SearchQuerySerializer], responses=s.RecommendationListSerializer)
+    @_reads_ahead
     def get(self, request):
         p = s.validated_input(s.SearchQuerySerializer, request.query_params.dict())
         user = None
@@ -594,6 +610,7 @@ class SessionRecommendationView(APIView):
     @extend_schema(
         request=s.SessionRecommendationSerializer, responses=s.RecommendationListSerializer
     )
+    @_reads_ahead
     def post(self, request):
         p = s.validated_input(s.SessionRecommendationSerializer, request.data)
         user = None

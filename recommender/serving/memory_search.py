@@ -61,6 +61,7 @@ from recommender.spaces import vector_io
 
 VERSION_KEY = spaces.CATALOGUE_VERSION_KEY
 COOCCURRENCE_VERSION_KEY = "recommender:cooccurrence-version"
+sharedcache.read_ahead_keys(lambda: [VERSION_KEY, COOCCURRENCE_VERSION_KEY])
 COOCCURRENCE_ROWS_PER_ITEM = 50  # the refresh's default ``per_item``
 ITEMS_KEPT = 2000  # ``Snapshot.items`` at most
 MAX_AGE = 60.0  # seconds a snapshot is kept at most, whatever the version says

@@ -71,6 +71,16 @@ _memo: dict[str, tuple[str, str, ScoreTable]] = {}
 _asked: dict[str, tuple[str, float]] = {}
 
 
+def _stamp_key(name: str) -> str:
+    return f"recsite:{name}:live:stamp"
+
+
+# Every list reads both live tables' stamps: read ahead with the other versions.
+sharedcache.read_ahead_keys(
+    lambda: [_stamp_key(f"popularity:{int(conf.POPULAR_WINDOW_DAYS)}"), _stamp_key("trending")]
+)
+
+
 def _cached_per_minute(name: str, end: datetime, compute) -> ScoreTable:
     """Aggregates over the behaviour log, shared by all processes for a minute (Redis).
 
@@ -145,7 +155,7 @@ def _store_live(name: str, compute) -> ScoreTable:
     table = compute(timezone.now())
     token = uuid.uuid4().hex
     key = f"recsite:{name}:live"
-    stored = sharedcache.set_many({key: table, f"{key}:stamp": (token, started)}, _live_timeout())
+    stored = sharedcache.set_many({key: table, _stamp_key(name): (token, started)}, _live_timeout())
     table = ScoreTable(table)
     _memo[name] = (key, token if stored else sharedcache.UNAVAILABLE, table)
     return table
@@ -182,7 +192,7 @@ def _live(name: str, compute) -> ScoreTable:
     else the shared one; computed here only when the cache holds none. An old one is
     still served, and a worker asked to recompute it."""
     key = f"recsite:{name}:live"
-    stamp = sharedcache.get(f"{key}:stamp", unavailable=sharedcache.UNAVAILABLE)
+    stamp = sharedcache.get(_stamp_key(name), unavailable=sharedcache.UNAVAILABLE)
     if stamp is sharedcache.UNAVAILABLE:  # the cache is down: per process, per minute
         return _cached_per_minute(name, timezone.now(), lambda: compute(timezone.now()))
     if stamp is None:

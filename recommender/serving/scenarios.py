@@ -46,6 +46,7 @@ class UnknownScenario(LookupError):
 # process counts from the next request everywhere. With the cache down nothing is kept.
 _VERSION_KEY = "recsite:scenarios-version"
 _memo: dict = {"version": None, "values": {}}
+sharedcache.read_ahead_keys(lambda: [_VERSION_KEY])
 
 
 def changed(**_kwargs) -> None:
