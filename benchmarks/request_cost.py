@@ -130,6 +130,9 @@ def main() -> None:
             raise SystemExit(f"{kind} answered {response.status_code}: {response.content[:300]}")
         return kind, (time.perf_counter() - started) * 1000
 
+    from django.utils import timezone
+
+    since = timezone.now()
     for _ in range(args.warm):
         one()
     # What the worker's periodic task does (no worker runs here): young popular and
@@ -166,6 +169,25 @@ def main() -> None:
     )
     if profile:
         print(f"profile: {args.profile}")
+    clean_up(since)
+
+
+def clean_up(since) -> None:
+    """Delete the events this run posted and recompute what they touched (the profiles,
+    the co-occurrence table): the next run measures the same shop."""
+    from recommender import spaces
+    from recommender.models import Behaviour
+    from recommender.serving import profiles
+    from recommender.serving.cooccurrence import refresh_cooccurrence
+
+    events = Behaviour.objects.filter(occurred_at__gte=since)
+    users = set(events.values_list("user_id", flat=True))
+    deleted, _ = events.delete()
+    space = spaces.current_space()
+    for user_id in users:
+        profiles.save(user_id, space, profiles.recompute(user_id, space))
+    refresh_cooccurrence()
+    print(f"removed the {deleted} events this run posted; recomputed {len(users)} profiles")
 
 
 if __name__ == "__main__":
