@@ -96,7 +96,14 @@ def read_with(user: EndUser, space_id: int, values) -> None:
     """Note on ``user`` their profile row in ``space_id``, read by the caller's own
     statement as ``PROFILE_COLUMNS`` (one round trip fewer for a kept list's answer)."""
     found, events, updated_at = values
-    user._list_profile_row = (space_id, (events, updated_at) if found else None)
+    user._list_profile_row = (space_id, _row(events, updated_at) if found else None)
+
+
+def _row(events: int, updated_at) -> tuple:
+    """What of the profile row a key holds: its time as ISO text, the same whether the row
+    was read in text or in binary (their datetimes carry different time-zone objects, and
+    a key is built from their ``repr``)."""
+    return events, updated_at.isoformat() if updated_at is not None else None
 
 
 def _did(user: EndUser, space_id: int) -> tuple | None:
@@ -111,7 +118,8 @@ def _did(user: EndUser, space_id: int) -> tuple | None:
             f"SELECT events, updated_at FROM {PROFILE_TABLE} WHERE user_id = %s AND space_id = %s",
             [user.pk, space_id],
         )
-        return cursor.fetchone()
+        row = cursor.fetchone()
+    return _row(*row) if row is not None else None
 
 
 def _shape(request, scenario: str, variant: str) -> list[tuple]:

@@ -166,3 +166,24 @@ def test_a_kept_answer_reads_the_user_and_their_profile_row_in_one_statement(sho
     profile_reads = [q["sql"] for q in captured if "recommender_userprofile" in q["sql"]]
     assert len(profile_reads) == 1, profile_reads
     assert "recommender_enduser" in profile_reads[0]
+
+
+def test_the_key_is_the_same_whether_the_profile_row_came_with_the_user_or_alone(shop, space):
+    """The endpoint reads the user and their profile row in binary, in one statement; a
+    worker computing a list ahead reads the row alone, in text. Both must name one key."""
+    from recommender.api import views
+
+    with_row = views._user_named("u1", profile_space=space.pk)
+    alone = EndUser.objects.get(external_id="u1")
+    assert (with_row.pk, with_row.attributes, with_row.created_at) == (
+        alone.pk,
+        alone.attributes,
+        alone.created_at,
+    )
+    assert with_row._list_profile_row[1] is not None  # read with the user
+    request = pipeline.RecommendationRequest(user=with_row, k=5)
+    keyed = list_cache.key(request, scenario="", variant="")
+    assert keyed == list_cache.key(
+        pipeline.RecommendationRequest(user=alone, k=5), scenario="", variant=""
+    )
+    assert views._user_named("nobody", profile_space=space.pk) is None
