@@ -274,3 +274,15 @@ def test_deploy_check_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+def test_a_key_is_verified_with_one_statement_that_reads_all_of_it(db, django_assert_num_queries):
+    key, plain = apikeys.create_key("one read", "write")
+    with django_assert_num_queries(1):  # a field left unread would be a second query
+        found = apikeys.verify(plain)
+        seen = {f.attname: getattr(found, f.attname) for f in ApiKey._meta.concrete_fields}
+    assert seen == {f.attname: getattr(key, f.attname) for f in ApiKey._meta.concrete_fields}
+    assert found == key and not found._state.adding
+    wrong = plain[:-1] + ("A" if plain[-1] != "A" else "B")
+    assert apikeys.verify(wrong) is None
+    assert apikeys.verify(f"rk_{secrets.token_hex(4)}_{plain.split('_', 2)[2]}") is None
