@@ -50,14 +50,28 @@ def redis_client(key: str):
 # A list reads several small keys that say whether this process's copies are current (the
 # scenarios' version, the catalogue's and the co-occurrence table's, the popular and
 # trending tables' stamps): one round trip each, six in all with the throttle and the
-# served list. Modules name those keys here (``read_ahead_keys``); a list endpoint reads
-# them all with one MGET at its start (``read_ahead``), and ``get`` / ``get_many`` of them
-# answer from it for the rest of that request, in that thread. A key this process writes
-# meanwhile is read from the cache again.
+# served list. Modules name those keys here (``read_ahead_keys``); within a list endpoint's
+# block (``read_ahead``) they are all read at once, and ``get`` / ``get_many`` of them
+# answer from that read for the rest of the request, in that thread. They are read with
+# the request's throttle command when it runs first (``ahead_keys`` / ``took_ahead``: no
+# round trip of their own), else with one MGET at the first read of the cache. A key this
+# process writes meanwhile is read from the cache again.
 
 _MISS = object()
 _ahead = threading.local()
 _ahead_keys: list[Callable[[], Iterable[str]]] = []
+
+
+class _Ahead:
+    """One block's read ahead: its keys, and what was read for them (``values``; None
+    before the read, or after a read that failed)."""
+
+    __slots__ = ("keys", "read", "values")
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        self.read = False
+        self.values: dict[str, Any] | None = None
 
 
 def read_ahead_keys(keys: Callable[[], Iterable[str]]) -> None:
@@ -67,34 +81,60 @@ def read_ahead_keys(keys: Callable[[], Iterable[str]]) -> None:
 
 @contextmanager
 def read_ahead() -> Iterator[None]:
-    """Within the block (one request, in this thread), the registered keys answer from
-    one MGET made at its start. A failed MGET reads nothing ahead: each key is then read,
-    and fails, on its own, as without this block."""
-    keys = list(dict.fromkeys(key for keys in _ahead_keys for key in keys()))
-    previous = getattr(_ahead, "values", None)
-    try:
-        found = cache.get_many(keys)
-    except Exception:
-        _failed("get_many")
-        found = None
-    _ahead.values = None if found is None else {key: found.get(key, _MISS) for key in keys}
+    """Within the block (one request, in this thread), the registered keys answer from one
+    read: the throttle's, else an MGET at the block's first read of the cache. A failed
+    read reads nothing ahead: each key is then read, and fails, on its own, as without
+    this block."""
+    previous = getattr(_ahead, "state", None)
+    _ahead.state = _Ahead(list(dict.fromkeys(key for keys in _ahead_keys for key in keys())))
     try:
         yield
     finally:
-        _ahead.values = previous
+        _ahead.state = previous
+
+
+def ahead_keys() -> list[str] | None:
+    """The keys this thread's read ahead has still to read (None: none), for a command
+    about to go to the cache anyway to read them along (``took_ahead``)."""
+    state = getattr(_ahead, "state", None)
+    return state.keys if state is not None and not state.read else None
+
+
+def took_ahead(keys: list[str], raw: list) -> None:
+    """A command read ``keys`` (``ahead_keys``) along: ``raw``, their values as the cache
+    holds them (None for a miss), in their order."""
+    state = getattr(_ahead, "state", None)
+    if state is None or state.read or state.keys is not keys:
+        return
+    loads = cache._cache._serializer.loads
+    state.read = True
+    state.values = {
+        key: _MISS if value is None else loads(value) for key, value in zip(keys, raw, strict=True)
+    }
 
 
 def _read_ahead(key: str) -> Any:
-    """What the read ahead holds for ``key`` (``_MISS``: a miss), or None if nothing."""
-    values = getattr(_ahead, "values", None)
-    return None if values is None else values.get(key)
+    """What the read ahead holds for ``key`` (``_MISS``: a miss), or None if nothing; the
+    block's first read of the cache reads its keys."""
+    state = getattr(_ahead, "state", None)
+    if state is None:
+        return None
+    if not state.read:
+        state.read = True
+        try:
+            found = cache.get_many(state.keys)
+        except Exception:
+            _failed("get_many")
+        else:
+            state.values = {key: found.get(key, _MISS) for key in state.keys}
+    return None if state.values is None else state.values.get(key)
 
 
 def _forget_ahead(*keys: str) -> None:
-    values = getattr(_ahead, "values", None)
-    if values:
+    state = getattr(_ahead, "state", None)
+    if state is not None and state.values:
         for key in keys:
-            values.pop(key, None)
+            state.values.pop(key, None)
 
 
 def get(key: str, default: Any = None, *, unavailable: Any = None) -> Any:

@@ -50,7 +50,12 @@ def test_every_list_version_and_stamp_is_registered():
     }
 
 
-def test_a_list_reads_its_versions_and_stamps_in_one_round_trip(space, make_items, commands):
+@pytest.mark.parametrize("throttled", [True, False], ids=["with-the-throttle", "no-throttle"])
+def test_a_list_reads_its_versions_and_stamps_in_one_round_trip(
+    space, make_items, commands, settings, throttled
+):
+    if not throttled:
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {}}
     items = make_items(8)
     embedding.embed_items(space, [item.pk for item in items])
     api = APIClient()
@@ -65,10 +70,12 @@ def test_a_list_reads_its_versions_and_stamps_in_one_round_trip(space, make_item
         lists.append([item["id"] for item in response.json()["items"]])
     assert lists[1] == lists[2] and len(lists[2]) == 4
     keys = {cache.make_and_validate_key(key) for key in _keys()}
-    reads = [(name, args) for name, args in commands if name in ("GET", "MGET")]
-    # One MGET holds every key; nothing reads one of them on its own.
-    holding = [(name, args) for name, args in reads if keys & set(args)]
-    assert [name for name, _ in holding] == ["MGET"] and keys <= set(holding[0][1])
+    # One command holds every key: the throttle's script when it runs, else one MGET; no
+    # command reads one of them on its own.
+    holding = [(name, args) for name, args in commands if keys & set(args)]
+    assert [name for name, _ in holding] == (["EVAL"] if throttled else ["MGET"])
+    assert keys <= set(holding[0][1])
+    assert ("EVAL" in [name for name, _ in commands]) == throttled
     # The same list without the read ahead, as the endpoint answered before it.
     kept = sharedcache._ahead_keys[:]
     sharedcache._ahead_keys.clear()
@@ -85,6 +92,9 @@ def test_within_the_block_reads_answer_from_the_mget_and_writes_are_read_again(c
         cache.set("test:ahead:a", "first", 60)
         cache.delete("test:ahead:b")
         with sharedcache.read_ahead():
+            commands.clear()
+            assert sharedcache.get("test:ahead:a") == "first"  # reads both, with one MGET
+            assert [name for name, _ in commands] == ["MGET"]
             commands.clear()
             cache.set("test:ahead:a", "changed elsewhere", 60)  # another process's write
             assert sharedcache.get("test:ahead:a") == "first"
@@ -142,3 +152,16 @@ def test_a_list_is_served_while_the_cache_is_down(space, make_items, monkeypatch
     assert {item["id"] for item in response.json()["items"]} <= set(
         Item.objects.values_list("external_id", flat=True)
     )
+
+
+def test_the_throttle_that_reads_ahead_still_counts(space, make_items, settings):
+    items = make_items(4)
+    embedding.embed_items(space, [item.pk for item in items])
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "recommendations": "2/min"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    cache.clear()
+    api = APIClient()
+    assert api.post(f"{API}/users", {"id": "u1"}, format="json").status_code == 201
+    answers = [api.get(f"{API}/users/u1/recommendations", {"k": 2}) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert 0 < int(answers[2]["Retry-After"]) <= 60

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 from django.db import IntegrityError, transaction
@@ -87,15 +86,23 @@ def _scenario(name: str | None):
 
 
 def _reads_ahead(view):
-    """A list endpoint: the small keys every list reads from the shared cache (versions and
-    stamps) come in one round trip at its start (``sharedcache.read_ahead``)."""
+    """A list endpoint (of a ``ReadsAhead`` view): the small keys every list reads from the
+    shared cache (versions and stamps) come in one round trip, the throttle's
+    (``sharedcache.read_ahead``)."""
+    view.reads_ahead = True
+    return view
 
-    @functools.wraps(view)
-    def wrapped(*args, **kwargs):
+
+class ReadsAhead:
+    """A view with list endpoints (``_reads_ahead``): their read ahead spans the whole
+    request, so that the throttle, which runs before the endpoint, reads it along."""
+
+    def dispatch(self, request, *args, **kwargs):
+        handler = getattr(self, request.method.lower(), None)
+        if not getattr(handler, "reads_ahead", False):
+            return super().dispatch(request, *args, **kwargs)
         with sharedcache.read_ahead():
-            return view(*args, **kwargs)
-
-    return wrapped
+            return super().dispatch(request, *args, **kwargs)
 
 
 def _served(serve, *args, **kwargs):
@@ -203,7 +210,7 @@ class ConflictSafeCreate:
             raise ValidationError({"id": ["already exists"]}) from None
 
 
-class ItemViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
+class ItemViewSet(ReadsAhead, ConflictSafeCreate, viewsets.ModelViewSet):
     """The catalogue. Ids in URLs are the site's own item ids (external ids)."""
 
     queryset = Item.objects.order_by("pk")
@@ -312,7 +319,7 @@ def _user_named(external_id: str, *, profile_space: int | None = None) -> EndUse
     return user
 
 
-class UserViewSet(ConflictSafeCreate, viewsets.ModelViewSet):
+class UserViewSet(ReadsAhead, ConflictSafeCreate, viewsets.ModelViewSet):
     """End users of the site. ``DELETE`` forgets the user and everything naming them."""
 
     queryset = EndUser.objects.order_by("pk")
@@ -576,7 +583,7 @@ class BehaviourViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(s.BatchResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
-class SearchView(APIView):
+class SearchView(ReadsAhead, APIView):
     """Personalised search: items matching ``q``, the user's taste breaking ties."""
 
     throttle_scope = "recommendations"
@@ -602,7 +609,7 @@ class SearchView(APIView):
         return _list_response(results, user, lang, scenario, endpoint="search", variant=variant)
 
 
-class SessionRecommendationView(APIView):
+class SessionRecommendationView(ReadsAhead, APIView):
     """Recommendations for an anonymous session from liked/disliked items and a text."""
 
     required_scopes = {"post": "read"}  # it reads; it stores nothing
