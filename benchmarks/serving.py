@@ -1081,21 +1081,18 @@ def compare_switch(client, users: list[str], setting: str) -> tuple[list[float],
     """The in-process endpoint with a boolean setting on and off, alternating per request
     so both see the same load: serving's helper connection (RECOMMENDER_PARALLEL_RETRIEVAL)
     or the served-list log (RECOMMENDER_LOG_SERVED_LISTS)."""
-    from django.conf import settings
+    from django.test import override_settings
 
     times: dict[bool, list[float]] = {True: [], False: []}
-    try:
-        for index, user in enumerate(users):
-            order = (True, False) if index % 2 == 0 else (False, True)
-            for flag in order:
-                setattr(settings, setting, flag)
+    for index, user in enumerate(users):
+        order = (True, False) if index % 2 == 0 else (False, True)
+        for flag in order:
+            with override_settings(**{setting: flag}):  # recommender.conf reads it afresh
                 started = time.perf_counter()
                 response = client.get(rec_path(user), HTTP_ACCEPT="application/json")
                 times[flag].append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise SystemExit(f"recommendations answered {response.status_code}")
-    finally:
-        setattr(settings, setting, True)
+            if response.status_code != 200:
+                raise SystemExit(f"recommendations answered {response.status_code}")
     return times[True], times[False]
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.signals import setting_changed
+
 PREFIX = "RECOMMENDER_"
 
 
@@ -516,21 +518,34 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 class RecommenderSettings:
-    """Attribute access to the settings: the project's value, else the default."""
+    """Attribute access to the settings: the project's value, else the default.
 
-    def __getattr__(self, name: str) -> Any:
+    A value read is remembered (as an attribute, so that the next read is a plain one)
+    until any setting changes: Django's ``setting_changed``, which ``override_settings``
+    and pytest-django's ``settings`` fixture send. Reading through ``django.conf.settings``
+    cost ~4 µs a read (its lazy object's lookups, and a raised and caught AttributeError
+    for a setting left at its default), and a list reads twenty to fifty of them."""
+
+    def __getattr__(self, name: str) -> Any:  # only for a name not remembered
         setting = _BY_NAME.get(name)
         if setting is None:
             raise AttributeError(f"no recommender setting {name!r} (see recommender/conf.py)")
         from django.conf import settings
 
-        return getattr(settings, setting.setting_name, setting.default)
+        value = getattr(settings, setting.setting_name, setting.default)
+        self.__dict__[name] = value
+        return value
+
+    def forget(self, **_kwargs) -> None:
+        """Read every setting afresh (a ``setting_changed`` receiver)."""
+        self.__dict__.clear()
 
     def __dir__(self):
         return sorted(_BY_NAME)
 
 
 conf = RecommenderSettings()
+setting_changed.connect(conf.forget, dispatch_uid="recommender.conf.forget")
 
 
 # --- The settings table in docs/getting-started.md -----------------------------------------

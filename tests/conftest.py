@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import pytest_django.fixtures
 
 from recsite import testing
 
@@ -114,13 +115,32 @@ def make_items(db):
     return make
 
 
+def _delete_and_announce(self, attr: str) -> None:
+    """pytest-django's ``del settings.X``, then ``setting_changed`` as ``override_settings``
+    sends it (pytest-django sends none for a deletion): what remembers settings
+    (``recommender.conf``, Django's own receivers) reads them again."""
+    from django.conf import settings as django_settings
+    from django.core.signals import setting_changed
+
+    _pytest_django_delattr(self, attr)
+    setting_changed.send(
+        sender=type(django_settings._wrapped), setting=attr, value=None, enter=True
+    )
+
+
+_pytest_django_delattr = pytest_django.fixtures.Settings.__delattr__
+pytest_django.fixtures.Settings.__delattr__ = _delete_and_announce
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty shared cache (per-minute aggregates, throttles)."""
     from django.core.cache import cache
 
     from recommender import attributes, spaces
+    from recommender.conf import conf
 
+    conf.forget()  # a test's deleted setting, restored without a signal
     cache.clear()
     spaces.spaces_changed()
     attributes._cached = None

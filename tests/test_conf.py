@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
 
 from recommender import conf as conf_module
 from recommender.conf import conf
@@ -77,3 +78,16 @@ def test_code_reads_settings_through_conf():
             if pattern in text and path.name != "conf.py":
                 offenders.append(f"{path.relative_to(ROOT)}: {pattern}")
     assert not offenders, offenders
+
+
+def test_a_setting_read_once_follows_every_change(settings):
+    settings.RECOMMENDER_PUBLIC_ATTRIBUTES = ["brand"]
+    assert conf.PUBLIC_ATTRIBUTES == ["brand"]
+    assert conf.PUBLIC_ATTRIBUTES == ["brand"]  # now remembered
+    with override_settings(RECOMMENDER_PUBLIC_ATTRIBUTES="*"):
+        assert conf.PUBLIC_ATTRIBUTES == "*"
+    assert conf.PUBLIC_ATTRIBUTES == ["brand"]
+    del settings.RECOMMENDER_PUBLIC_ATTRIBUTES  # back to the default
+    assert conf.PUBLIC_ATTRIBUTES == conf_module.default("PUBLIC_ATTRIBUTES")
+    with pytest.raises(AttributeError, match="no recommender setting 'NOT_A_SETTING'"):
+        conf.NOT_A_SETTING  # noqa: B018 - the read is the test
