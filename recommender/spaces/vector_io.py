@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import psycopg
+from django.db import DatabaseError
 from django.db import connection as primary
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
@@ -44,10 +45,42 @@ def fetch(
     statement as the connection's ``prepare_threshold`` says (never, unless
     ``DATABASE_PREPARED_STATEMENTS`` is on); False never."""
     connection = using if using is not None else dbroute.read_connection()
+    if not _checks_the_connection(connection):
+        return _fetch(sql, params, connection, prepare)
+    # The connection's first statement of the request, outside a transaction: it stands in
+    # for Django's health check (CONN_HEALTH_CHECKS: a ``SELECT 1`` round trip before it,
+    # a tenth of a kept list's answer). If the connection turns out to be lost (the server
+    # restarted, a standby was replaced), it is replaced and the read run again on the new
+    # one, as the check would have done; a statement that fails on a sound connection
+    # fails as it did.
+    connection.health_check_done = True
+    try:
+        return _fetch(sql, params, connection, prepare)
+    except DatabaseError:
+        if connection.connection is not None and not connection.connection.broken:
+            raise
+        connection.close()
+        return _fetch(sql, params, connection, prepare)
+
+
+def _fetch(sql: str, params, connection, prepare: bool | None) -> list[tuple]:
     with _cursor(sql, connection) as cursor:
         _register_dumpers(cursor, connection)
         cursor.execute(sql, params, binary=True, prepare=prepare)
         return cursor.fetchall()
+
+
+def _checks_the_connection(connection) -> bool:
+    """Whether a read now would be the first on ``connection`` since the request began,
+    with Django's health check due, outside any transaction (so that it may be run again
+    on a new connection)."""
+    return (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
+    )
 
 
 @contextmanager
