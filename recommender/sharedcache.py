@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 _last_warning = 0.0
 
 
-def _failed(operation: str) -> None:
+def failed(operation: str) -> None:
+    """Log a cache error (at most once a minute per process)."""
     global _last_warning
     now = time.monotonic()
     if now - _last_warning >= 60:
@@ -44,6 +45,22 @@ def redis_client(key: str):
     backend = getattr(cache, "_cache", None)
     get_client = getattr(backend, "get_client", None)
     return get_client(key, write=True) if get_client is not None else None
+
+
+def stored_key(key: str) -> str:
+    """``key`` as the cache stores it in Redis (its prefix and version), for a script or a
+    command of the client's own (``redis_client``)."""
+    return cache.make_key(key)
+
+
+def encode(value: Any) -> Any:
+    """``value`` as the cache stores it (``decode`` reads it back)."""
+    return cache._cache._serializer.dumps(value)
+
+
+def decode(raw: Any) -> Any:
+    """A value as the cache stored it (``encode``), read back."""
+    return cache._cache._serializer.loads(raw)
 
 
 # --- Read ahead ----------------------------------------------------------------------------
@@ -124,7 +141,7 @@ def _read_ahead(key: str) -> Any:
         try:
             found = cache.get_many(state.keys)
         except Exception:
-            _failed("get_many")
+            failed("get_many")
         else:
             state.values = {key: found.get(key, _MISS) for key in state.keys}
     return None if state.values is None else state.values.get(key)
@@ -145,7 +162,7 @@ def get(key: str, default: Any = None, *, unavailable: Any = None) -> Any:
     try:
         return cache.get(key, default)
     except Exception:  # any backend error (redis.ConnectionError, timeouts)
-        _failed("get")
+        failed("get")
         return default if unavailable is None else unavailable
 
 
@@ -162,7 +179,7 @@ def get_many(keys: list[str]) -> dict[str, Any]:
     try:
         return {**found, **cache.get_many(rest)}
     except Exception:
-        _failed("get_many")
+        failed("get_many")
         return found
 
 
@@ -172,7 +189,7 @@ def set(key: str, value: Any, timeout: float | None) -> bool:  # noqa: A001 - ca
         cache.set(key, value, timeout)
         return True
     except Exception:
-        _failed("set")
+        failed("set")
         return False
 
 
@@ -182,7 +199,7 @@ def set_many(values: dict[str, Any], timeout: float | None) -> bool:
         cache.set_many(values, timeout)
         return True
     except Exception:
-        _failed("set_many")
+        failed("set_many")
         return False
 
 
@@ -191,7 +208,7 @@ def add(key: str, value: Any, timeout: float | None) -> bool:
     try:
         return bool(cache.add(key, value, timeout))
     except Exception:
-        _failed("add")
+        failed("add")
         return False
 
 
@@ -200,7 +217,7 @@ def touch(key: str, timeout: float | None) -> bool:
     try:
         return bool(cache.touch(key, timeout))
     except Exception:
-        _failed("touch")
+        failed("touch")
         return False
 
 
@@ -209,7 +226,7 @@ def delete(key: str) -> bool:
     try:
         return bool(cache.delete(key))
     except Exception:
-        _failed("delete")
+        failed("delete")
         return False
 
 

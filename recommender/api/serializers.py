@@ -15,7 +15,8 @@ from recommender.api.parsers import depth, problems
 from recommender.conf import conf
 from recommender.ingest import eventbounds, limits
 from recommender.models import Behaviour, EndUser, Item
-from recommender.serving import business, explain, rules
+from recommender.serving import business, explain, rules, shown
+from recommender.serving.shown import public_attributes
 
 MAX_TEXT = 2000
 MAX_K = 200
@@ -572,20 +573,6 @@ class ReasonSerializer(serializers.Serializer):
     )
 
 
-def public_attributes(attributes: Mapping | None) -> dict | None:
-    """The item attributes a recommendation list may show: those named in
-    ``RECOMMENDER_PUBLIC_ATTRIBUTES`` (``"*"``: all). Lists reach browsers; an imported
-    cost price or supplier column must not. ``GET items`` still returns everything."""
-    if attributes is None:
-        return None
-    if not isinstance(attributes, Mapping):
-        return {}  # a row stored past the write checks: show nothing rather than fail
-    allowed = conf.PUBLIC_ATTRIBUTES
-    if allowed == "*" or "*" in allowed:
-        return {str(key): value for key, value in attributes.items()}
-    return {str(key): value for key, value in attributes.items() if key in allowed}
-
-
 class PublicAttributesField(serializers.DictField):
     """An item's attributes as a list shows them (:func:`public_attributes`)."""
 
@@ -634,29 +621,7 @@ def recommendation_list_data(
         "lang": lang,
         "scenario": scenario,
         "recommendation_id": recommendation_id,
-        "items": [
-            {
-                "id": str(result.item.external_id),
-                "title": str(result.item.text_in(lang)[0]),
-                "category": str(result.item.category),
-                "attributes": public_attributes(result.item.attributes),
-                "score": float(result.score),
-                "sources": [str(source) for source in result.sources],
-                "reason": (
-                    {
-                        "type": str(result.reason.type),
-                        "text": str(result.reason.text),
-                        "keywords": [str(word) for word in result.reason.keywords],
-                        "evidence": result.reason.evidence.as_dict(),
-                    }
-                    if result.reason is not None
-                    else None
-                ),
-                "blurb": None if result.blurb is None else str(result.blurb),
-                "promotion": result.promotion,
-            }
-            for result in results
-        ],
+        "items": [shown.item_data(result, lang) for result in results],
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from django.db import IntegrityError, transaction
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -17,6 +17,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -35,6 +36,7 @@ from recommender.serving import (
     pipeline,
     scenarios,
     served_lists,
+    shown,
 )
 from recommender.spaces import vector_io
 
@@ -75,6 +77,29 @@ def _list_response(
     )
     external_id = user.external_id if user else None
     return Response(s.recommendation_list_data(results, external_id, lang, name, recommendation_id))
+
+
+def _kept_response(request, found, user: EndUser, lang: str, scenario) -> HttpResponse:
+    """A kept list's answer (``list_cache.serve``, which logged it): its items as they
+    were rendered when it was kept, put into the response as they are when the caller
+    takes plain JSON (the renderer's own encoding, ``shown.to_json``), else built again."""
+    name = scenario.name if scenario else None
+    renderer = request.accepted_renderer
+    plain = type(renderer) is JSONRenderer and "indent" not in request.accepted_media_type
+    if found.items_json is not None and plain:
+        head = {
+            "user": user.external_id,
+            "lang": lang,
+            "scenario": name,
+            "recommendation_id": found.recommendation_id,
+        }
+        body = shown.to_json(head)[:-1] + b',"items":' + found.items_json + b"}"
+        return HttpResponse(body, content_type=renderer.media_type)
+    return Response(
+        s.recommendation_list_data(
+            found.results(), user.external_id, lang, name, found.recommendation_id
+        )
+    )
 
 
 def _scenario(name: str | None):
@@ -447,21 +472,27 @@ class UserViewSet(ReadsAhead, ConflictSafeCreate, viewsets.ModelViewSet):
                 raise ValidationError({"recommendation_id": [str(exc)]}) from None
             wanted = replace(wanted, exclude=earlier)
             wanted.context["continues"] = p["recommendation_id"].hex
-        results, kept_as, token = None, None, None
+        name = scenario.name if scenario else ""
+        kept_as, token = None, None
         if list_cache.enabled():
-            kept_as = list_cache.key(
-                wanted, scenario=scenario.name if scenario else "", variant=variant
+            kept_as = list_cache.key(wanted, scenario=name, variant=variant)
+            log = served_lists.to_log(
+                endpoint="recommendations",
+                user=user,
+                scenario=name,
+                variant=variant,
+                context=wanted.context,
+                earlier=earlier,
             )
-            results, token = list_cache.lookup(kept_as)
-        if results is None:
-            results = _served(pipeline.recommend, wanted)
-            if kept_as is not None:
-                list_cache.put(kept_as, results, token, wanted.lang)
-                list_cache.remember(
-                    wanted, scenario=scenario.name if scenario else "", variant=variant, token=token
-                )
-        else:
-            list_cache.served_again(user)
+            found = list_cache.serve(kept_as, log)
+            if found.kept:
+                list_cache.served_again(user)
+                return _kept_response(request, found, user, lang, scenario)
+            token = found.token
+        results = _served(pipeline.recommend, wanted)
+        if kept_as is not None:
+            list_cache.put(kept_as, results, token, wanted.lang)
+            list_cache.remember(wanted, scenario=name, variant=variant, token=token)
         return _list_response(
             results,
             user,

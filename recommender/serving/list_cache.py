@@ -45,6 +45,7 @@ from django.db import transaction
 from recommender import dbroute, sharedcache, spaces
 from recommender.conf import conf
 from recommender.models import EndUser, UserProfile
+from recommender.serving import served_lists, shown
 
 logger = logging.getLogger(__name__)
 
@@ -140,26 +141,166 @@ def _digest(described: list) -> str:
     return hashlib.blake2b(repr(described).encode(), digest_size=16).hexdigest()
 
 
+# A kept list is a Redis hash (``put``): "t", the site token it was computed under, as the
+# cache stores that token; "r", its results (``kept_form``) as the cache pickles a value;
+# "o", its items as the answer shows them (JSON, ``shown``), with "a", which attributes
+# lists showed then; "i", its items as the served-list log records them (JSON), and "m",
+# their ids, comma-separated. A repeat then costs one round trip for the check, the log
+# and the answer together (``_SERVE``), and no item built or encoded again.
+#
+# KEYS: the list, the site token, the served-list queue, the new list's chain. ARGV: the
+# log entry before and after its items ("": logging off), the chain's seconds, then the
+# items the pages before it served. Answers {token now} for a miss or a list kept under
+# another token, else {token, "o", "a", "r"}, the list logged.
+_SERVE = """
+local kept = redis.call('HMGET', KEYS[1], 't', 'o', 'a', 'i', 'm', 'r')
+local now = redis.call('GET', KEYS[2]) or ''
+if (not kept[1]) or kept[1] ~= now then return {now} end
+if ARGV[1] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[1] .. kept[4] .. ARGV[2])
+  local members = {}
+  for pk in string.gmatch(kept[5], '[^,]+') do members[#members + 1] = pk end
+  for i = 4, #ARGV do members[#members + 1] = ARGV[i] end
+  for first = 1, #members, 1000 do
+    redis.call('SADD', KEYS[4], unpack(members, first, math.min(first + 999, #members)))
+  end
+  if #members > 0 then redis.call('EXPIRE', KEYS[4], ARGV[3]) end
+end
+return {now, kept[2], kept[3], kept[6]}
+"""
+
+
+@dataclass(frozen=True)
+class Served:
+    """What ``serve`` found: the site token now (to keep a fresh list with), and for a kept
+    list its results, its items as the answer shows them (``items_json``, None when the
+    attributes lists show have changed since), and the id it was logged under."""
+
+    token: str | None
+    kept: bool = False
+    items_json: bytes | None = None
+    recommendation_id: str | None = None
+    stored_results: object = None  # as stored: call ``results()``
+
+    def results(self) -> list | None:
+        if not self.kept:
+            return None
+        if isinstance(self.stored_results, bytes):
+            return sharedcache.decode(self.stored_results)
+        return self.stored_results
+
+
+def serve(cache_key: str | None, log: served_lists.Pending | None = None) -> Served:
+    """The list kept under ``cache_key`` if the site token it was kept with still holds,
+    logged as ``log`` (a served list of its own; None: not logged), and the site token
+    now. One round trip for all of it on Redis; a cache that fails is a miss."""
+    if cache_key is None:
+        return Served(None)
+    client = sharedcache.redis_client(TOKEN_KEY)
+    if client is None:
+        return _serve_from_cache(cache_key, log)
+    chain = served_lists.CHAIN.format(log.recommendation_id if log else "")
+    if log is None:
+        argv = ["", "", 0]
+    else:
+        argv = [log.head, log.tail, served_lists.CHAIN_SECONDS, *sorted(log.earlier)]
+    try:
+        reply = client.eval(
+            _SERVE,
+            4,
+            sharedcache.stored_key(cache_key),
+            sharedcache.stored_key(TOKEN_KEY),
+            served_lists.QUEUE,
+            chain,
+            *argv,
+        )
+    except Exception:  # noqa: BLE001 - an outage: the list is computed (and logged) anew
+        sharedcache.failed("list cache")
+        return Served(None)
+    token = sharedcache.decode(reply[0]) if reply[0] else None
+    if len(reply) == 1:
+        return Served(token)
+    items, public, results = reply[1], reply[2], reply[3]
+    fresh = bool(items) and public.decode() == shown.public_attributes_shape()
+    return Served(
+        token,
+        kept=True,
+        items_json=items if fresh else None,
+        recommendation_id=log.recommendation_id if log else None,
+        stored_results=results,
+    )
+
+
+def _serve_from_cache(cache_key: str, log: served_lists.Pending | None) -> Served:
+    """``serve`` with a cache that is not Redis (no scripts): the same, in two steps."""
+    found = sharedcache.get_many([TOKEN_KEY, cache_key])
+    token = found.get(TOKEN_KEY)
+    kept = found.get(cache_key)
+    if kept is None or kept["t"] != token:
+        return Served(token)
+    recommendation_id = None
+    if log is not None:
+        recommendation_id = served_lists.record_pending(log, kept["i"], kept["m"])
+    fresh = bool(kept["o"]) and kept["a"] == shown.public_attributes_shape()
+    return Served(
+        token,
+        kept=True,
+        items_json=kept["o"] if fresh else None,
+        recommendation_id=recommendation_id,
+        stored_results=kept["r"],
+    )
+
+
 def lookup(cache_key: str | None) -> tuple[list | None, str | None]:
     """The list kept under ``cache_key`` while the site token it was kept with holds (else
-    None), and the site token now, to keep a fresh list with (one round trip for both)."""
-    if cache_key is None:
-        return None, None
-    found = sharedcache.get_many([TOKEN_KEY, cache_key])
-    now = found.get(TOKEN_KEY)
-    kept = found.get(cache_key)
-    if kept is None:
-        return None, now
-    token, results = kept
-    return (results if token == now else None), now
+    None), and the site token now; not logged."""
+    found = serve(cache_key)
+    return found.results(), found.token
 
 
-def put(cache_key: str | None, results: list, token: str | None, lang: str) -> None:
+def put(
+    cache_key: str | None,
+    results: list,
+    token: str | None,
+    lang: str,
+    seconds: float | None = None,
+) -> None:
     """Keep ``results`` (asked in ``lang``) under ``cache_key`` with the site token read
-    before they were computed (a change made meanwhile then makes them miss)."""
+    before they were computed (a change made meanwhile then makes them miss), for
+    ``seconds`` (default ``RECOMMENDER_LIST_CACHE_SECONDS``)."""
     if cache_key is None:
         return
-    sharedcache.set(cache_key, (token, kept_form(results, lang)), float(conf.LIST_CACHE_SECONDS))
+    seconds = float(conf.LIST_CACHE_SECONDS) if seconds is None else float(seconds)
+    kept = kept_form(results, lang)
+    try:
+        items = shown.to_json([shown.item_data(result, lang) for result in kept])
+        public = shown.public_attributes_shape()
+    except (TypeError, ValueError):  # not JSON: a repeat builds its answer from the results
+        items, public = b"", ""
+    logged = served_lists.items_json(kept)
+    ids = [result.item.pk for result in kept]
+    client = sharedcache.redis_client(TOKEN_KEY)
+    if client is None:
+        value = {"t": token, "r": kept, "o": items, "a": public, "i": logged, "m": ids}
+        sharedcache.set(cache_key, value, seconds)
+        return
+    stored = {
+        "t": sharedcache.encode(token) if token is not None else b"",
+        "r": sharedcache.encode(kept),
+        "o": items,
+        "a": public,
+        "i": logged,
+        "m": ",".join(map(str, ids)),
+    }
+    name = sharedcache.stored_key(cache_key)
+    try:
+        with client.pipeline(transaction=True) as pipe:  # never a hash without its expiry
+            pipe.delete(name)
+            pipe.hset(name, mapping=stored)
+            pipe.pexpire(name, max(1, int(seconds * 1000)))
+            pipe.execute()
+    except Exception:  # noqa: BLE001 - an outage costs the kept list, not the answer
+        sharedcache.failed("list cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,13 +480,13 @@ def refresh(user_id: int) -> int:
     for token, shape, scenario, variant, seconds, _ in shapes.values():
         wanted = replace(shape, user=user)
         cache_key = key(wanted, scenario=scenario, variant=variant)
-        kept, now = lookup(cache_key)
-        if kept is not None or now != token:
+        found = serve(cache_key)
+        if found.kept or found.token != token:
             continue
         try:
             results = pipeline.recommend(wanted)
         except business.RuleFailure:  # e.g. a user attribute a rule reads changed type
             continue
-        sharedcache.set(cache_key, (now, kept_form(results, wanted.lang)), seconds)
+        put(cache_key, results, found.token, wanted.lang, seconds)
         computed += 1
     return computed

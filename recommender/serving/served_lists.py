@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
@@ -82,6 +83,66 @@ def served_in(recommendation_id: str) -> frozenset[int]:
     return earlier | {entry["item"] for entry in row.items}
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A list about to be logged: its id and its log entry around its items, as JSON text
+    (``head`` + the items + ``tail``), so that a kept list's items, rendered once, can be
+    logged again without this process building them (``list_cache.serve``)."""
+
+    recommendation_id: str
+    head: str  # '{"id":…,"user":…,"endpoint":…,"scenario":…,"variant":…,"items":'
+    tail: str  # ',"context":{…},"served_at":"…"}'
+    earlier: frozenset[int]  # items the pages before it served (its chain holds them too)
+
+
+def to_log(
+    *,
+    endpoint: str,
+    user: EndUser | None = None,
+    scenario: str = "",
+    variant: str = "",
+    context: dict | None = None,
+    earlier: frozenset[int] = frozenset(),
+) -> Pending | None:
+    """The log entry of a list about to be served, less its items (None: logging off)."""
+    if not enabled():
+        return None
+    recommendation_id = uuid.uuid4().hex
+    head = {
+        "id": recommendation_id,
+        "user": user.pk if user is not None else None,
+        "endpoint": endpoint,
+        "scenario": scenario or "",
+        "variant": variant or "",
+    }
+    tail = {"context": context or {}, "served_at": timezone.now().isoformat()}
+    return Pending(
+        recommendation_id,
+        _compact(head)[:-1] + ',"items":',
+        "," + _compact(tail)[1:],
+        frozenset(earlier),
+    )
+
+
+def items_json(results: Sequence) -> str:
+    """The ``items`` of a list's log entry, as JSON text."""
+    return _compact(
+        [
+            {
+                "item": result.item.pk,
+                "position": position,
+                "score": round(float(result.score), 6),
+                "sources": list(result.sources),
+            }
+            for position, result in enumerate(results, start=1)
+        ]
+    )
+
+
+def _compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def record(
     results: Sequence,
     *,
@@ -94,43 +155,38 @@ def record(
 ) -> str | None:
     """Log one served list; its ``recommendation_id`` (None when logging is off).
     ``earlier``: items the pages before it served (kept for its own next page)."""
-    if not enabled():
+    entry = to_log(
+        endpoint=endpoint,
+        user=user,
+        scenario=scenario,
+        variant=variant,
+        context=context,
+        earlier=earlier,
+    )
+    if entry is None:
         return None
-    recommendation_id = uuid.uuid4().hex
-    entry = {
-        "id": recommendation_id,
-        "user": user.pk if user is not None else None,
-        "endpoint": endpoint,
-        "scenario": scenario or "",
-        "variant": variant or "",
-        "items": [
-            {
-                "item": result.item.pk,
-                "position": position,
-                "score": round(float(result.score), 6),
-                "sources": list(result.sources),
-            }
-            for position, result in enumerate(results, start=1)
-        ],
-        "context": context or {},
-        "served_at": timezone.now().isoformat(),
-    }
+    return record_pending(entry, items_json(results), [result.item.pk for result in results])
+
+
+def record_pending(entry: Pending, items: str, shown: Sequence[int]) -> str:
+    """Log ``entry`` with its ``items`` (``items_json``) and the items' ids; its id."""
+    text = entry.head + items + entry.tail
     client = sharedcache.redis_client(QUEUE)
     if client is not None:
         try:
-            chain = CHAIN.format(recommendation_id)
-            members = set(earlier) | {served["item"] for served in entry["items"]}
+            chain = CHAIN.format(entry.recommendation_id)
+            members = set(entry.earlier) | set(shown)
             with client.pipeline(transaction=False) as pipe:  # one round trip
-                pipe.rpush(QUEUE, json.dumps(entry, separators=(",", ":")))
+                pipe.rpush(QUEUE, text)
                 if members:
                     pipe.sadd(chain, *members)
                     pipe.expire(chain, CHAIN_SECONDS)
                 pipe.execute()
-            return recommendation_id
+            return entry.recommendation_id
         except Exception:  # noqa: BLE001 - Redis down: write it now rather than lose it
             logger.warning("served-list queue unavailable; writing the list directly")
-    ServedList.objects.bulk_create([_row(entry)], ignore_conflicts=True)
-    return recommendation_id
+    ServedList.objects.bulk_create([_row(json.loads(text))], ignore_conflicts=True)
+    return entry.recommendation_id
 
 
 def _row(entry: dict) -> ServedList:

@@ -141,7 +141,7 @@ def test_a_repeat_answers_what_the_fresh_list_did_from_kept_plain_data(shop, set
     # What is kept is plain data: no item rows, no ranking features.
     kept_keys = [key for key in cache_keys() if key.startswith(list_cache.PREFIX)]
     assert len(kept_keys) == 1
-    _, kept = list_cache.sharedcache.get(kept_keys[0])
+    kept, _ = list_cache.lookup(kept_keys[0])
     assert kept and all(isinstance(r.item, list_cache.ShownItem) for r in kept)
     assert all(r.features == {} for r in kept)
 
@@ -187,3 +187,125 @@ def test_the_key_is_the_same_whether_the_profile_row_came_with_the_user_or_alone
         pipeline.RecommendationRequest(user=alone, k=5), scenario="", variant=""
     )
     assert views._user_named("nobody", profile_space=space.pk) is None
+
+
+def _raw(api, **params):
+    response = api.get(f"{API}/users/u1/recommendations", {"k": 6, **params})
+    assert response.status_code == 200, response.content
+    return response
+
+
+def _without_id(response) -> tuple[bytes, str]:
+    """The response's bytes with its recommendation_id taken out, and the id."""
+    rid = response.json()["recommendation_id"]
+    return response.content.replace(rid.encode(), b"<id>"), rid
+
+
+def test_a_repeat_sends_the_bytes_the_fresh_list_sent_and_logs_the_same_items(shop, settings):
+    """A kept list holds its items rendered; its answer must be what DRF's renderer made of
+    the fresh list, byte for byte, with text that JSON escapes or keeps as it is."""
+    from recommender.models import ServedList
+
+    api, items, computed = shop
+    settings.RECOMMENDER_PUBLIC_ATTRIBUTES = ["price", "note"]
+    for n, item in enumerate(items):
+        item.title = f"羽绒服 “款{n}” \\ \u2028 line\tend é"
+        item.attributes = {"price": 99.5 + n, "note": 'say "hi"\n', "cost": 1}
+        item.save()
+    fresh, fresh_id = _without_id(_raw(api, lang="zh"))
+    assert b"\\u2028" in fresh and "“款".encode() in fresh  # escaped, kept as UTF-8
+    again, again_id = _without_id(_raw(api, lang="zh"))
+    assert len(computed) == 1 and again == fresh and again_id != fresh_id
+    assert served_lists.drain() >= 2
+    logged = {row.pk.hex: row for row in ServedList.objects.all()}
+    first, second = logged[fresh_id], logged[again_id]
+    assert second.items == first.items and len(first.items) == 6
+    assert (second.user_id, second.endpoint, second.context) == (
+        first.user_id,
+        first.endpoint,
+        first.context,
+    )
+    assert served_lists.served_in(again_id) == served_lists.served_in(fresh_id)
+
+
+def test_a_repeat_is_checked_logged_and_read_in_one_redis_command(shop):
+    import redis.client
+
+    api, items, computed = shop
+    _raw(api)
+    sent = []
+    execute = redis.client.Redis.execute_command
+    pipeline = redis.client.Pipeline.execute
+
+    def counting(self, *args, **options):
+        sent.append(args[0])
+        return execute(self, *args, **options)
+
+    def counting_pipeline(self, *args, **options):
+        sent.append("PIPELINE")
+        return pipeline(self, *args, **options)
+
+    redis.client.Redis.execute_command = counting
+    redis.client.Pipeline.execute = counting_pipeline
+    try:
+        _raw(api)
+    finally:
+        redis.client.Redis.execute_command = execute
+        redis.client.Pipeline.execute = pipeline
+    assert len(computed) == 1
+    # The throttle (with the read ahead) and the kept list with its log: nothing else.
+    assert sent == ["EVAL", "EVAL"], sent
+
+
+def test_a_caller_asking_for_indented_json_gets_the_same_list_built_again(shop):
+    api, items, computed = shop
+    plain = _raw(api).json()
+    indented = api.get(
+        f"{API}/users/u1/recommendations",
+        {"k": 6},
+        HTTP_ACCEPT="application/json; indent=2",
+    )
+    assert indented.status_code == 200 and len(computed) == 1
+    assert b'\n  "user": "u1"' in indented.content
+    body = indented.json()
+    assert body.pop("recommendation_id") != plain.pop("recommendation_id")
+    assert body == plain
+
+
+def test_a_cache_that_is_not_redis_keeps_and_logs_lists_too(shop, monkeypatch):
+    """Without Redis scripts (another cache backend), a kept list is checked and logged in
+    two steps; the log is then written to the database at once."""
+    from recommender import sharedcache
+    from recommender.models import ServedList
+
+    api, items, computed = shop
+    monkeypatch.setattr(sharedcache, "redis_client", lambda key: None)
+    fresh, fresh_id = _without_id(_raw(api))
+    again, again_id = _without_id(_raw(api))
+    assert len(computed) == 1 and again == fresh
+    rows = {row.pk.hex: row.items for row in ServedList.objects.all()}
+    assert rows[again_id] == rows[fresh_id] and len(rows[again_id]) == 6
+    list_cache.changed()
+    _raw(api)
+    assert len(computed) == 2
+
+
+def test_a_failing_cache_serves_a_fresh_list_and_logs_it(shop, monkeypatch):
+    import redis.client
+
+    from recommender.models import ServedList
+
+    api, items, computed = shop
+    _raw(api)
+
+    def down(self, *args, **kwargs):
+        raise redis.exceptions.ConnectionError("down")
+
+    monkeypatch.setattr(redis.client.Redis, "eval", down)
+    monkeypatch.setattr(redis.client.Redis, "evalsha", down)
+    response = _raw(api)
+    assert len(computed) == 2
+    rid = response.json()["recommendation_id"]
+    monkeypatch.undo()
+    served_lists.drain()
+    assert ServedList.objects.filter(pk=rid).exists()
