@@ -113,6 +113,16 @@ def test_serving_space_follows_activation_and_ignores_caller_changes(space):
     assert spaces.serving_space().pk == space.pk
     spaces.serving_space().name = "changed by a caller"
     assert spaces.serving_space().name == "fast"
+    # A copy is a whole model of its own: every field, its own state, and it can be saved.
+    served = spaces.serving_space()
+    fresh = EncoderSpace.objects.get(pk=space.pk)
+    assert {f.attname: getattr(served, f.attname) for f in EncoderSpace._meta.concrete_fields} == {
+        f.attname: getattr(fresh, f.attname) for f in EncoderSpace._meta.concrete_fields
+    }
+    assert served._state is not spaces.serving_space()._state
+    assert served._state.db == "default" and not served._state.adding
+    served.save(update_fields=["name"])
+    assert EncoderSpace.objects.get(pk=space.pk).name == "fast"
     spaces.activate_space(other)  # a save: seen at once in this process
     assert spaces.serving_space().pk == other.pk
 
