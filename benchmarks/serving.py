@@ -590,7 +590,6 @@ def build_index(args, space) -> tuple[float, float]:
 
     from recommender import spaces
     from recommender.models import ItemVector
-    from recommender.spaces import indexes
 
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {table(ItemVector)}")
@@ -624,7 +623,7 @@ def build_index(args, space) -> tuple[float, float]:
         cursor.execute("SELECT pg_relation_size(%s)", [spaces.index_name(space)])
         index_bytes = cursor.fetchone()[0]
     print(
-        f"  HNSW index (m={indexes.HNSW_M}, ef_construction={indexes.HNSW_EF_CONSTRUCTION}, "
+        f"  HNSW index (m={space.index_m}, ef_construction={space.index_ef_construction}, "
         f"maintenance_work_mem {args.maintenance_work_mem} instead of {default_mwm}, "
         f"max_parallel_maintenance_workers {args.index_workers}) built in {seconds:.1f}s = "
         f"{args.items / seconds:,.0f} vectors/s, {index_bytes / 2**20:,.0f} MiB"

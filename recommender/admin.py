@@ -215,13 +215,15 @@ class EncoderSpaceAdmin(admin.ModelAdmin):
         "coverage_display",
         "stale_display",
     )
-    # The index precision changes with `manage.py encoder_space reindex`, which rebuilds
-    # the index before the field says so.
+    # The index precision and graph change with `manage.py encoder_space reindex`, which
+    # rebuilds the index before the fields say so.
     readonly_fields = (
         "dim",
         "status",
         "is_active",
         "index_precision",
+        "index_m",
+        "index_ef_construction",
         "created_at",
         "activated_at",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import MD5, Cast, Coalesce, Concat, NullIf, Upper
 from django.utils import timezone
@@ -313,6 +313,11 @@ class IndexPrecision(models.TextChoices):
 
 DEFAULT_TEXT_TEMPLATE = "{title}\n{category}\n{tags}\n{description}"
 
+# pgvector's defaults for an HNSW graph: what a space's index is built with unless its
+# ``index_m`` / ``index_ef_construction`` say otherwise.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
 
 class EncoderSpace(models.Model):
     """One configured encoder with its own item vectors and its own HNSW index.
@@ -340,6 +345,28 @@ class EncoderSpace(models.Model):
         choices=IndexPrecision.choices,
         default=IndexPrecision.VECTOR,
         help_text=_("change with `manage.py encoder_space reindex NAME --precision …`"),
+    )
+    # The HNSW graph's shape (pgvector's ``m`` and ``ef_construction``): a denser graph
+    # finds more of the true neighbours at the same search breadth, and costs a longer
+    # build, a larger index and a slower search at that breadth (docs/performance.md).
+    index_m = models.PositiveSmallIntegerField(
+        _("index m"),
+        default=HNSW_M,
+        validators=[MinValueValidator(2), MaxValueValidator(100)],
+        help_text=_(
+            "links per node of the HNSW graph (pgvector's m, 2–100); change with "
+            "`manage.py encoder_space reindex NAME --m …`"
+        ),
+    )
+    index_ef_construction = models.PositiveSmallIntegerField(
+        _("index ef_construction"),
+        default=HNSW_EF_CONSTRUCTION,
+        validators=[MinValueValidator(4), MaxValueValidator(1000)],
+        help_text=_(
+            "candidates kept while the HNSW graph is built (pgvector's ef_construction, "
+            "4–1000, at least 2 × m); change with `manage.py encoder_space reindex NAME "
+            "--ef-construction …`"
+        ),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     activated_at = models.DateTimeField(_("activated"), null=True, blank=True)

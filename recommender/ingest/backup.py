@@ -497,6 +497,10 @@ def _restore_spaces(reader: _Reader, report: RestoreReport, progress) -> int:
     for record in reader:
         reader.check_keys(record, SPACE_FIELDS)
         values = reader.clean(EncoderSpace, SPACE_FIELDS, record)
+        try:  # each bound is a field's own check; this one spans the two fields
+            spaces.check_graph(values["index_m"], values["index_ef_construction"])
+        except ValidationError as exc:
+            raise reader.fail(exc.messages[0]) from None
         if values["status"] == SpaceStatus.READY:
             values["status"] = SpaceStatus.BUILDING
         is_active = values.pop("is_active")

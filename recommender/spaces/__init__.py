@@ -31,9 +31,13 @@ from recommender.models import (
     SpaceStatus,
 )
 from recommender.spaces.indexes import (  # noqa: F401 (the package's API)
+    Graph,
+    check_graph,
     check_precision,
     create_index,
     drop_index,
+    drop_named,
+    graph_of,
     index_exists,
     index_name,
     index_names,
@@ -113,9 +117,11 @@ def create_space(
     text_template: str = DEFAULT_TEXT_TEMPLATE,
     activate: bool = False,
     index_precision: str = IndexPrecision.VECTOR,
+    graph: Graph | None = None,
 ) -> EncoderSpace:
     """Create a space (status ``building``); with ``activate``, also its HNSW index, in
-    ``index_precision`` (``vector``, or ``halfvec`` for an index of half the size).
+    ``index_precision`` (``vector``, or ``halfvec`` for an index of half the size) with
+    ``graph``'s ``m`` and ``ef_construction`` (default: pgvector's 16 and 64).
 
     A space that does not serve yet gets its index when its build completes
     (``mark_ready_if_complete``): one bulk build is several times cheaper than inserting
@@ -126,6 +132,8 @@ def create_space(
     if EncoderSpace.objects.filter(name=name).exists():
         raise ValidationError(f"an encoder space named {name!r} already exists")
     options = dict(options or {})
+    graph = check_graph(graph.m, graph.ef_construction) if graph is not None else Graph()
+    check_precision(index_precision)
     encoder = get_encoder(plugin, options)
     space = EncoderSpace.objects.create(
         name=name,
@@ -133,7 +141,9 @@ def create_space(
         options=options,
         dim=encoder.dim,
         text_template=check_template(text_template),
-        index_precision=check_precision(index_precision),
+        index_precision=index_precision,
+        index_m=graph.m,
+        index_ef_construction=graph.ef_construction,
     )
     if activate:
         activate_space(space)
@@ -170,7 +180,7 @@ def retire_space(space: EncoderSpace) -> EncoderSpace:
 @dataclass(frozen=True)
 class Reindexed:
     """What ``reindex_space`` did: the index that serves now, the one it replaced (None
-    when the precision did not change or the space had no index yet), and the build."""
+    when nothing changed or the space had no index yet), and the build."""
 
     space: EncoderSpace
     index: str | None  # None: a space still building gets its index when the build ends
@@ -184,21 +194,27 @@ def needs_index(space: EncoderSpace) -> bool:
     one; a space still building gets its index when its build completes."""
     if space.status == SpaceStatus.RETIRED:
         return False
-    return space.is_active or space.status == SpaceStatus.READY or index_exists(space)
+    return space.is_active or space.status == SpaceStatus.READY or bool(index_names(space))
 
 
-def reindex_space(space: EncoderSpace, precision: str) -> Reindexed:
-    """Switch the space's HNSW index to ``precision`` (``vector`` or ``halfvec``), never
-    leaving it without one: the new index is built (concurrently, outside a transaction)
-    while the old one serves; only once it is valid does ``index_precision`` change, and the
-    old index is dropped after every process has seen the change (``CHECK_S``).
+def reindex_space(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> Reindexed:
+    """Rebuild the space's HNSW index in ``precision`` (``vector`` or ``halfvec``) with
+    ``graph``'s ``m`` and ``ef_construction`` (each default: what the space has now),
+    never leaving it without one: the new index is built (concurrently, outside a
+    transaction) beside the old one, which serves meanwhile; only once it is valid do the
+    space's fields change, and the old index is dropped after every process has seen a
+    change of precision (``CHECK_S``; a new graph alone is searched by the same queries,
+    so either index serves them).
 
     Under the space's advisory lock (``space_lock``), so a worker finishing the space's
-    build cannot build an index meanwhile. Run again with the same precision, it completes
-    a switch that was interrupted (an invalid half-built index, or both indexes left).
+    build cannot build an index meanwhile. Run again with the same arguments, it completes
+    a switch that was interrupted (an invalid half-built index, or two indexes left).
     """
-    check_precision(precision)
     space = EncoderSpace.objects.get(pk=space.pk)
+    precision = check_precision(space.index_precision if precision is None else precision)
+    graph = graph_of(space) if graph is None else check_graph(graph.m, graph.ef_construction)
     if space.status == SpaceStatus.RETIRED:
         raise ValidationError(f"space {space.name!r} is retired; it has no index")
     with space_lock(space) as acquired:
@@ -206,34 +222,45 @@ def reindex_space(space: EncoderSpace, precision: str) -> Reindexed:
             raise ValidationError(
                 f"space {space.name!r} is being indexed by another process; try again later"
             )
-        old = space.index_precision
-        serves = index_exists(space, old)
+        old_precision = space.index_precision
+        old_name = index_name(space)
+        new_name = index_name(space, precision, graph)
+        serves = index_exists(space)
         started = time.perf_counter()
         if needs_index(space):
-            if index_exists(space, precision) and not index_valid(space, precision):
-                drop_index(space, precision)  # left by an interrupted concurrent build
-            create_index(space, precision)
-            if not index_valid(space, precision):  # never switch to an index not in use
-                raise ValidationError(f"the {precision} index of {space.name!r} is not valid")
+            if index_exists(space, precision, graph) and not index_valid(space, precision, graph):
+                drop_index(space, precision, graph)  # left by an interrupted concurrent build
+            create_index(space, precision, graph)
+            if not index_valid(space, precision, graph):  # never switch to an unused index
+                raise ValidationError(f"the new index of {space.name!r} ({new_name}) is not valid")
         seconds = time.perf_counter() - started
-        if old != precision:
-            EncoderSpace.objects.filter(pk=space.pk).update(index_precision=precision)
+        if (old_precision, graph_of(space)) != (precision, graph):
+            EncoderSpace.objects.filter(pk=space.pk).update(
+                index_precision=precision,
+                index_m=graph.m,
+                index_ef_construction=graph.ef_construction,
+            )
             space.index_precision = precision
+            space.index_m, space.index_ef_construction = graph.m, graph.ef_construction
             spaces_changed()
-            if serves and not transaction.get_connection().in_atomic_block:
+            if (
+                serves
+                and old_precision != precision
+                and not transaction.get_connection().in_atomic_block
+            ):
                 # Other processes keep their copy of the space (and its cast) for up to
                 # CHECK_S: the old index serves them until then.
                 time.sleep(CHECK_S + 0.1)
-        for other in IndexPrecision.values:
-            if other != precision:
-                drop_index(space, other)
-    built = index_exists(space, precision)
+        for other in index_names(space):
+            if other != new_name:
+                drop_named(other)
+    built = index_exists(space)
     return Reindexed(
         space=space,
-        index=index_name(space, precision) if built else None,
-        replaced=index_name(space, old) if serves and old != precision else None,
+        index=new_name if built else None,
+        replaced=old_name if serves and old_name != new_name else None,
         seconds=seconds,
-        size_bytes=index_size(space, precision) if built else 0,
+        size_bytes=index_size(space) if built else 0,
     )
 
 

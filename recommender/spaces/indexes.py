@@ -4,9 +4,14 @@ different dimensions share one table.
 
 A space whose ``index_precision`` is ``halfvec`` (pgvector >= 0.7) indexes
 ``embedding::halfvec(D)`` with ``halfvec_cosine_ops`` instead: the stored vectors stay full
-precision, only the graph holds half-precision copies (half the size). The two precisions'
-indexes have different names, so a switch (``spaces.reindex_space``) builds the new one
-concurrently while the old one still serves, then drops the old one.
+precision, only the graph holds half-precision copies (half the size).
+
+A space's graph has its own shape too (``index_m`` and ``index_ef_construction``, pgvector's
+``m`` and ``ef_construction``; defaults 16 and 64): a denser graph finds more of the true
+neighbours at the same search breadth, at the cost of a longer build and a larger index.
+The index name carries the precision (``_half``) and any shape other than the default
+(``_m32e128``), so a switch (``spaces.reindex_space``) builds the new index concurrently
+beside the old one, which serves meanwhile, then drops the old one.
 
 The index is pgvector's ``HnswIndex`` added by Django's schema editor (``concurrently``
 outside a transaction, so other spaces' vectors can still be written meanwhile); only the
@@ -26,10 +31,58 @@ from django.db.models.functions import Cast
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 from recommender.conf import conf
-from recommender.models import EncoderSpace, IndexPrecision, ItemVector
+from recommender.models import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    EncoderSpace,
+    IndexPrecision,
+    ItemVector,
+)
 
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+# pgvector's bounds on a graph's shape (hnsw.c: HNSW_MIN_M … HNSW_MAX_EF_CONSTRUCTION),
+# checked here so a bad value is one clear line, not a failed build half-way.
+M_RANGE = (2, 100)
+EF_CONSTRUCTION_RANGE = (4, 1000)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The shape of an HNSW graph: pgvector's ``m`` (links per node) and
+    ``ef_construction`` (candidates kept while building)."""
+
+    m: int = HNSW_M
+    ef_construction: int = HNSW_EF_CONSTRUCTION
+
+    @property
+    def suffix(self) -> str:
+        """What an index name adds for this shape: nothing for pgvector's defaults, so the
+        indexes built before shapes were configurable keep their names."""
+        if (self.m, self.ef_construction) == (HNSW_M, HNSW_EF_CONSTRUCTION):
+            return ""
+        return f"_m{self.m}e{self.ef_construction}"
+
+
+def check_graph(m: int, ef_construction: int) -> Graph:
+    """The graph of ``m`` and ``ef_construction`` if pgvector accepts them, else a
+    ValidationError saying which bound is broken."""
+    for name, value, (low, high) in (
+        ("m", m, M_RANGE),
+        ("ef_construction", ef_construction, EF_CONSTRUCTION_RANGE),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValidationError(
+                f"HNSW {name} must be an integer from {low} to {high}, not {value!r}"
+            )
+    if ef_construction < 2 * m:
+        raise ValidationError(
+            f"HNSW ef_construction ({ef_construction}) must be at least 2 × m ({2 * m})"
+        )
+    return Graph(m, ef_construction)
+
+
+def graph_of(space: EncoderSpace) -> Graph:
+    """The graph shape the space's index has (or will be built with)."""
+    return Graph(int(space.index_m), int(space.index_ef_construction))
 
 
 @dataclass(frozen=True)
@@ -61,14 +114,31 @@ def _precision(space: EncoderSpace, precision: str | None) -> str:
     return check_precision(space.index_precision if precision is None else precision)
 
 
-def index_name(space: EncoderSpace, precision: str | None = None) -> str:
-    """The name of the space's index in ``precision`` (default: the space's own)."""
-    return f"itemvector_hnsw_space_{space.pk}{PRECISIONS[_precision(space, precision)].suffix}"
+def _prefix(space: EncoderSpace) -> str:
+    return f"itemvector_hnsw_space_{int(space.pk)}"
+
+
+def index_name(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> str:
+    """The name of the space's index in ``precision`` with ``graph`` (defaults: the
+    space's own): ``itemvector_hnsw_space_N``, ``_half`` for halfvec, and ``_mMeE`` for a
+    graph that is not pgvector's default (so a new shape is built beside the old)."""
+    graph = graph_of(space) if graph is None else graph
+    precision_suffix = PRECISIONS[_precision(space, precision)].suffix
+    return f"{_prefix(space)}{precision_suffix}{graph.suffix}"
 
 
 def index_names(space: EncoderSpace) -> list[str]:
-    """The names the space's index may have, one per precision."""
-    return [index_name(space, precision) for precision in PRECISIONS]
+    """The names of the space's indexes that exist now: one, or two while a switch of
+    precision or graph is under way (or was interrupted)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname = %s OR indexname LIKE %s "
+            "ORDER BY indexname",
+            [_prefix(space), _prefix(space).replace("_", r"\_") + r"\_%"],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def vector_field(space: EncoderSpace, precision: str | None = None) -> Field:
@@ -83,38 +153,44 @@ def vector_cast(space: EncoderSpace) -> str:
     return f"{_precision(space, None)}({int(space.dim)})"
 
 
-def hnsw_index(space: EncoderSpace, precision: str | None = None) -> HnswIndex:
-    """The space's index as Django describes it (cosine distance over the cast vectors)."""
+def hnsw_index(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> HnswIndex:
+    """The space's index as Django describes it (cosine distance over the cast vectors),
+    in ``precision`` with ``graph`` (defaults: the space's own)."""
     precision = _precision(space, precision)
+    graph = graph_of(space) if graph is None else graph
     return HnswIndex(
         OpClass(
             Cast("embedding", vector_field(space, precision)),
             name=PRECISIONS[precision].opclass,
         ),
-        name=index_name(space, precision),
-        m=HNSW_M,
-        ef_construction=HNSW_EF_CONSTRUCTION,
+        name=index_name(space, precision, graph),
+        m=graph.m,
+        ef_construction=graph.ef_construction,
         condition=Q(space_id=space.pk),
     )
 
 
-def create_index(space: EncoderSpace, precision: str | None = None) -> None:
-    """Create the space's HNSW index in ``precision`` (default: the space's own) if it is
-    missing.
+def create_index(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> None:
+    """Create the space's HNSW index in ``precision`` with ``graph`` (defaults: the
+    space's own) if it is missing.
 
     Outside a transaction it is built ``CONCURRENTLY``, so vectors of other spaces can be
     written meanwhile (a plain build locks the whole table against writes).
     """
-    if index_exists(space, precision):
+    if index_exists(space, precision, graph):
         return
-    index = hnsw_index(space, precision)
+    index = hnsw_index(space, precision, graph)
     if not connection.in_atomic_block:
         try:
             with build_memory(local=False), connection.schema_editor(atomic=False) as editor:
                 editor.add_index(ItemVector, index, concurrently=True)
         except DatabaseError:
             # A failed concurrent build leaves an invalid index behind: remove it.
-            _drop(index.name)
+            drop_named(index.name)
             raise
         return
     with build_memory(local=True), connection.cursor() as cursor:
@@ -146,15 +222,21 @@ def build_memory(*, local: bool):
                 cursor.execute("RESET maintenance_work_mem")
 
 
-def drop_index(space: EncoderSpace, precision: str | None = None) -> None:
-    """Drop the space's index in ``precision``; without one, whichever of its indexes exist
-    (a switch of precision interrupted half-way can leave both)."""
-    names = index_names(space) if precision is None else [index_name(space, precision)]
+def drop_index(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> None:
+    """Drop the space's index in ``precision`` with ``graph`` (default: the space's
+    graph); with neither given, whichever of its indexes exist (a switch interrupted
+    half-way can leave two)."""
+    if precision is None and graph is None:
+        names = index_names(space)
+    else:
+        names = [index_name(space, precision, graph)]
     for name in names:
-        _drop(name)
+        drop_named(name)
 
 
-def _drop(name: str) -> None:
+def drop_named(name: str) -> None:
     # Django's schema editor drops only an index it is given as an object; these names are
     # our own, so plain SQL. Outside a transaction CONCURRENTLY, so searches that are using
     # the index (or the table) are not blocked behind an ACCESS EXCLUSIVE lock.
@@ -167,35 +249,41 @@ def _drop(name: str) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-def index_exists(space: EncoderSpace, precision: str | None = None) -> bool:
+def index_exists(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> bool:
     """Whether the space's index in ``precision`` (default: the space's own, the one its
     queries use) exists."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(space, precision)]
+            "SELECT 1 FROM pg_indexes WHERE indexname = %s", [index_name(space, precision, graph)]
         )
         return cursor.fetchone() is not None
 
 
-def index_valid(space: EncoderSpace, precision: str | None = None) -> bool:
+def index_valid(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> bool:
     """Whether the space's index in ``precision`` exists and is usable (a concurrent build
     that was interrupted leaves an index PostgreSQL never uses)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "WHERE c.relname = %s",
-            [index_name(space, precision)],
+            [index_name(space, precision, graph)],
         )
         row = cursor.fetchone()
     return bool(row and row[0])
 
 
-def index_size(space: EncoderSpace, precision: str | None = None) -> int:
+def index_size(
+    space: EncoderSpace, precision: str | None = None, graph: Graph | None = None
+) -> int:
     """The bytes of the space's index in ``precision`` (0 if it does not exist)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_relation_size(c.oid) FROM pg_class c WHERE c.relname = %s",
-            [index_name(space, precision)],
+            [index_name(space, precision, graph)],
         )
         row = cursor.fetchone()
     return int(row[0]) if row else 0

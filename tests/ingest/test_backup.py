@@ -203,6 +203,7 @@ def test_manifest(shop, tmp_path):
     space = json.loads((tmp_path / "spaces.jsonl").read_text())
     assert space["name"] == "fast" and space["plugin"] == "hashing" and space["is_active"]
     assert "embedding" not in space and "vectors" not in space
+    assert (space["index_m"], space["index_ef_construction"]) == (16, 64)
     item = json.loads((tmp_path / "items.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert item["translations"] == {"en": {"title": "item 0", "description": "about 0"}}
     assert {"available_from", "available_until", "is_hidden", "attributes", "tags"} <= set(item)
@@ -230,6 +231,11 @@ def test_import_refuses_a_site_that_is_not_empty(shop, tmp_path):
         ("items", 2, lambda text: text.replace('"is_hidden": false', '"is_hidden": 7'), "hidden"),
         ("behaviours", 7, lambda text: text.replace('"sku-', '"nope-', 1), "unknown item"),
         ("users", 4, lambda text: text.replace('"u-', '"u-0", "x": "', 1), "unknown field"),
+        ("spaces", 1, lambda text: text.replace('"index_m": 16', '"index_m": 1'), "index_m"),
+        (
+            "spaces", 1, lambda text: text.replace('"index_m": 16', '"index_m": 40'),
+            r"HNSW ef_construction \(64\) must be at least 2 × m \(80\)",
+        ),
     ],
 )  # fmt: skip
 def test_a_bad_line_is_named_and_nothing_is_written(shop, tmp_path, kind, line, corrupt, message):

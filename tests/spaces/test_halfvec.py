@@ -138,7 +138,7 @@ def test_reindex_switches_precision_leaving_one_index(make_space, capsys):
     assert space.index_precision == "halfvec"
     assert list(space_indexes(space)) == [f"itemvector_hnsw_space_{space.pk}_half"]
     assert spaces.index_valid(space)
-    assert f"building itemvector_hnsw_space_{space.pk}_half (halfvec)" in out
+    assert f"building itemvector_hnsw_space_{space.pk}_half (halfvec, m 16," in out
     assert f"dropped itemvector_hnsw_space_{space.pk}\n" in out
     top = nearest.vector_query(space, np.ones(DIM)).values_list("item_id", flat=True)[:5]
     assert list(top)[0] == before[0]  # the same nearest item through the halfvec index
@@ -157,11 +157,11 @@ def test_the_old_index_serves_while_the_new_one_builds(make_space, monkeypatch):
     build = spaces.create_index
     seen = []
 
-    def watched_build(built_space, precision=None):
+    def watched_build(built_space, precision=None, graph=None):
         # At the start of the build: what serving reads and whether its index is there.
         serving = EncoderSpace.objects.get(pk=space.pk)
         seen.append((serving.index_precision, spaces.index_valid(serving)))
-        build(built_space, precision)
+        build(built_space, precision, graph)
 
     monkeypatch.setattr(spaces, "create_index", watched_build)
     spaces.reindex_space(space, "halfvec")

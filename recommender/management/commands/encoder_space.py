@@ -7,7 +7,13 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender import spaces
-from recommender.models import DEFAULT_TEXT_TEMPLATE, EncoderSpace, IndexPrecision
+from recommender.models import (
+    DEFAULT_TEXT_TEMPLATE,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    EncoderSpace,
+    IndexPrecision,
+)
 
 
 def parse_option(raw: str) -> tuple[str, object]:
@@ -25,6 +31,26 @@ PRECISION_HELP = (
     "the HNSW index's type: vector (default) or halfvec (half the index size; the stored "
     "vectors stay full precision)"
 )
+M_HELP = (
+    "links per node of the HNSW graph, 2-100 (pgvector's m, default 16): a denser graph "
+    "finds more true neighbours at the same search breadth, builds slower and is larger"
+)
+EF_CONSTRUCTION_HELP = (
+    "candidates kept while building the HNSW graph, 4-1000 and at least 2 x m (pgvector's "
+    "ef_construction, default 64): higher builds a better graph, more slowly"
+)
+
+
+def add_graph_arguments(parser, *, default_m=None, default_ef=None) -> None:
+    parser.add_argument("--m", type=int, default=default_m, help=M_HELP)
+    parser.add_argument(
+        "--ef-construction", type=int, default=default_ef, help=EF_CONSTRUCTION_HELP
+    )
+
+
+def describe(precision: str, graph: spaces.Graph) -> str:
+    """``vector, m 16, ef_construction 64``: an index's precision and graph shape."""
+    return f"{precision}, m {graph.m}, ef_construction {graph.ef_construction}"
 
 
 class Command(BaseCommand):
@@ -45,6 +71,7 @@ class Command(BaseCommand):
             "--inline", action="store_true", help="build here instead of queueing to workers"
         )
         create.add_argument("--precision", default=IndexPrecision.VECTOR, help=PRECISION_HELP)
+        add_graph_arguments(create, default_m=HNSW_M, default_ef=HNSW_EF_CONSTRUCTION)
         activate = sub.add_parser("activate", help="make a space the one that serves")
         activate.add_argument("name")
         activate.add_argument(
@@ -54,11 +81,12 @@ class Command(BaseCommand):
         retire.add_argument("name")
         reindex = sub.add_parser(
             "reindex",
-            help="switch a space's HNSW index to another precision (the old index serves "
-            "until the new one is built)",
+            help="rebuild a space's HNSW index in another precision or graph shape (the old "
+            "index serves until the new one is built); what is not given stays as it is",
         )
         reindex.add_argument("name")
-        reindex.add_argument("--precision", required=True, help=PRECISION_HELP)
+        reindex.add_argument("--precision", help=PRECISION_HELP + "; default: the space's own")
+        add_graph_arguments(reindex)
         sub.add_parser("list", help="spaces with coverage and stale counts")
         sub.add_parser("ensure-default", help="create and activate the default space if none")
 
@@ -84,6 +112,7 @@ class Command(BaseCommand):
             opts,
             text_template=options["template"],
             index_precision=options["precision"],
+            graph=spaces.Graph(options["m"], options["ef_construction"]),
         )
         self.stdout.write(f"created {space}")
         if options["inline"]:
@@ -113,22 +142,31 @@ class Command(BaseCommand):
 
     def do_reindex(self, options):
         space = self._space(options["name"])
-        precision = spaces.check_precision(options["precision"])
-        if spaces.needs_index(space) and not spaces.index_valid(space, precision):
+        precision = spaces.check_precision(options["precision"] or space.index_precision)
+        graph = spaces.check_graph(
+            space.index_m if options["m"] is None else options["m"],
+            space.index_ef_construction
+            if options["ef_construction"] is None
+            else options["ef_construction"],
+        )
+        if spaces.needs_index(space) and not spaces.index_valid(space, precision, graph):
+            new = f"{spaces.index_name(space, precision, graph)} ({describe(precision, graph)})"
+            old = spaces.graph_of(space)
             self.stdout.write(
-                f"building {spaces.index_name(space, precision)} ({precision}) for space "
-                f"{space.name}, {spaces.coverage(space).vectors} vectors; "
-                f"{spaces.index_name(space)} ({space.index_precision}) serves meanwhile…"
+                f"building {new} for space {space.name}, {spaces.coverage(space).vectors} "
+                f"vectors; {spaces.index_name(space)} ({describe(space.index_precision, old)}) "
+                "serves meanwhile…"
             )
-        done = spaces.reindex_space(space, precision)
+        done = spaces.reindex_space(space, precision, graph)
         if done.index is None:
             self.stdout.write(
-                f"space {space.name} will be indexed as {precision} when its build completes"
+                f"space {space.name} will be indexed as {describe(precision, graph)} when its "
+                "build completes"
             )
             return
         replaced = f"; dropped {done.replaced}" if done.replaced else ""
         self.stdout.write(
-            f"space {space.name} serves from {done.index} ({precision}, "
+            f"space {space.name} serves from {done.index} ({describe(precision, graph)}, "
             f"{done.size_bytes / 2**20:,.1f} MiB, built in {done.seconds:.1f}s){replaced}"
         )
 
@@ -141,7 +179,8 @@ class Command(BaseCommand):
             mark = "*" if space.is_active else " "
             self.stdout.write(
                 f"{mark} {space.name:<20} {space.plugin:<22} {space.dim:>5}d "
-                f"{space.index_precision:<7} {space.status:<9} "
+                f"{space.index_precision:<7} m{space.index_m}/ef{space.index_ef_construction:<4} "
+                f"{space.status:<9} "
                 f"{cover.vectors}/{cover.active_items} vectors ({cover.ratio:.0%}), "
                 f"{cover.stale} stale"
             )
