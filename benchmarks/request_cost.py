@@ -90,6 +90,8 @@ def main() -> None:
         print(f"building the demo shop in {DATA} (once)…", flush=True)
         manage(DATA, "migrate", "-v0")
         manage(DATA, "load_demo")
+    else:
+        manage(DATA, "migrate", "-v0")  # a shop built by older code gains new columns
     key = manage(DATA, "apikey", "create", f"cost-{uuid.uuid4().hex[:6]}", "--scope", "write")
     key = key.splitlines()[-1]
     os.environ.update(production_env(DATA))

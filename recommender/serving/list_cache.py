@@ -9,8 +9,10 @@ token, changed whenever an item, a scenario, an experiment, an attribute declara
 an encoder space is saved or deleted, when items or events are imported and when a
 behaviour model, a ranker or tuned weights are saved, must match too. Everything else
 that moves a list (popularity and trending, other shoppers' co-occurrence, the clock)
-shows within the time a list is kept. Each answer is still logged as a new served list
-(its own ``recommendation_id``), so attribution works on repeats as on fresh lists.
+shows within the time a list is kept, except an item's availability window: a list is
+kept no longer than until the first of its items leaves its window. Each answer is still
+logged as a new served list (its own ``recommendation_id``), so attribution works on
+repeats as on fresh lists.
 
 What a cached list gives up: an impression does not change a user's profile, so a
 scenario's rotation of shown-but-ignored items (``demote_after``) takes effect when the
@@ -41,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 
 from django.db import transaction
+from django.utils import timezone
 
 from recommender import dbroute, sharedcache, spaces
 from recommender.conf import conf
@@ -271,6 +274,9 @@ def put(
     if cache_key is None:
         return
     seconds = float(conf.LIST_CACHE_SECONDS) if seconds is None else float(seconds)
+    seconds = min(seconds, _window_left(results))
+    if seconds <= 0:
+        return
     kept = kept_form(results, lang)
     try:
         items = shown.to_json([shown.item_data(result, lang) for result in kept])
@@ -301,6 +307,21 @@ def put(
             pipe.execute()
     except Exception:  # noqa: BLE001 - an outage costs the kept list, not the answer
         sharedcache.failed("list cache")
+
+
+def _window_left(results: list) -> float:
+    """Seconds until the first of the listed items leaves its availability window
+    (``available_until``; inf when none has one): a kept list must expire by then, since the
+    clock passing a window changes no site token, and an item is never recommended outside
+    its window."""
+    ends = [
+        result.item.available_until
+        for result in results
+        if getattr(result.item, "available_until", None) is not None
+    ]
+    if not ends:
+        return float("inf")
+    return (min(ends) - timezone.now()).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)

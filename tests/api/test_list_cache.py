@@ -2,6 +2,8 @@
 while nothing the user did or the site holds changed, a fresh one as soon as it did, and
 every answer still logged as its own served list."""
 
+import time
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -103,6 +105,34 @@ def test_a_model_saved_or_items_imported_make_a_fresh_list(shop):
     import_items([Row("test", {"external_id": "sku-new", "title": "新品 羽绒服"})])
     recs(api)
     assert len(computed) == 3
+
+
+@pytest.mark.parametrize("redis", [True, False], ids=["redis", "other-cache"])
+def test_a_list_is_kept_no_longer_than_its_items_windows(shop, monkeypatch, redis):
+    """The clock passing an item's ``available_until`` changes no site token: a kept list
+    expires by then, so the item is not shown outside its window."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommender import sharedcache
+
+    api, items, computed = shop
+    if not redis:
+        monkeypatch.setattr(sharedcache, "redis_client", lambda key: None)
+    first, _ = recs(api)
+    # A window that ends soon: its save makes a fresh list, which is then kept.
+    ends = timezone.now() + timedelta(seconds=1.5)
+    closing = Item.objects.get(external_id=first[0])
+    closing.available_until = ends
+    closing.save()
+    listed, _ = recs(api)
+    assert first[0] in listed and len(computed) == 2
+    assert recs(api)[0] == listed and len(computed) == 3 - 1  # kept while it is open
+    while timezone.now() <= ends:
+        time.sleep(0.1)
+    after, _ = recs(api)
+    assert len(computed) == 3 and first[0] not in after
 
 
 def test_off_by_default_every_request_runs_the_pipeline(shop, settings):
