@@ -344,7 +344,8 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         int,
         "keep each user's finished list this long in the shared cache, until anything they "
-        "do (other than an impression) or an item, scenario or model changes; 0: off",
+        "do (other than an impression) or an item, scenario or model changes, and no longer "
+        "than until one of its items leaves its availability window; 0: off",
     ),
     Setting(
         "LIST_REFRESH_SECONDS",
