@@ -307,6 +307,26 @@ def draw_queries(space, n: int, seed: int) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.float32) for v in vectors if v is not None]
 
 
+def serving_space(data_dir: Path):
+    """Migrate the data set's database (new columns only) and return its active
+    ``bench-serving`` space, printing when the data set was built; exits with one line if
+    the data set is incomplete."""
+    from django.core.management import call_command
+
+    from recommender.models import EncoderSpace, ItemVector
+
+    call_command("migrate", verbosity=0)
+    space = EncoderSpace.objects.filter(name=SPACE_NAME, is_active=True).first()
+    if space is None or not ItemVector.objects.filter(space=space).exists():
+        raise SystemExit(
+            "the serving data set is incomplete (no active bench-serving space with "
+            "vectors): rebuild it with `benchmarks/serving.py --rebuild`"
+        )
+    marker = json.loads((data_dir / "dataset.json").read_text())
+    print(f"data set built {marker.get('built_at')}")
+    return space
+
+
 def describe(space, maintenance_work_mem: str) -> str:
     from django.db import connection
 
@@ -390,21 +410,10 @@ def main() -> None:
         import django
 
         django.setup()
-        from django.core.management import call_command
         from django.db import connection
 
-        from recommender.models import EncoderSpace, ItemVector
-
         try:
-            call_command("migrate", verbosity=0)
-            space = EncoderSpace.objects.filter(name=SPACE_NAME, is_active=True).first()
-            if space is None or not ItemVector.objects.filter(space=space).exists():
-                raise SystemExit(
-                    "the serving data set is incomplete (no active bench-serving space with "
-                    "vectors): rebuild it with `benchmarks/serving.py --rebuild`"
-                )
-            marker = json.loads((data_dir / "dataset.json").read_text())
-            print(f"data set built {marker.get('built_at')}")
+            space = serving_space(data_dir)
             print(describe(space, args.maintenance_work_mem))
             print(f"load average at start: {load()}")
             queries = draw_queries(space, args.queries, args.seed)

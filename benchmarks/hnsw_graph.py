@@ -31,7 +31,6 @@ recall as noise.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -46,7 +45,6 @@ import halfvec  # noqa: E402  (its exact search, queries and bare top-10)
 from recsite import testing  # noqa: E402
 
 DATA_DIR = ROOT / ".recsite" / "bench-serving"
-SPACE_NAME = "bench-serving"
 
 
 def graph_list(text: str) -> list[tuple[int, int]]:
@@ -181,28 +179,18 @@ def main() -> None:
 
         django.setup()
         from django.core.exceptions import ValidationError
-        from django.core.management import call_command
         from django.db import connection
 
         from recommender import spaces
         from recommender.conf import conf
-        from recommender.models import EncoderSpace, ItemVector
 
         try:
             graphs = [spaces.check_graph(m, ef) for m, ef in args.graphs]
         except ValidationError as exc:
             raise SystemExit(f"--graphs: {exc.messages[0]}") from None
         try:
-            call_command("migrate", verbosity=0)
-            space = EncoderSpace.objects.filter(name=SPACE_NAME, is_active=True).first()
-            if space is None or not ItemVector.objects.filter(space=space).exists():
-                raise SystemExit(
-                    "the serving data set is incomplete (no active bench-serving space with "
-                    "vectors): rebuild it with `benchmarks/serving.py --rebuild`"
-                )
+            space = halfvec.serving_space(args.data_dir)
             start_graph = spaces.graph_of(space)
-            marker = json.loads((args.data_dir / "dataset.json").read_text())
-            print(f"data set built {marker.get('built_at')}")
             print(halfvec.describe(space, str(conf.INDEX_BUILD_MEMORY) or "the server's"))
             print(f"load average at start: {halfvec.load()}")
             queries = halfvec.draw_queries(space, args.queries, args.seed)
