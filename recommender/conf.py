@@ -345,7 +345,8 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "keep each user's finished list this long in the shared cache, until anything they "
         "do (other than an impression) or an item, scenario or model changes, and no longer "
-        "than until one of its items leaves its availability window; 0: off",
+        "than until one of its items leaves its availability window or a filter comparing "
+        "with now() may change its verdict on one of them; 0: off",
     ),
     Setting(
         "LIST_REFRESH_SECONDS",

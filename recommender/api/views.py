@@ -7,6 +7,7 @@ from dataclasses import replace
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -489,9 +490,10 @@ class UserViewSet(ReadsAhead, ConflictSafeCreate, viewsets.ModelViewSet):
                 list_cache.served_again(user)
                 return _kept_response(request, found, user, lang, scenario)
             token = found.token
+        started = timezone.now()
         results = _served(pipeline.recommend, wanted)
         if kept_as is not None:
-            list_cache.put(kept_as, results, token, wanted.lang)
+            list_cache.put(kept_as, results, token, wanted.lang, request=wanted, since=started)
             list_cache.remember(wanted, scenario=name, variant=variant, token=token)
         return _list_response(
             results,

@@ -90,6 +90,49 @@ def with_rules(
     return filters
 
 
+def next_change(
+    texts: Sequence[str],
+    item_ids: Sequence[int],
+    *,
+    after: datetime,
+    user=None,
+    context: Mapping | None = None,
+    params: Mapping | None = None,
+) -> datetime | None:
+    """The first moment from ``after`` on at which a filter of ``texts`` that reads the clock
+    (``now()``) may change its verdict on one of ``item_ids`` (``rules.clock``): ``after``
+    itself when a filter's moments cannot be told, None when no verdict changes. A list
+    those filters chose holds until then. One statement for the moments of item fields.
+    Raises :class:`RuleFailure`."""
+    bound = _bindings(user, context, params, after)
+    found: list[datetime] = []
+    columns: list[tuple[str, tuple]] = []
+    for text in texts:
+        if not (text and text.strip()):
+            continue
+        try:
+            moved = rules.clock(parse(text, "filter"), table=Item._meta.db_table, **bound)
+        except rules.RuleError as exc:
+            raise RuleFailure("filter", text, exc) from None
+        if not moved.settled:
+            return after
+        found += [moment for moment in moved.moments if moment >= after]
+        columns += moved.columns
+    if columns and item_ids:
+        table = Item._meta.db_table
+        array = "ARRAY[" + ", ".join(sql for sql, _ in columns) + "]::timestamptz[]"
+        with dbroute.read_connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT min(moment) FROM (SELECT unnest({array}) AS moment FROM {table} "
+                f"WHERE {table}.id = ANY(%s::bigint[])) moments WHERE moment >= %s",
+                [*(param for _, params_ in columns for param in params_), list(item_ids), after],
+            )
+            (first,) = cursor.fetchone()
+        if first is not None:
+            found.append(first)
+    return min(found, default=None)
+
+
 def boost(
     candidates: Sequence[Candidate],
     texts: Sequence[str],

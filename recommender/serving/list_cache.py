@@ -9,8 +9,10 @@ token, changed whenever an item, a scenario, an experiment, an attribute declara
 an encoder space is saved or deleted, when items or events are imported and when a
 behaviour model, a ranker or tuned weights are saved, must match too. Everything else
 that moves a list (popularity and trending, other shoppers' co-occurrence, the clock)
-shows within the time a list is kept, except an item's availability window: a list is
-kept no longer than until the first of its items leaves its window. Each answer is still
+shows within the time a list is kept, except where the clock decides what may be listed:
+a list is kept no longer than until the first of its items leaves its availability
+window, or a filter of the request comparing with ``now()`` may change its verdict on one
+of them (``sale_ends > now()``: until the first listed item's ``sale_ends``). Each answer is still
 logged as a new served list (its own ``recommendation_id``), so attribution works on
 repeats as on fresh lists.
 
@@ -267,14 +269,21 @@ def put(
     token: str | None,
     lang: str,
     seconds: float | None = None,
+    *,
+    request=None,
+    since=None,
 ) -> None:
     """Keep ``results`` (asked in ``lang``) under ``cache_key`` with the site token read
     before they were computed (a change made meanwhile then makes them miss), for
-    ``seconds`` (default ``RECOMMENDER_LIST_CACHE_SECONDS``)."""
+    ``seconds`` (default ``RECOMMENDER_LIST_CACHE_SECONDS``), and no longer than their
+    items' windows and ``request``'s filters allow (``_rules_left``; ``since``: when the
+    list's computation began)."""
     if cache_key is None:
         return
     seconds = float(conf.LIST_CACHE_SECONDS) if seconds is None else float(seconds)
     seconds = min(seconds, _window_left(results))
+    if seconds > 0 and request is not None:
+        seconds = min(seconds, _rules_left(request, results, since))
     if seconds <= 0:
         return
     kept = kept_form(results, lang)
@@ -322,6 +331,35 @@ def _window_left(results: list) -> float:
     if not ends:
         return float("inf")
     return (min(ends) - timezone.now()).total_seconds()
+
+
+def _rules_left(request, results: list, since) -> float:
+    """Seconds until a filter of ``request`` (its own, its scenario's, its promotions')
+    that compares with ``now()`` may change its verdict on a listed item
+    (``business.next_change``; inf when none can): like a window, the clock passing
+    ``sale_ends`` changes no site token, and a list must not outlive the rules that chose
+    it. 0 (not kept) when such a moment passed while the list was computed, or cannot be
+    told."""
+    from recommender.serving import business
+
+    texts = [*request.rules, *(promotion.filter for promotion in request.promotions)]
+    if not texts:
+        return float("inf")
+    since = since or timezone.now()
+    try:
+        moment = business.next_change(
+            texts,
+            [result.item.pk for result in results],
+            after=since,
+            user=request.user,
+            context=request.context,
+            params=request.params,
+        )
+    except business.RuleFailure:
+        return 0.0
+    if moment is None:
+        return float("inf")
+    return (moment - timezone.now()).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,10 +542,11 @@ def refresh(user_id: int) -> int:
         found = serve(cache_key)
         if found.kept or found.token != token:
             continue
+        started = timezone.now()
         try:
             results = pipeline.recommend(wanted)
         except business.RuleFailure:  # e.g. a user attribute a rule reads changed type
             continue
-        put(cache_key, results, found.token, wanted.lang, seconds)
+        put(cache_key, results, found.token, wanted.lang, seconds, request=wanted, since=started)
         computed += 1
     return computed

@@ -440,6 +440,8 @@ class Rule:
     schema: tuple[tuple[str, str], ...] = ()
     tree: _Node | None = field(default=None, repr=False, compare=False)
     _references: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    # Whether it calls now(): its verdict on an item may change as time passes.
+    uses_now: bool = field(default=False, repr=False, compare=False)
 
     def references(self) -> frozenset[str]:
         """The user attributes, context keys and parameters the rule reads, e.g.
@@ -479,9 +481,19 @@ def _parse(text: str, kind: str, schema: tuple[tuple[str, str], ...]) -> Rule:
         if isinstance(exc.orig_exc, RuleError):
             raise exc.orig_exc from None
         raise
-    rule = Rule(text, kind, schema, root, frozenset(_references(root)))
+    rule = Rule(text, kind, schema, root, frozenset(_references(root)), _calls_now(root))
     _Compiler(rule).compile()  # the type check: references are not bound yet
     return rule
+
+
+def _calls_now(node: _Node) -> bool:
+    stack = [node]
+    while stack:  # no recursion: a tree may be MAX_DEPTH deep
+        node = stack.pop()
+        if node.kind == "call" and node.value == "now":
+            return True
+        stack.extend(node.args)
+    return False
 
 
 def _references(node: _Node):
@@ -508,17 +520,62 @@ def to_sql(
     (a missing user attribute or context key is SQL NULL, a missing parameter a
     ``RuleError``); ``now`` is ``now()`` (default: the current time, bound as a
     parameter). Raises ``RuleError`` when a bound value does not fit its place."""
+    if not math.isfinite(neutral):
+        raise ValueError("neutral must be a finite number")
+    return _bound(rule, table, user, context, params, now, neutral).compile()
+
+
+def _bound(rule, table, user, context, params, now, neutral=1.0) -> _Compiler:
     if rule.tree is None:
         rule = parse(rule.text, rule.kind, dict(rule.schema))
     if not _TABLE.match(table):
         raise ValueError(f"table must be an SQL identifier, not {table!r}")
-    if not math.isfinite(neutral):
-        raise ValueError("neutral must be a finite number")
     moment = now if now is not None else timezone.now()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     bindings = _Bindings(user or {}, context or {}, params or {}, moment)
-    return _Compiler(rule, bindings, table, float(neutral)).compile()
+    return _Compiler(rule, bindings, table, float(neutral))
+
+
+@dataclass(frozen=True)
+class Clock:
+    """When a rule's verdict on an item may change as time passes (``clock``). A rule
+    reads the clock only through ``now()``; where each ``now()`` sits in a comparison
+    with a constant or an item's timestamp, give or take constant durations
+    (``available_until > now()``, ``created_at > now() - days(7)``), that comparison
+    changes at one moment per item: ``moments`` (known ones) and ``columns`` (timestamptz
+    SQL over the item table, with their parameters). ``settled`` is False when a
+    ``now()`` sits anywhere else (``max(now(), …)``, ``now() - days(<a field>)``): the
+    moments cannot be told, and any moment may change the verdict."""
+
+    settled: bool = True
+    moments: tuple[datetime, ...] = ()
+    columns: tuple[tuple[str, tuple], ...] = ()
+
+
+def clock(
+    rule: Rule,
+    *,
+    table: str = "recommender_item",
+    user: Mapping | None = None,
+    context: Mapping | None = None,
+    params: Mapping | None = None,
+    now: datetime | None = None,
+) -> Clock:
+    """``rule``'s ``Clock`` as compiled for one request (the arguments of ``to_sql``).
+    Every verdict holds until the first of its moments: between two of them, no
+    comparison of the rule changes, so neither does what they make together."""
+    if rule.tree is None:
+        rule = parse(rule.text, rule.kind, dict(rule.schema))
+    if not rule.uses_now:
+        return Clock()
+    compiler = _bound(rule, table, user, context, params, now)
+    compiler.compile()
+    return Clock(
+        compiler.now_calls == compiler.now_settled,
+        tuple(compiler.moments),
+        tuple(compiler.columns),
+    )
 
 
 # --- Compiling ---------------------------------------------------------------------------
@@ -554,6 +611,10 @@ class _Expr:
     items: tuple[_Expr, ...] = ()  # a TUPLE's members
     attribute: str | None = None  # a bare typed attribute: its name
     column: _Column | None = None  # a bare item column
+    # A timestamp known to be ``now() + now_shift`` (``now()`` and constant durations), and
+    # how many ``now()`` calls it holds: ``Clock``'s analysis of when a verdict can change.
+    now_shift: timedelta | None = None
+    now_uses: int = 0
 
     @property
     def known(self) -> bool:
@@ -571,6 +632,11 @@ class _Compiler:
         self.bindings = bindings
         self.table = table
         self.neutral = neutral
+        # ``Clock``: now() calls compiled, those in analysed comparisons, their moments.
+        self.now_calls = 0
+        self.now_settled = 0
+        self.moments: list[datetime] = []
+        self.columns: list[tuple[str, tuple]] = []
 
     def compile(self) -> tuple[str, list]:
         root = self.rule.tree
@@ -825,8 +891,10 @@ class _Compiler:
         if type_ == BOOLEAN and operator not in ("==", "!="):
             raise self.error(node, f"conditions cannot be ordered with '{operator}'")
         if NULL in (left.type, right.type) or type_ == ANY:
+            self.now_settled += left.now_uses + right.now_uses  # missing at every moment
             return self.const(None, BOOLEAN, node) if self.bindings else _Expr(BOOLEAN, node)
         left, right = self.coerce(left, type_), self.coerce(right, type_)
+        self.changes_at(left, right)
         if truthy and operator == "==" and type_ in (STRING, BOOLEAN):
             for field_, other in ((left, right), (right, left)):
                 if field_.attribute is not None and other.known and other.value is not None:
@@ -834,6 +902,27 @@ class _Compiler:
         left, right = self.same_repr([left, right])
         sql = f"({left.sql} {_COMPARE_SQL[operator]} {right.sql})"
         return _Expr(BOOLEAN, node, sql, [*left.params, *right.params])
+
+    def changes_at(self, left: _Expr, right: _Expr) -> None:
+        """For ``Clock``: the moment a comparison of ``now() + shift`` with a constant or an
+        item's timestamp changes (where the two are equal)."""
+        if left.now_shift is None and right.now_shift is None:
+            return
+        self.now_settled += left.now_uses + right.now_uses
+        if left.now_shift is not None and right.now_shift is not None:
+            return  # both move with the clock: the same verdict at every moment
+        moving, other = (left, right) if left.now_shift is not None else (right, left)
+        if other.known:
+            if other.value is not None:
+                try:
+                    self.moments.append(other.value - moving.now_shift)
+                except OverflowError:  # beyond the calendar: never comes
+                    pass
+        elif other.type == TIMESTAMP and not other.now_uses:
+            sql = f"({other.sql} - %s::interval)"
+            self.columns.append((sql, (*other.params, moving.now_shift)))
+        else:
+            self.now_settled -= left.now_uses + right.now_uses
 
     def node_in(self, node, truthy):
         negated = node.value
@@ -998,12 +1087,17 @@ class _Compiler:
             left = self.coerce(left, TIMESTAMP)
         if left.known and right.known:
             if left.value is None or right.value is None:
+                self.now_settled += left.now_uses  # missing at every moment
                 return self.const(None, left.type, node)
             try:
                 value = left.value + right.value if operator == "+" else left.value - right.value
             except OverflowError:
                 raise self.error(node, f"{self.shown(node)} is out of range") from None
-            return self.const(value, left.type, node)
+            result = self.const(value, left.type, node)
+            if left.now_shift is not None:  # now() ± a constant duration
+                shift = right.value if operator == "+" else -right.value
+                result.now_shift, result.now_uses = left.now_shift + shift, left.now_uses
+            return result
         sql = f"({left.sql} {_ARITH_SQL[operator]} {right.sql})"
         return _Expr(left.type, node, sql, [*left.params, *right.params])
 
@@ -1021,7 +1115,10 @@ class _Compiler:
         if name == "now":
             if self.bindings is None:
                 return _Expr(TIMESTAMP, node, "%s::timestamptz", [None])
-            return self.const(self.bindings.now, TIMESTAMP, node)
+            self.now_calls += 1
+            moment = self.const(self.bindings.now, TIMESTAMP, node)
+            moment.now_shift, moment.now_uses = timedelta(0), 1
+            return moment
         if name == "exists":
             return self.exists(node.args[0], node)
         if name == "if":

@@ -135,6 +135,50 @@ def test_a_list_is_kept_no_longer_than_its_items_windows(shop, monkeypatch, redi
     assert len(computed) == 3 and first[0] not in after
 
 
+@pytest.mark.parametrize("redis", [True, False], ids=["redis", "other-cache"])
+def test_a_list_is_kept_no_longer_than_its_filters_verdicts(shop, monkeypatch, settings, redis):
+    """A filter comparing with now() changes its verdict as the clock passes, which changes
+    no site token: a kept list expires by the first listed item's moment."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommender import sharedcache
+
+    api, items, computed = shop
+    if not redis:
+        monkeypatch.setattr(sharedcache, "redis_client", lambda key: None)
+    settings.RECOMMENDER_ITEM_ATTRIBUTES = {"sale_ends": "timestamp"}
+    ends = timezone.now() + timedelta(seconds=1.5)
+    for item in items:
+        later = item is not items[1]
+        item.attributes = {"sale_ends": (ends + timedelta(days=1 if later else 0)).isoformat()}
+        item.save()
+    on_sale = {"filter": "sale_ends > now()", "k": 11}  # every item the user did not see
+    listed, _ = recs(api, **on_sale)
+    assert items[1].external_id in listed and len(computed) == 1
+    assert recs(api, **on_sale)[0] == listed and len(computed) == 1  # kept meanwhile
+    # Without the rule, or with a rule the clock does not move, a list keeps its full time.
+    recs(api)
+    recs(api, filter="sale_ends > '2020-01-01'")
+    while timezone.now() <= ends:
+        time.sleep(0.1)
+    after, _ = recs(api, **on_sale)
+    assert len(computed) == 4 and items[1].external_id not in after
+    recs(api)
+    recs(api, filter="sale_ends > '2020-01-01'")
+    assert len(computed) == 4
+
+
+def test_a_list_whose_filter_moments_cannot_be_told_is_not_kept(shop, settings):
+    api, items, computed = shop
+    settings.RECOMMENDER_ITEM_ATTRIBUTES = {"weeks": "number"}
+    rule = "now() - days(7 * weeks) < created_at"
+    recs(api, filter=rule)
+    recs(api, filter=rule)
+    assert len(computed) == 2
+
+
 def test_off_by_default_every_request_runs_the_pipeline(shop, settings):
     api, items, computed = shop
     settings.RECOMMENDER_LIST_CACHE_SECONDS = 0

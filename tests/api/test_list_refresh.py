@@ -108,6 +108,20 @@ def test_ways_of_asking_built_before_a_site_change_are_not_computed_again(refres
 
 
 @pytest.mark.django_db
+def test_a_list_computed_ahead_obeys_its_filters_clock(refreshing, settings):
+    """A worker's list is kept no longer than the request's filters allow, as a request's
+    is (test_list_cache): here a filter whose moments cannot be told, so not at all."""
+    api, items, computed, sent = refreshing
+    settings.RECOMMENDER_ITEM_ATTRIBUTES = {"weeks": "number"}
+    rule = "now() - days(7 * weeks) < created_at"
+    recs(api, filter=rule)
+    assert event(api, items[1], "like").status_code == 201
+    assert list_cache.refresh(user_pk()) == 1
+    recs(api, filter=rule)
+    assert len(computed) == 3  # computed by the worker, then by the request again
+
+
+@pytest.mark.django_db
 def test_off_or_forgotten_nothing_is_kept(refreshing, settings):
     api, items, computed, sent = refreshing
     recs(api)

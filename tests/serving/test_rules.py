@@ -711,3 +711,144 @@ def test_generated_rules_compile_and_run_without_a_database_error(catalogue, gen
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(query, params)
         cursor.fetchall()
+
+
+# --- When a verdict can change as time passes (``rules.clock``) ----------------------------
+
+
+def clock_of(text: str, **bindings) -> rules.Clock:
+    return rules.clock(rules.parse(text, "filter", SCHEMA), now=NOW, **bindings)
+
+
+def first_moments(clock: rules.Clock, after: datetime) -> dict[str, datetime | None]:
+    """Each item's first moment after ``after``, from the clock's known moments and its
+    columns evaluated in PostgreSQL."""
+    known = [moment for moment in clock.moments if moment >= after]
+    found = dict.fromkeys(CATALOGUE, min(known, default=None))
+    if clock.columns:
+        array = "ARRAY[" + ", ".join(sql for sql, _ in clock.columns) + "]::timestamptz[]"
+        params = [param for _, column_params in clock.columns for param in column_params]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT external_id, (SELECT min(m) FROM unnest("
+                + array
+                + ") m WHERE m >= %s) FROM recommender_item",
+                [*params, after],
+            )
+            for external_id, moment in cursor.fetchall():
+                candidates = [m for m in (found[external_id], moment) if m is not None]
+                found[external_id] = min(candidates, default=None)
+    return found
+
+
+def test_a_rule_without_now_never_changes_with_time():
+    assert not rules.parse("price < 3 and launch > '2024-01-01'", "filter", SCHEMA).uses_now
+    assert clock_of("price < 3 and launch > '2024-01-01'") == rules.Clock()
+
+
+def test_moments_of_comparisons_with_now(catalogue):
+    # An item's timestamp against now(), give or take durations: that item's own moment.
+    assert first_moments(clock_of("available_until > now()"), NOW) == {
+        **dict.fromkeys(CATALOGUE),
+        "apple": NOW + timedelta(days=10),
+        "juice": NOW + timedelta(days=1),
+    }
+    fresh = first_moments(clock_of("created_at > now() - days(7)"), NOW)
+    assert fresh["apple"] == NOW + timedelta(days=5) and fresh["tea"] == NOW + timedelta(days=1)
+    assert fresh["bread"] is None  # 30 days old: it changed in the past, never again
+    assert first_moments(clock_of("launch + hours(2) > now()"), datetime(2025, 2, 1, tzinfo=UTC))[
+        "tea"
+    ] == datetime(2025, 3, 1, 14, 0, tzinfo=UTC)
+    # Constants and bound values: one moment for every item.
+    assert clock_of("now() < '2030-01-01' + days(1)").moments == (datetime(2030, 1, 2, tzinfo=UTC),)
+    assert clock_of("$start <= now() + minutes(30)", params={"start": "2026-01-01"}).moments == (
+        datetime(2025, 12, 31, 23, 30, tzinfo=UTC),
+    )
+    # now() against now(), or against a missing value: the same verdict at every moment.
+    assert clock_of("now() > now() - days(1) and user.gone > now()") == rules.Clock()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max(now(), created_at) > created_at",  # now() inside a function
+        "now() - days(price) < created_at",  # a duration only the item knows
+        "now() in (launch, created_at)",
+        "if(price > 3, now(), created_at) > launch",
+    ],
+)
+def test_a_now_the_analysis_cannot_follow_is_not_settled(catalogue, text):
+    assert not clock_of(text).settled
+
+
+def _clock_rules():
+    """Filters comparing item timestamps, constants and bound values with now() give or
+    take constant durations, combined with and, or and not."""
+    durations = st.tuples(
+        st.sampled_from(["days", "hours", "minutes"]), st.sampled_from(["1", "2.5", "7", "-3"])
+    ).map("{0[0]}({0[1]})".format)
+    base = st.sampled_from(
+        ["created_at", "available_until", "available_from", "launch", '"2025-06-03"', "$since"]
+    )
+    clock = st.one_of(
+        st.just("now()"),
+        st.tuples(st.sampled_from(["now() +", "now() -", "now() + days(1) -"]), durations).map(
+            " ".join
+        ),
+    )
+    other = st.one_of(base, st.tuples(base, st.sampled_from("+-"), durations).map(" ".join))
+    operators = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+    comparisons = st.one_of(
+        st.tuples(clock, operators, other).map(" ".join),
+        st.tuples(other, operators, clock).map(" ".join),
+    )
+    return st.recursive(
+        comparisons,
+        lambda inner: st.one_of(
+            st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
+                "({0[0]} {0[1]} {0[2]})".format
+            ),
+            inner.map("not ({})".format),
+        ),
+        max_leaves=4,
+    )
+
+
+@pytest.mark.fuzz
+@settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.one_of(_clock_rules(), _expressions().map(lambda generated: generated[1])))
+def test_no_verdict_changes_before_its_first_moment(catalogue, text):
+    """For generated filters: evaluated at later times before an item's first moment, the
+    verdict on the item is the one at the start (what lets a kept list trust it)."""
+    try:
+        rule = rules.parse(text, "filter", SCHEMA)
+        rules.to_sql(rule, now=NOW, **BINDINGS)
+        clock = rules.clock(rule, now=NOW, **BINDINGS)
+    except rules.RuleError:
+        return
+    if not clock.settled:
+        return
+    with transaction.atomic():
+        first = first_moments(clock, NOW)
+
+        def verdicts(at: datetime) -> dict[str, bool | None]:
+            sql, params = rules.to_sql(rule, now=at, **BINDINGS)
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT external_id, ({sql}) FROM recommender_item", params)
+                return dict(cursor.fetchall())
+
+        start = verdicts(NOW)
+        for fraction in (0.001, 0.5, 0.999):
+            at = {
+                item: NOW + (moment - NOW) * fraction if moment else NOW + timedelta(days=3650)
+                for item, moment in first.items()
+            }
+            for moment in set(at.values()):
+                later = verdicts(moment)
+                for item in (item for item, when in at.items() if when == moment):
+                    assert later[item] == start[item], (text, item, first[item], moment)
