@@ -814,16 +814,42 @@ def _features(item: ItemText, lang: str, title: str, brand: str) -> tuple[tuple[
     return tuple(_choose_features(item, lang, title, brand))
 
 
+_KEYWORDS = 12  # the description's keywords that weigh its clauses
+
+
+def _feature_texts(item: ItemText, lang: str, title: str, brand: str) -> tuple[str, str, str]:
+    """What choosing an item's feature phrases segments: its description (bounded), what its
+    title and brand already say, and the two together."""
+    description = _bounded(_text_in(item, lang, "description") or normalize(item.description))
+    said = f"{title} {brand} {normalize(item.title)}".lower()
+    return description, said, _joined([title, description])
+
+
+def prefetch(items: list[ItemText], lang: str, query: str | None = None) -> None:
+    """Read what the blurbs of ``items`` (and, with ``query``, their shared keywords) will
+    segment from the shared cache in one round trip (``segmentation.prefetch``)."""
+    lang = pick_language(lang)
+    wanted = []
+    for item in items:
+        try:
+            _, said, joined = _feature_texts(item, lang, *_blurb_subject(item, lang))
+            if query:
+                wanted.append((segmentation.TOKENS, _item_text(item).lower()))
+        except Exception:  # noqa: BLE001 - bad data: its own blurb fails, alone, when made
+            continue
+        wanted += [(segmentation.TOKENS, said), (segmentation.keywords_kind(_KEYWORDS), joined)]
+    segmentation.prefetch(wanted)
+
+
 def _choose_features(item: ItemText, lang: str, title: str, brand: str) -> list[tuple[int, str]]:
     """Candidate feature phrases, best first, as (position, phrase): short text attributes
     first, then the description's most informative clauses (those with the item's
     weightiest keywords that its title and brand do not already say). Every phrase is
     whole: a clause with 不/无/no/without keeps its negation or is not used."""
-    description = _bounded(_text_in(item, lang, "description") or normalize(item.description))
-    said = f"{title} {brand} {normalize(item.title)}".lower()
+    description, said, joined = _feature_texts(item, lang, title, brand)
     said_tokens = segmentation.item_tokens(said)
     weights = {}
-    for rank, word in enumerate(segmentation.item_keywords(_joined([title, description]), 12)):
+    for rank, word in enumerate(segmentation.item_keywords(joined, _KEYWORDS)):
         if word not in said_tokens and not (is_han(word) and word in said):
             weights[word] = 12 - rank
     scored = [
@@ -947,6 +973,15 @@ def _sentence(
     return _capitalised(text) + "."
 
 
+def _blurb_subject(item: ItemText, lang: str) -> tuple[str, str]:
+    """A blurb's title and brand (clipped) of ``item`` in ``lang`` (one of LANGUAGES)."""
+    title = display_title(item, lang)
+    brand = _attribute(item, "brand")
+    # Chinese copy gives Latin names (a brand, a film title) more letters than Chinese ones.
+    zh = lang == "zh"
+    return title, _clip(brand, 12 if zh and _HAN_CHAR.search(brand) else 20 if zh else 30)
+
+
 def blurb(item: ItemText, reason: Reason, lang: str) -> str:
     """One sentence about ``item`` for the list: its brand, price, one or two feature
     phrases from its attributes and description, and its reason.
@@ -959,10 +994,7 @@ def blurb(item: ItemText, reason: Reason, lang: str) -> str:
     _check_kind(reason.type)
     lang = pick_language(lang)
     zh = lang == "zh"
-    title = display_title(item, lang)
-    brand = _attribute(item, "brand")
-    # Chinese copy gives Latin names (a brand, a film title) more letters than Chinese ones.
-    brand = _clip(brand, 12 if zh and _HAN_CHAR.search(brand) else 20 if zh else 30)
+    title, brand = _blurb_subject(item, lang)
     price = _clip(_price(item), 16)
     ranked = list(_features(item, lang, title, brand))
     frame = int(_pick(tuple(str(i) for i in range(_FRAMES)), item, "frame"))

@@ -224,10 +224,11 @@ def _explain(results, chosen, request, anchors, closest, items, found, pool, vec
             strong.add((best, c.item_id))
     if strong:
         strength = replace(strength, faithful=_faithful(strong, request, found, pool, vectors))
-    for result, candidate in zip(results, chosen, strict=True):
+    texts = [explain_text(result.item) for result in results]
+    explain.prefetch(texts, request.lang, request.query)
+    for result, candidate, text in zip(results, chosen, texts, strict=True):
         with _explaining(result):
             found_evidence = _evidence(candidate, request, kinds, closest, anchor_items, strength)
-            text = explain_text(result.item)
             result.reason = explain.explain(text, found_evidence, request.lang)
             result.blurb = explain.blurb(text, result.reason, request.lang)
 
@@ -439,6 +440,7 @@ def similar_items(
     proofs = evidence.cooccurrence_proofs(
         [(item.pk, c.item_id) for c in ranked if "similar_item" not in c.sources]
     )
+    explain.prefetch([explain_text(items[c.item_id]) for c in ranked if c.item_id in items], lang)
     results = []
     for c in ranked:
         if c.item_id not in items:

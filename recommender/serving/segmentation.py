@@ -31,9 +31,12 @@ __all__ = [
     "DESCRIPTION_CHARS",
     "MAX_TAGS",
     "TEXT_CHARS",
+    "TOKENS",
     "item_keywords",
     "item_tokens",
+    "keywords_kind",
     "local_keys",
+    "prefetch",
     "shared_key",
 ]
 
@@ -57,12 +60,43 @@ _shared_retry_at = 0.0
 
 def item_tokens(text: str) -> frozenset[str]:
     """The distinct words of ``text`` (``textprep.segment``), cached."""
-    return _cached("tokens", text, lambda: frozenset(segment(text)))
+    return _cached(TOKENS, text, lambda: frozenset(segment(text)))
 
 
 def item_keywords(text: str, top_k: int) -> tuple[str, ...]:
     """The ``top_k`` TF-IDF keywords of ``text`` (``textprep.keywords``), cached."""
-    return _cached(f"keywords{top_k}", text, lambda: extract_keywords(text, top_k))
+    return _cached(keywords_kind(top_k), text, lambda: extract_keywords(text, top_k))
+
+
+# What ``prefetch`` is asked for: (kind, text), the kind of ``item_tokens`` or of
+# ``item_keywords`` with its ``top_k``.
+TOKENS = "tokens"
+
+
+def keywords_kind(top_k: int) -> str:
+    return f"keywords{top_k}"
+
+
+def prefetch(wanted) -> None:
+    """Bring the shared cache's segmentations of ``wanted`` ((kind, text) pairs) that this
+    process does not hold into its cache, in one round trip. A list's items are mostly new
+    to a process on a large catalogue: asked one by one, its blurbs read the shared cache
+    about twice an item, ~8 % of a live list's time at 100,000 items (cProfile of the
+    endpoint). What neither cache holds is segmented when first used, as before."""
+    missing: dict[str, tuple[str, str]] = {}
+    for kind, text in wanted:
+        digest = text_digest(text)
+        if _local.get((kind, digest)) is None:
+            missing[_shared_key(kind, digest)] = (kind, digest)
+    if not missing or not _shared_available():
+        return
+    try:
+        found = cache.get_many(list(missing))
+    except Exception:  # any failure of the cache: segment locally instead
+        _shared_failed()
+        return
+    for key, value in found.items():
+        _local.put(missing[key], value)
 
 
 def shared_key(kind: str, text: str) -> str:
