@@ -623,7 +623,10 @@ def test_a_run_that_makes_retrieval_worse_is_not_saved(space, tmp_path):
 
 @pytest.mark.django_db
 def test_a_collapsing_space_is_refused(space, catalogue):
-    _, error = run_refused(space, "--learning-rate", "0.05")
+    # 0.05 collapsed the space in most runs (mean cosine 0.934 -> 0.999), but one clean-clone
+    # run kept more than half the spread and was refused as "not better" instead; at 0.2 the
+    # cosine reaches 1.0000.
+    _, error = run_refused(space, "--learning-rate", "0.2")
     assert error.returncode == 3
     assert re.match(
         r"no new space: the space collapses: .* less than 50% of the base's spread kept", str(error)
